@@ -1,0 +1,305 @@
+"""Frozen specs: every computation in prunescope is a pure function of one of these.
+
+A spec is a frozen, slotted, keyword-only dataclass of scalars, ``Literal``s,
+tuples and nested specs. It validates itself in ``__post_init__`` and raises a
+:class:`SpecError` naming the field, the allowed values and the value received.
+Its cache key is the sha256 of canonical JSON of kind + schema version + every
+field, defaults included, so a changed default can never return a stale result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+from analysis.errors import SpecError
+
+#: Bump when the meaning of a stored result changes; every key changes with it.
+SCHEMA_VERSION = 1
+
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+ARCHS = ("mlp", "lenet", "vgg", "resnet20")
+
+
+# ---------------------------------------------------------------------------
+# validation helpers (scikit-learn's template: parameter, allowed, received)
+
+
+def check_int(owner: str, name: str, value: Any, lo: int | None = None, hi: int | None = None) -> None:
+    """Raise SpecError unless ``value`` is an int (not bool) in [lo, hi]."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
+    if not ok:
+        lo_s = "-inf" if lo is None else str(lo)
+        hi_s = "inf" if hi is None else str(hi)
+        raise SpecError(name, f"an int in the range [{lo_s}, {hi_s}]", value, owner=owner)
+
+
+def check_float(
+    owner: str,
+    name: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> None:
+    """Raise SpecError unless ``value`` is a finite real number in the given interval."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value < hi if hi_open else value <= hi
+    if not ok:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        raise SpecError(name, f"a float in the range {left}{lo_s}, {hi_s}{right}", value, owner=owner)
+
+
+def check_option(owner: str, name: str, value: Any, options: tuple) -> None:
+    """Raise SpecError unless ``value`` is one of ``options``."""
+    if value not in options:
+        listed = ", ".join(repr(o) for o in options)
+        raise SpecError(name, f"one of {{{listed}}}", value, owner=owner)
+
+
+def check_bool(owner: str, name: str, value: Any) -> None:
+    """Raise SpecError unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise SpecError(name, "a bool (true or false)", value, owner=owner)
+
+
+def check_literals(spec: Any) -> None:
+    """Check every ``Literal``-typed field of a spec against its allowed values."""
+    hints = typing.get_type_hints(type(spec))
+    for f in dataclasses.fields(spec):
+        hint = hints[f.name]
+        if get_origin(hint) is Literal:
+            check_option(type(spec).__name__, f.name, getattr(spec, f.name), get_args(hint))
+
+
+# ---------------------------------------------------------------------------
+# canonical form and keys
+
+
+def to_canonical(value: Any) -> Any:
+    """Turn a spec (or nested value) into plain JSON-able data, fields in order."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [to_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        # 1 and 1.0 must hash alike: a TOML file may say either.
+        return int(value) if abs(value) < 2**53 else value
+    return value
+
+
+def canonical_json(spec: Any) -> str:
+    """Canonical JSON of kind + schema version + every field of ``spec``."""
+    doc = {"kind": spec.kind, "schema": SCHEMA_VERSION, "spec": to_canonical(spec)}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def spec_key(spec: Any) -> str:
+    """The content key of a spec: sha256 hex of its canonical JSON (never ``hash()``)."""
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+
+
+def _coerce(owner: str, name: str, hint: Any, value: Any) -> Any:
+    """Convert a JSON/TOML value to the field's declared type, or raise SpecError."""
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise SpecError(name, f"a table of {hint.__name__} fields", value, owner=owner)
+        return from_dict(hint, value, prefix=f"{name}.")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise SpecError(name, "a list", value, owner=owner)
+        (elem, *_rest) = get_args(hint)
+        return tuple(_coerce(owner, f"{name}[{i}]", elem, v) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(owner, name, args[0], value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def from_dict(cls: type, data: dict, *, prefix: str = "") -> Any:
+    """Build spec ``cls`` from a dict; unknown keys and bad values raise SpecError."""
+    owner = cls.__name__
+    if not isinstance(data, dict):
+        raise SpecError(prefix.rstrip(".") or owner, "a table", data, owner=owner)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise SpecError(
+                f"{prefix}{key}", f"a known field, one of {{{', '.join(names)}}}", key, owner=owner
+            )
+        kwargs[key] = _coerce(owner, f"{prefix}{key}", hints[key], value)
+    try:
+        return cls(**kwargs)
+    except SpecError as err:
+        if prefix and not err.param.startswith(prefix):
+            raise SpecError(f"{prefix}{err.param}", err.allowed, err.received, owner=owner) from None
+        raise
+
+
+SPEC = dict(frozen=True, slots=True, kw_only=True)
+
+
+# ---------------------------------------------------------------------------
+# the specs of a training run
+
+
+@dataclass(**SPEC)
+class DataSpec:
+    """Which dataset, and how it is split.
+
+    ``train_size`` takes a seeded subset of the training split (``None``: all of
+    it); ``val_fraction`` of the training set is held out for validation, by
+    ``split_seed``. The test split is the dataset's own (digits: a seeded 20%).
+    """
+
+    name: Literal["digits", "fashion-mnist", "mnist", "cifar10"] = "digits"
+    train_size: int | None = None
+    val_fraction: float = 0.1
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+        if self.train_size is not None:
+            check_int("DataSpec", "train_size", self.train_size, lo=10)
+        check_float("DataSpec", "val_fraction", self.val_fraction, 0.0, 0.5)
+        check_int("DataSpec", "split_seed", self.split_seed, lo=0)
+
+
+@dataclass(**SPEC)
+class ModelSpec:
+    """Architecture: ``mlp`` uses width and depth, the conv nets use width_mult."""
+
+    arch: Literal["mlp", "lenet", "vgg", "resnet20"] = "mlp"
+    width: int = 512
+    depth: int = 2
+    width_mult: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+        check_int("ModelSpec", "width", self.width, lo=1, hi=16384)
+        check_int("ModelSpec", "depth", self.depth, lo=1, hi=16)
+        check_float("ModelSpec", "width_mult", self.width_mult, 0.0, 16.0, lo_open=True)
+
+
+@dataclass(**SPEC)
+class TrainSpec:
+    """How a network is trained.
+
+    ``objective='supcon'`` trains the features with the supervised contrastive
+    loss (Khosla et al. 2020) through a projection head of ``projection_dim``
+    on two augmented views, then fits a linear probe on the frozen features for
+    ``probe_epochs`` (its accuracy is the run's accuracy; k-NN accuracy is
+    reported beside it). Snapshots are kept at the end of every epoch and at
+    ``snapshot_steps`` (optimizer steps, for rewinding).
+    """
+
+    objective: Literal["ce", "supcon"] = "ce"
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 10
+    schedule: Literal["constant", "cosine", "step"] = "cosine"
+    augment: bool = False
+    snapshot_steps: tuple[int, ...] = ()
+    supcon_temperature: float = 0.1
+    projection_dim: int = 128
+    probe_epochs: int = 10
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+        check_float("TrainSpec", "lr", self.lr, 0.0, 10.0, lo_open=True)
+        check_float("TrainSpec", "momentum", self.momentum, 0.0, 1.0, hi_open=True)
+        check_float("TrainSpec", "weight_decay", self.weight_decay, 0.0, 1.0)
+        check_int("TrainSpec", "batch_size", self.batch_size, lo=2, hi=65536)
+        check_int("TrainSpec", "epochs", self.epochs, lo=0, hi=10000)
+        check_bool("TrainSpec", "augment", self.augment)
+        if not isinstance(self.snapshot_steps, tuple):
+            raise SpecError("snapshot_steps", "a list of ints", self.snapshot_steps, owner="TrainSpec")
+        for s in self.snapshot_steps:
+            check_int("TrainSpec", "snapshot_steps", s, lo=0)
+        if list(self.snapshot_steps) != sorted(set(self.snapshot_steps)):
+            raise SpecError(
+                "snapshot_steps", "a sorted list without repeats", self.snapshot_steps, owner="TrainSpec"
+            )
+        check_float("TrainSpec", "supcon_temperature", self.supcon_temperature, 0.0, 10.0, lo_open=True)
+        check_int("TrainSpec", "projection_dim", self.projection_dim, lo=2, hi=4096)
+        check_int("TrainSpec", "probe_epochs", self.probe_epochs, lo=1, hi=1000)
+
+
+@dataclass(**SPEC)
+class SparsitySpec:
+    """A sparsity method, its target sparsity, and its own options.
+
+    ``options`` is a sorted tuple of (name, value) pairs; the method's registry
+    entry declares the allowed names, types, ranges and defaults, and
+    :func:`analysis.sparsity.normalize` fills every default in, so the key of a
+    spec never depends on whether a default was written out.
+    """
+
+    method: str = "dense"
+    sparsity: float = 0.0
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        check_float("SparsitySpec", "sparsity", self.sparsity, 0.0, 1.0, hi_open=True)
+        from analysis.sparsity import validate  # late import: the registry imports specs
+
+        validate(self)
+
+    def opt(self, name: str) -> Any:
+        """The value of option ``name`` (defaults are always present)."""
+        for key, value in self.options:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+
+@dataclass(**SPEC)
+class RunSpec:
+    """One trained (and possibly pruned) network: a pure function of this spec."""
+
+    kind: ClassVar[str] = "run"
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    sparsity: SparsitySpec = field(default_factory=SparsitySpec)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("RunSpec", "seed", self.seed, lo=0, hi=2**31 - 1)
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def label(self) -> str:
+        """A short human name: method, sparsity, objective and seed."""
+        s = self.sparsity
+        pct = f"{100 * s.sparsity:g}%" if s.method != "dense" else ""
+        obj = " supcon" if self.train.objective == "supcon" else ""
+        return f"{s.method}{' ' + pct if pct else ''}{obj} s{self.seed}"

@@ -1,0 +1,445 @@
+"""The training loop: supervised cross-entropy or supervised contrastive, masks as callbacks.
+
+The loop stays small; behaviour is added as callbacks (open_lth's
+``standard_callbacks`` pattern): mask re-application, gradual-pruning schedules,
+snapshots for rewinding and for the trajectory plane, a divergence guard.
+Everything random is drawn from ``torch.Generator``s seeded from the run's seed
+through ``numpy.random.SeedSequence``, so a run is reproducible on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from analysis.data import Splits, augment
+from analysis.errors import TrainingDiverged
+from analysis.sparsity.base import Masks, apply_masks
+from analysis.specs import RunSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from analysis.api import Context
+
+#: Sub-seed purposes: one independent stream per use of randomness.
+PURPOSES = {"init": 0, "data": 1, "prune": 2, "augment": 3, "probe": 4, "score": 5, "head": 6}
+
+EVAL_BATCH = 2048
+
+
+def sub_seed(seed: int, purpose: str, *extra: int) -> int:
+    """A 63-bit seed for one purpose, derived from the run seed by SeedSequence."""
+    ss = np.random.SeedSequence([seed, PURPOSES[purpose], *extra])
+    return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64) @ [1 << 31, 1]) & ((1 << 63) - 1)
+
+
+def generator(seed: int, purpose: str, *extra: int) -> torch.Generator:
+    """A CPU generator seeded for one purpose."""
+    return torch.Generator().manual_seed(sub_seed(seed, purpose, *extra))
+
+
+def lr_factor(step: int, total: int, schedule: str) -> float:
+    """Learning-rate multiplier at ``step`` of ``total`` (constant, cosine to 0, or step decay)."""
+    if schedule == "constant" or total <= 0:
+        return 1.0
+    frac = min(step / total, 1.0)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+    return 0.1 ** ((frac >= 0.5) + (frac >= 0.75))  # "step": x0.1 at 50% and 75%
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = EVAL_BATCH) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode. x: (N, C, H, W), y: (N,)."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        logits = model(x[i : i + batch])
+        loss_sum += float(F.cross_entropy(logits, y[i : i + batch], reduction="sum"))
+        correct += int((logits.argmax(1) == y[i : i + batch]).sum())
+    model.train(was_training)
+    n = max(len(x), 1)
+    return loss_sum / n, correct / n
+
+
+@torch.no_grad()
+def features_of(model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
+    """Penultimate features in eval mode. x: (N, C, H, W) -> (N, D)."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model.features(x[i : i + batch]) for i in range(0, len(x), batch)])
+    model.train(was_training)
+    return out
+
+
+def knn_accuracy(
+    bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor, k: int = 20
+) -> float:
+    """Cosine k-NN accuracy (majority vote). bank: (M, D), query: (N, D)."""
+    bank = F.normalize(bank, dim=1)
+    query = F.normalize(query, dim=1)
+    correct = 0
+    n_classes = int(max(bank_y.max(), query_y.max())) + 1
+    for i in range(0, len(query), 1024):
+        sims = query[i : i + 1024] @ bank.T
+        idx = sims.topk(min(k, len(bank)), dim=1).indices
+        votes = F.one_hot(bank_y[idx], n_classes).sum(1)
+        correct += int((votes.argmax(1) == query_y[i : i + 1024]).sum())
+    return correct / max(len(query), 1)
+
+
+def supcon_loss(z: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss, L_out of Khosla et al. 2020 (eq. 2).
+
+    z: (2B, P) L2-normalised projections of two views; y: (2B,) labels. For each
+    anchor, the mean log-probability of its positives (same label, other sample)
+    under a softmax over all other samples at ``temperature``.
+    """
+    sim = z @ z.T / temperature
+    n = len(z)
+    self_mask = torch.eye(n, dtype=torch.bool)
+    sim = sim.masked_fill(self_mask, -1e9)
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    pos = (y[:, None] == y[None, :]) & ~self_mask
+    pos_count = pos.sum(1).clamp(min=1)
+    return -((log_prob * pos).sum(1) / pos_count).mean()
+
+
+# ---------------------------------------------------------------------------
+# the loop and its callbacks
+
+
+@dataclass
+class TrainState:
+    """What callbacks see and may change."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    total_steps: int
+    steps_per_epoch: int
+    masks: Masks = field(default_factory=dict)
+    step: int = 0
+    epoch: int = 0
+    loss: float = 0.0
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+
+class Callback:
+    """A hook into training; override what you need."""
+
+    def on_start(self, state: TrainState) -> None:
+        """Before the first step."""
+
+    def before_step(self, state: TrainState) -> None:
+        """After backward, before the optimizer step."""
+
+    def after_step(self, state: TrainState) -> None:
+        """After the optimizer step (``state.step`` already counts it)."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """After an epoch's last step."""
+
+
+class KeepMasks(Callback):
+    """Masks stay applied: gradients of pruned weights are zeroed before the step and the
+    weights re-zeroed after it, so neither momentum nor weight decay (SGD or Adam)
+    can regrow a pruned weight."""
+
+    def _params(self, state: TrainState) -> dict[str, torch.Tensor]:
+        return dict(state.model.named_parameters())
+
+    def on_start(self, state: TrainState) -> None:
+        apply_masks(state.model, state.masks)
+
+    def before_step(self, state: TrainState) -> None:
+        params = self._params(state)
+        for name, mask in state.masks.items():
+            grad = params[name].grad
+            if grad is not None:
+                grad.mul_(mask.to(grad.dtype))
+
+    def after_step(self, state: TrainState) -> None:
+        apply_masks(state.model, state.masks)
+
+
+class Snapshots(Callback):
+    """Keep copies of the weights at step 0, at every epoch end and at chosen steps."""
+
+    def __init__(self, steps: Sequence[int] = ()):
+        self.steps = set(steps)
+
+    def _take(self, state: TrainState) -> None:
+        state.snapshots[state.step] = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+
+    def on_start(self, state: TrainState) -> None:
+        self._take(state)
+
+    def after_step(self, state: TrainState) -> None:
+        if state.step in self.steps:
+            self._take(state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self._take(state)
+
+
+class DivergenceGuard(Callback):
+    """Stop with a clear message when the loss stops being finite."""
+
+    def before_step(self, state: TrainState) -> None:
+        if not math.isfinite(state.loss):
+            raise TrainingDiverged(
+                f"training diverged: loss is {state.loss} at step {state.step} (epoch {state.epoch}); "
+                "lower the learning rate or check the data"
+            )
+
+
+@dataclass
+class Fit:
+    """The outcome of one training phase."""
+
+    history: list[dict]
+    snapshots: dict[int, dict[str, torch.Tensor]]
+    masks: Masks
+    steps: int
+
+
+def make_optimizer(params: Any, spec: TrainSpec, lr: float) -> torch.optim.Optimizer:
+    """SGD (momentum) or Adam as the spec says; weight decay is L2 (coupled), as in open_lth."""
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=spec.weight_decay)
+
+
+def projection_head(dim_in: int, dim_out: int, gen: torch.Generator) -> nn.Module:
+    """SupCon's projection head: Linear-ReLU-Linear (Khosla et al. 2020), seeded init."""
+    head = nn.Sequential(nn.Linear(dim_in, dim_in), nn.ReLU(), nn.Linear(dim_in, dim_out))
+    with torch.no_grad():
+        for p in head.parameters():
+            bound = 1.0 / math.sqrt(p.shape[-1]) if p.dim() > 1 else 0.01
+            p.uniform_(-bound, bound, generator=gen)
+    return head
+
+
+def fit(
+    model: nn.Module,
+    data: Splits,
+    spec: TrainSpec,
+    *,
+    seed: int,
+    masks: Masks | None = None,
+    epochs: int | None = None,
+    lr_scale: float = 1.0,
+    callbacks: Sequence[Callback] = (),
+    progress: Callable[[str, float, float], None] | None = None,
+    label: str = "train",
+    data_seed: int | None = None,
+    start_step: int = 0,
+) -> Fit:
+    """Train ``model`` in place for ``epochs`` (default: the spec's) and return history and snapshots.
+
+    ``data_seed`` sets the data order (default: from ``seed``): the instability
+    test trains two copies from one point with different data orders.
+    ``start_step`` offsets step numbers (training resumed from a rewind point).
+    """
+    epochs = spec.epochs if epochs is None else epochs
+    n = len(data.train_x)
+    steps_per_epoch = max(1, n // spec.batch_size)  # drop the last partial batch (stable BN, stable steps)
+    total = steps_per_epoch * epochs
+    supcon = spec.objective == "supcon"
+    params = list(model.parameters())
+    head = None
+    if supcon:
+        head = projection_head(model.feature_dim, spec.projection_dim, generator(seed, "head"))
+        params += list(head.parameters())
+    base_lr = spec.lr * lr_scale
+    optimizer = make_optimizer(params, spec, base_lr)
+    state = TrainState(model, optimizer, total, steps_per_epoch, masks=dict(masks or {}))
+    cbs: list[Callback] = [DivergenceGuard(), KeepMasks(), *callbacks]
+    order_gen = torch.Generator().manual_seed(sub_seed(seed if data_seed is None else data_seed, "data"))
+    aug_gen = generator(seed if data_seed is None else data_seed, "augment")
+    progress = progress or (lambda *_: None)
+    model.train()
+    for cb in cbs:
+        cb.on_start(state)
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        state.epoch = epoch
+        perm = torch.randperm(n, generator=order_gen)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for b in range(steps_per_epoch):
+            idx = perm[b * spec.batch_size : (b + 1) * spec.batch_size]
+            x, y = data.train_x[idx], data.train_y[idx]
+            for group in optimizer.param_groups:
+                group["lr"] = base_lr * lr_factor(state.step, total, spec.schedule)
+            if supcon:
+                views = torch.cat([augment(x, data.info, aug_gen), augment(x, data.info, aug_gen)])
+                z = F.normalize(head(model.features(views)), dim=1)
+                loss = supcon_loss(z, torch.cat([y, y]), spec.supcon_temperature)
+            else:
+                if spec.augment:
+                    x = augment(x, data.info, aug_gen)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                correct += int((logits.argmax(1) == y).sum())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            state.loss = float(loss)
+            loss_sum += state.loss * len(y)
+            seen += len(y)
+            for cb in cbs:
+                cb.before_step(state)
+            optimizer.step()
+            state.step += 1
+            for cb in cbs:
+                cb.after_step(state)
+            if b % 20 == 0 or b == steps_per_epoch - 1:
+                progress(label, state.step, total)
+        record = {
+            "epoch": epoch + 1,
+            "step": state.step + start_step,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / max(seen, 1),
+            "seconds": time.perf_counter() - t0,
+        }
+        if supcon:
+            record["train_acc"] = None
+            record.update(_supcon_epoch_metrics(model, data))
+        else:
+            record["train_acc"] = correct / max(seen, 1)
+            record["val_loss"], record["val_acc"] = evaluate(model, data.val_x, data.val_y)
+            record["test_loss"], record["test_acc"] = evaluate(model, data.test_x, data.test_y)
+        state.history.append(record)
+        for cb in cbs:
+            cb.on_epoch_end(state)
+    if supcon:
+        fit_probe(model, data, spec, seed=seed, masks=state.masks)
+    if start_step:
+        state.snapshots = {s + start_step: v for s, v in state.snapshots.items()}
+    return Fit(history=state.history, snapshots=state.snapshots, masks=state.masks, steps=state.step)
+
+
+def _supcon_epoch_metrics(model: nn.Module, data: Splits, bank_size: int = 5000) -> dict:
+    """Per-epoch k-NN accuracy of a SupCon model's features (no classifier yet)."""
+    bank = features_of(model, data.train_x[:bank_size])
+    bank_y = data.train_y[:bank_size]
+    return {
+        "val_knn_acc": knn_accuracy(bank, bank_y, features_of(model, data.val_x), data.val_y),
+        "test_knn_acc": knn_accuracy(bank, bank_y, features_of(model, data.test_x), data.test_y),
+    }
+
+
+def fit_probe(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, masks: Masks) -> None:
+    """Fit ``model.head`` as a linear probe on frozen features (Khosla et al.'s evaluation).
+
+    The head's mask (if pruned) is kept applied, like every other layer's.
+    """
+    feats = features_of(model, data.train_x)
+    gen = generator(seed, "probe")
+    head: nn.Linear = model.head
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    head_mask = masks.get("head.weight")
+    n = len(feats)
+    steps = max(1, n // 256)
+    total = spec.probe_epochs * steps
+    for step in range(total):
+        if step % steps == 0:
+            perm = torch.randperm(n, generator=gen)
+        idx = perm[(step % steps) * 256 : (step % steps + 1) * 256]
+        for g in opt.param_groups:
+            g["lr"] = 1e-2 * lr_factor(step, total, "cosine")
+        loss = F.cross_entropy(head(feats[idx]), data.train_y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if head_mask is not None:
+            head.weight.grad.mul_(head_mask)
+        opt.step()
+        if head_mask is not None:
+            with torch.no_grad():
+                head.weight.mul_(head_mask)
+
+
+# ---------------------------------------------------------------------------
+# what a sparsity method works with
+
+
+@dataclass
+class MethodOutput:
+    """What a sparsity method hands back: final weights, masks, history, trajectory."""
+
+    state: dict[str, torch.Tensor]
+    masks: Masks
+    history: list[dict]
+    init_state: dict[str, torch.Tensor]
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """Everything a sparsity method needs to train the network of ``spec``."""
+
+    spec: RunSpec
+    data: Splits
+    api: Context
+
+    def build(self) -> nn.Module:
+        """The network at its seeded initialisation (the same for every method of one seed)."""
+        from analysis.models import build_for
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sub_seed(self.spec.seed, "init"))
+            model = build_for(self.spec.model, self.data.info)
+        return model
+
+    def generator(self, purpose: str, *extra: int) -> torch.Generator:
+        """A generator for one purpose of this run."""
+        return generator(self.spec.seed, purpose, *extra)
+
+    def progress(self, task: str, done: float, total: float) -> None:
+        """Forward progress to the caller's callback."""
+        self.api.progress(task, done, total)
+
+    def fit(self, model: nn.Module, masks: Masks | None = None, *, phase: str = "train", **kw: Any) -> Fit:
+        """Train with the run's spec and seed; snapshots at every epoch and at snapshot_steps."""
+        steps = kw.pop("snapshot_steps", self.spec.train.snapshot_steps)
+        callbacks = [Snapshots(steps), *kw.pop("callbacks", ())]
+        return fit(
+            model,
+            self.data,
+            self.spec.train,
+            seed=self.spec.seed,
+            masks=masks,
+            callbacks=callbacks,
+            progress=self.progress,
+            label=f"{self.spec.label}: {phase}",
+            **kw,
+        )
+
+    def dense_spec(self) -> RunSpec:
+        """The dense run with the same data, model, training and seed."""
+        from analysis.specs import SparsitySpec
+
+        return self.spec.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0))
+
+    def get(self, spec: RunSpec) -> Any:
+        """A run this one builds on (from the store, or trained once)."""
+        return self.api.get(spec)
+
+    def score_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed, seeded batch of ``n`` training samples for pruning-at-init scores."""
+        idx = torch.randperm(len(self.data.train_x), generator=self.generator("score"))[:n]
+        return self.data.train_x[idx], self.data.train_y[idx]
+
+
+def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of a model's state_dict."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
