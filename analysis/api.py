@@ -123,7 +123,9 @@ def get(
                 store.record_failure(spec, message + "\n" + traceback.format_exc(limit=4))
                 if isinstance(err, ComputeFailed):
                     raise
-                raise ComputeFailed(f"{getattr(spec, 'label', spec.kind)} failed: {message}") from err
+                raise ComputeFailed(
+                    f"{getattr(spec, 'label', spec.kind)} failed: {message}"
+                ) from err
             entry = store.commit(spec, files, seconds=time.perf_counter() - start, summary=summary)
             store.clear_failure(spec)
     return kind.load(spec, entry)

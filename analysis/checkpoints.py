@@ -14,7 +14,9 @@ from torch import nn
 from analysis.errors import CheckpointError
 
 
-def check_state(model: nn.Module, state: dict[str, torch.Tensor], *, what: str = "checkpoint") -> None:
+def check_state(
+    model: nn.Module, state: dict[str, torch.Tensor], *, what: str = "checkpoint"
+) -> None:
     """Raise CheckpointError unless ``state`` matches ``model``'s keys, shapes and dtypes."""
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{what} is not a mapping of names to tensors")
@@ -28,7 +30,9 @@ def check_state(model: nn.Module, state: dict[str, torch.Tensor], *, what: str =
     for key, ref in expected.items():
         got = state[key]
         if got.shape != ref.shape:
-            raise CheckpointError(f"{what}: {key} has shape {tuple(got.shape)}, expected {tuple(ref.shape)}")
+            raise CheckpointError(
+                f"{what}: {key} has shape {tuple(got.shape)}, expected {tuple(ref.shape)}"
+            )
         if got.dtype != ref.dtype:
             raise CheckpointError(f"{what}: {key} has dtype {got.dtype}, expected {ref.dtype}")
         if got.is_floating_point() and not bool(torch.isfinite(got).all()):
@@ -53,7 +57,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to parse means "not a checkpoint"
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(err).__name__}: {err})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -46,7 +46,9 @@ class TrainedRun:
     def state(self) -> dict[str, torch.Tensor]:
         """Final weights and buffers, checked against the architecture of the spec."""
         state = self.entry.read("model.safetensors")
-        check_state(self.skeleton(), state, what=f"checkpoint {self.entry.file('model.safetensors')}")
+        check_state(
+            self.skeleton(), state, what=f"checkpoint {self.entry.file('model.safetensors')}"
+        )
         return state
 
     @cached_property
@@ -90,7 +92,12 @@ class TrainedRun:
 
 def load_run(spec: RunSpec, entry: Entry) -> TrainedRun:
     """Loader of the ``run`` kind."""
-    return TrainedRun(spec=spec, entry=entry, metrics=entry.read("metrics.json"), history=entry.read("history.json"))
+    return TrainedRun(
+        spec=spec,
+        entry=entry,
+        metrics=entry.read("metrics.json"),
+        history=entry.read("history.json"),
+    )
 
 
 def flatten_snapshots(snapshots: dict[int, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -98,7 +105,9 @@ def flatten_snapshots(snapshots: dict[int, dict[str, torch.Tensor]]) -> dict[str
     return {f"{step:08d}/{k}": v for step, state in snapshots.items() for k, v in state.items()}
 
 
-def run_metrics(spec: RunSpec, model: nn.Module, masks: Masks, data: Splits, seconds: float) -> dict:
+def run_metrics(
+    spec: RunSpec, model: nn.Module, masks: Masks, data: Splits, seconds: float
+) -> dict:
     """Final metrics of a trained run (test/val loss and accuracy, sparsity, counts)."""
     test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
     val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
@@ -131,13 +140,25 @@ def run_metrics(spec: RunSpec, model: nn.Module, masks: Masks, data: Splits, sec
     }
     if spec.train.objective == "supcon":
         n_bank = min(len(data.train_x), 10000)
-        idx = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(sub_seed(spec.seed, "probe", 1)))[:n_bank]
+        idx = torch.randperm(
+            len(data.train_x),
+            generator=torch.Generator().manual_seed(sub_seed(spec.seed, "probe", 1)),
+        )[:n_bank]
         bank = features_of(model, data.train_x[idx])
-        metrics["test_knn_acc"] = knn_accuracy(bank, data.train_y[idx], features_of(model, data.test_x), data.test_y)
+        metrics["test_knn_acc"] = knn_accuracy(
+            bank, data.train_y[idx], features_of(model, data.test_x), data.test_y
+        )
     return metrics
 
 
-SUMMARY_FIELDS = ("method", "requested_sparsity", "achieved_sparsity", "test_acc", "test_loss", "nonzero_params")
+SUMMARY_FIELDS = (
+    "method",
+    "requested_sparsity",
+    "achieved_sparsity",
+    "test_acc",
+    "test_loss",
+    "nonzero_params",
+)
 
 
 @register("run", load=load_run)

@@ -31,7 +31,9 @@ ARCHS = ("mlp", "lenet", "vgg", "resnet20")
 # validation helpers (scikit-learn's template: parameter, allowed, received)
 
 
-def check_int(owner: str, name: str, value: Any, lo: int | None = None, hi: int | None = None) -> None:
+def check_int(
+    owner: str, name: str, value: Any, lo: int | None = None, hi: int | None = None
+) -> None:
     """Raise SpecError unless ``value`` is an int (not bool) in [lo, hi]."""
     ok = isinstance(value, int) and not isinstance(value, bool)
     ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
@@ -62,7 +64,9 @@ def check_float(
         right = ")" if hi_open else "]"
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
-        raise SpecError(name, f"a float in the range {left}{lo_s}, {hi_s}{right}", value, owner=owner)
+        raise SpecError(
+            name, f"a float in the range {left}{lo_s}, {hi_s}{right}", value, owner=owner
+        )
 
 
 def check_option(owner: str, name: str, value: Any, options: tuple) -> None:
@@ -154,7 +158,9 @@ def from_dict(cls: type, data: dict, *, prefix: str = "") -> Any:
         return cls(**kwargs)
     except SpecError as err:
         if prefix and not err.param.startswith(prefix):
-            raise SpecError(f"{prefix}{err.param}", err.allowed, err.received, owner=owner) from None
+            raise SpecError(
+                f"{prefix}{err.param}", err.allowed, err.received, owner=owner
+            ) from None
         raise
 
 
@@ -238,14 +244,21 @@ class TrainSpec:
         check_int("TrainSpec", "epochs", self.epochs, lo=0, hi=10000)
         check_bool("TrainSpec", "augment", self.augment)
         if not isinstance(self.snapshot_steps, tuple):
-            raise SpecError("snapshot_steps", "a list of ints", self.snapshot_steps, owner="TrainSpec")
+            raise SpecError(
+                "snapshot_steps", "a list of ints", self.snapshot_steps, owner="TrainSpec"
+            )
         for s in self.snapshot_steps:
             check_int("TrainSpec", "snapshot_steps", s, lo=0)
         if list(self.snapshot_steps) != sorted(set(self.snapshot_steps)):
             raise SpecError(
-                "snapshot_steps", "a sorted list without repeats", self.snapshot_steps, owner="TrainSpec"
+                "snapshot_steps",
+                "a sorted list without repeats",
+                self.snapshot_steps,
+                owner="TrainSpec",
             )
-        check_float("TrainSpec", "supcon_temperature", self.supcon_temperature, 0.0, 10.0, lo_open=True)
+        check_float(
+            "TrainSpec", "supcon_temperature", self.supcon_temperature, 0.0, 10.0, lo_open=True
+        )
         check_int("TrainSpec", "projection_dim", self.projection_dim, lo=2, hi=4096)
         check_int("TrainSpec", "probe_epochs", self.probe_epochs, lo=1, hi=1000)
 

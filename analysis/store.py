@@ -124,7 +124,11 @@ def _versions() -> dict:
 
     from analysis import __version__
 
-    return {"prunescope": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {
+        "prunescope": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 @dataclass
@@ -238,10 +242,17 @@ class Store:
             with lock.acquire(timeout=self.lock_timeout):
                 yield
         except filelock.Timeout as err:
-            raise StoreError(f"timed out waiting for the lock of {spec.kind} {spec_key(spec)[:12]}") from err
+            raise StoreError(
+                f"timed out waiting for the lock of {spec.kind} {spec_key(spec)[:12]}"
+            ) from err
 
     def commit(
-        self, spec: Any, files: Mapping[str, Any], *, seconds: float = 0.0, summary: dict | None = None
+        self,
+        spec: Any,
+        files: Mapping[str, Any],
+        *,
+        seconds: float = 0.0,
+        summary: dict | None = None,
     ) -> Entry:
         """Write ``files`` as the entry of ``spec`` atomically and return it."""
         final = self.path(spec)

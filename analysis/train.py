@@ -37,7 +37,9 @@ EVAL_BATCH = 2048
 def sub_seed(seed: int, purpose: str, *extra: int) -> int:
     """A 63-bit seed for one purpose, derived from the run seed by SeedSequence."""
     ss = np.random.SeedSequence([seed, PURPOSES[purpose], *extra])
-    return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64) @ [1 << 31, 1]) & ((1 << 63) - 1)
+    return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64) @ [1 << 31, 1]) & (
+        (1 << 63) - 1
+    )
 
 
 def generator(seed: int, purpose: str, *extra: int) -> torch.Generator:
@@ -56,7 +58,9 @@ def lr_factor(step: int, total: int, schedule: str) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = EVAL_BATCH) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = EVAL_BATCH
+) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` in eval mode. x: (N, C, H, W), y: (N,)."""
     was_training = model.training
     model.eval()
@@ -81,7 +85,11 @@ def features_of(model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH) -> t
 
 
 def knn_accuracy(
-    bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor, k: int = 20
+    bank: torch.Tensor,
+    bank_y: torch.Tensor,
+    query: torch.Tensor,
+    query_y: torch.Tensor,
+    k: int = 20,
 ) -> float:
     """Cosine k-NN accuracy (majority vote). bank: (M, D), query: (N, D)."""
     bank = F.normalize(bank, dim=1)
@@ -178,7 +186,9 @@ class Snapshots(Callback):
         self.steps = set(steps)
 
     def _take(self, state: TrainState) -> None:
-        state.snapshots[state.step] = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+        state.snapshots[state.step] = {
+            k: v.detach().clone() for k, v in state.model.state_dict().items()
+        }
 
     def on_start(self, state: TrainState) -> None:
         self._take(state)
@@ -215,7 +225,9 @@ class Fit:
 def make_optimizer(params: Any, spec: TrainSpec, lr: float) -> torch.optim.Optimizer:
     """SGD (momentum) or Adam as the spec says; weight decay is L2 (coupled), as in open_lth."""
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay
+        )
     return torch.optim.Adam(params, lr=lr, weight_decay=spec.weight_decay)
 
 
@@ -248,11 +260,14 @@ def fit(
 
     ``data_seed`` sets the data order (default: from ``seed``): the instability
     test trains two copies from one point with different data orders.
-    ``start_step`` offsets step numbers (training resumed from a rewind point).
+    ``start_step`` offsets step numbers and the LR schedule (training resumed
+    from a rewind point continues the schedule from there).
     """
     epochs = spec.epochs if epochs is None else epochs
     n = len(data.train_x)
-    steps_per_epoch = max(1, n // spec.batch_size)  # drop the last partial batch (stable BN, stable steps)
+    steps_per_epoch = max(
+        1, n // spec.batch_size
+    )  # drop the last partial batch (stable BN, stable steps)
     total = steps_per_epoch * epochs
     supcon = spec.objective == "supcon"
     params = list(model.parameters())
@@ -264,7 +279,9 @@ def fit(
     optimizer = make_optimizer(params, spec, base_lr)
     state = TrainState(model, optimizer, total, steps_per_epoch, masks=dict(masks or {}))
     cbs: list[Callback] = [DivergenceGuard(), KeepMasks(), *callbacks]
-    order_gen = torch.Generator().manual_seed(sub_seed(seed if data_seed is None else data_seed, "data"))
+    order_gen = torch.Generator().manual_seed(
+        sub_seed(seed if data_seed is None else data_seed, "data")
+    )
     aug_gen = generator(seed if data_seed is None else data_seed, "augment")
     progress = progress or (lambda *_: None)
     model.train()
@@ -279,7 +296,9 @@ def fit(
             idx = perm[b * spec.batch_size : (b + 1) * spec.batch_size]
             x, y = data.train_x[idx], data.train_y[idx]
             for group in optimizer.param_groups:
-                group["lr"] = base_lr * lr_factor(state.step, total, spec.schedule)
+                group["lr"] = base_lr * lr_factor(
+                    state.step + start_step, total + start_step, spec.schedule
+                )
             if supcon:
                 views = torch.cat([augment(x, data.info, aug_gen), augment(x, data.info, aug_gen)])
                 z = F.normalize(head(model.features(views)), dim=1)
@@ -292,7 +311,7 @@ def fit(
                 correct += int((logits.argmax(1) == y).sum())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            state.loss = float(loss)
+            state.loss = float(loss.detach())
             loss_sum += state.loss * len(y)
             seen += len(y)
             for cb in cbs:
@@ -324,7 +343,9 @@ def fit(
         fit_probe(model, data, spec, seed=seed, masks=state.masks)
     if start_step:
         state.snapshots = {s + start_step: v for s, v in state.snapshots.items()}
-    return Fit(history=state.history, snapshots=state.snapshots, masks=state.masks, steps=state.step)
+    return Fit(
+        history=state.history, snapshots=state.snapshots, masks=state.masks, steps=state.step
+    )
 
 
 def _supcon_epoch_metrics(model: nn.Module, data: Splits, bank_size: int = 5000) -> dict:
@@ -408,7 +429,9 @@ class RunContext:
         """Forward progress to the caller's callback."""
         self.api.progress(task, done, total)
 
-    def fit(self, model: nn.Module, masks: Masks | None = None, *, phase: str = "train", **kw: Any) -> Fit:
+    def fit(
+        self, model: nn.Module, masks: Masks | None = None, *, phase: str = "train", **kw: Any
+    ) -> Fit:
         """Train with the run's spec and seed; snapshots at every epoch and at snapshot_steps."""
         steps = kw.pop("snapshot_steps", self.spec.train.snapshot_steps)
         callbacks = [Snapshots(steps), *kw.pop("callbacks", ())]

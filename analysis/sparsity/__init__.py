@@ -29,7 +29,17 @@ def _methods() -> dict[str, Method]:
     from analysis.sparsity.snip import SNIP
     from analysis.sparsity.synflow import SynFlow
 
-    methods = [Dense, Random, Magnitude, GradualMagnitude, Lottery, SNIP, GraSP, SynFlow, L1Structured]
+    methods = [
+        Dense,
+        Random,
+        Magnitude,
+        GradualMagnitude,
+        Lottery,
+        SNIP,
+        GraSP,
+        SynFlow,
+        L1Structured,
+    ]
     return {m.name: m() for m in methods}
 
 
@@ -47,7 +57,9 @@ def get_method(name: str) -> Method:
     """The method called ``name``; an unknown name lists the valid ones."""
     registry = methods()
     if name not in registry:
-        raise SpecError("method", f"one of {{{', '.join(map(repr, registry))}}}", name, owner="SparsitySpec")
+        raise SpecError(
+            "method", f"one of {{{', '.join(map(repr, registry))}}}", name, owner="SparsitySpec"
+        )
     return registry[name]
 
 
@@ -58,12 +70,16 @@ def validate(spec: SparsitySpec) -> None:
     if isinstance(given, dict):
         given = tuple(given.items())
     if not isinstance(given, tuple) or not all(isinstance(p, tuple) and len(p) == 2 for p in given):
-        raise SpecError("options", "a table of option = value", given, owner=f"method {spec.method!r}")
+        raise SpecError(
+            "options", "a table of option = value", given, owner=f"method {spec.method!r}"
+        )
     names = [p.name for p in method.params]
     values = {}
     for key, value in given:
         if key not in names:
-            allowed = f"one of {{{', '.join(map(repr, names))}}}" if names else "no options (it has none)"
+            allowed = (
+                f"one of {{{', '.join(map(repr, names))}}}" if names else "no options (it has none)"
+            )
             raise SpecError(key, allowed, key, owner=f"method {spec.method!r}")
         values[key] = value
     normalized = []
@@ -71,6 +87,7 @@ def validate(spec: SparsitySpec) -> None:
         value = param.check(values.get(param.name, param.default), owner=f"method {spec.method!r}")
         normalized.append((param.name, value))
     method.check_sparsity(spec.sparsity)
+    method.check_options(dict(normalized))
     object.__setattr__(spec, "options", tuple(sorted(normalized)))
 
 

@@ -66,6 +66,9 @@ class Method(ABC):
     def check_sparsity(self, sparsity: float) -> None:
         """Refuse a sparsity this method cannot mean (dense must be 0)."""
 
+    def check_options(self, options: dict) -> None:
+        """Check constraints between options (each is already valid alone)."""
+
     @abstractmethod
     def run(self, ctx: RunContext) -> MethodOutput:
         """Train (and prune) the network of ``ctx.spec``; return weights, masks and history."""
@@ -158,7 +161,9 @@ def masks_from_scores(
     return out
 
 
-def erk_densities(shapes: dict[str, torch.Size], density: float, *, power: float = 1.0) -> dict[str, float]:
+def erk_densities(
+    shapes: dict[str, torch.Size], density: float, *, power: float = 1.0
+) -> dict[str, float]:
     """Per-layer densities of the Erdős–Rényi-Kernel distribution (Evci et al. 2020, RigL).
 
     A layer's density is proportional to ``sum(shape) / prod(shape)`` (for conv:
@@ -198,4 +203,6 @@ def random_masks(
 def require_positive(method: str, sparsity: float) -> None:
     """Sparsity-reducing methods need a sparsity above 0."""
     if not sparsity > 0:
-        raise SpecError("sparsity", "a float in the range (0, 1)", sparsity, owner=f"method {method!r}")
+        raise SpecError(
+            "sparsity", "a float in the range (0, 1)", sparsity, owner=f"method {method!r}"
+        )

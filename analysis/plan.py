@@ -1,0 +1,165 @@
+"""What a study asks for: the specs of each part, computing them, and the JSON summary.
+
+A part (``runs``, and one per analysis) turns a study into the list of specs it
+needs and summarises the cached results into one section of ``prunescope show
+--json`` (schema: ``docs/summary.md``). Computing a study asks ``api.get`` for
+every spec in order; a failed job is recorded and reported, and the rest of the
+study goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from analysis import api
+from analysis.api import ComputeFailed, NotComputed, Progress, no_progress
+from analysis.errors import PrunescopeError
+from analysis.specs import spec_key
+from analysis.store import Store
+from analysis.study import StudySpec
+
+#: JSON summary schema version (docs/summary.md); bump on an incompatible change.
+SUMMARY_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Part:
+    """One computable part of a study."""
+
+    specs: Callable[[StudySpec], list[Any]]
+    summarize: Callable[[StudySpec, Store], Any]
+
+
+def _run_specs(study: StudySpec) -> list[Any]:
+    """Every training run of the study."""
+    return study.runs()
+
+
+RUN_FIELDS = (
+    "method",
+    "objective",
+    "seed",
+    "requested_sparsity",
+    "achieved_sparsity",
+    "sparsity_unit",
+    "test_acc",
+    "test_loss",
+    "val_acc",
+    "test_knn_acc",
+    "nonzero_params",
+    "total_params",
+    "prunable_params",
+    "kept_prunable_params",
+    "seconds",
+)
+
+
+def run_record(spec: Any, store: Store) -> dict:
+    """One record of the ``runs`` list: identity, status and (when cached) metrics."""
+    record = {
+        "label": spec.label,
+        "key": spec_key(spec),
+        "method": spec.sparsity.method,
+        "objective": spec.train.objective,
+        "seed": spec.seed,
+        "requested_sparsity": spec.sparsity.sparsity,
+        "options": dict(spec.sparsity.options),
+        "status": api.status(spec, store),
+    }
+    if record["status"] == "cached":
+        metrics = api.get(spec, store=store, compute=False).metrics
+        record.update({k: metrics.get(k) for k in RUN_FIELDS})
+        record["layer_sparsity"] = metrics.get("layer_sparsity", {})
+    elif record["status"] == "failed":
+        record["error"] = (store.failure(spec) or "").splitlines()[0]
+    return record
+
+
+def _summarize_runs(study: StudySpec, store: Store) -> list[dict]:
+    """The ``runs`` section: a record per run."""
+    return [run_record(spec, store) for spec in study.runs()]
+
+
+PARTS: dict[str, Part] = {"runs": Part(_run_specs, _summarize_runs)}
+
+
+@dataclass
+class Report:
+    """What a compute pass did."""
+
+    done: int = 0
+    cached: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def study_specs(study: StudySpec, only: str | None = None) -> list[Any]:
+    """Every spec of the study (or of one part), in dependency-friendly order."""
+    names = [only] if only else list(PARTS)
+    out = []
+    for name in names:
+        out.extend(PARTS[name].specs(study))
+    return out
+
+
+def compute_study(
+    study: StudySpec,
+    store: Store,
+    *,
+    only: str | None = None,
+    progress: Progress = no_progress,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> Report:
+    """Compute (or find cached) every spec of the study; failures are reported, not fatal."""
+    report = Report()
+    start = time.perf_counter()
+    specs = study_specs(study, only)
+    for i, spec in enumerate(specs, 1):
+        label = getattr(spec, "label", spec.kind)
+        progress("study", i - 1, len(specs))
+        if store.exists(spec):
+            report.cached += 1
+            continue
+        try:
+            api.get(spec, store=store, progress=progress)
+            report.done += 1
+            log(f"[{i}/{len(specs)}] {spec.kind} {label}: done")
+        except (ComputeFailed, NotComputed) as err:
+            report.failed.append((label, str(err)))
+            log(f"[{i}/{len(specs)}] {spec.kind} {label}: FAILED ({err})")
+        except PrunescopeError as err:
+            if "failed" not in str(err):
+                raise
+            report.failed.append((label, str(err)))
+    progress("study", len(specs), len(specs))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def summarize(study: StudySpec, store: Store) -> dict:
+    """The machine-readable summary of everything the study has computed."""
+    doc: dict = {
+        "schema": SUMMARY_SCHEMA,
+        "study": {
+            "name": study.name,
+            "description": study.description,
+            "dataset": study.data.name,
+            "arch": study.model.arch,
+            "seeds": list(study.seeds),
+            "objectives": list(study.objectives),
+            "cache_dir": str(store.root),
+        },
+    }
+    for name, part in PARTS.items():
+        doc[name] = part.summarize(study, store)
+    runs = doc["runs"]
+    doc["counts"] = {
+        "runs": len(runs),
+        "cached": sum(r["status"] == "cached" for r in runs),
+        "missing": sum(r["status"] == "missing" for r in runs),
+        "failed": sum(r["status"] == "failed" for r in runs),
+    }
+    return doc

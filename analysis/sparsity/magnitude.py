@@ -1,0 +1,63 @@
+"""``magnitude``: one-shot magnitude pruning of the trained dense network, then fine-tuning.
+
+Han et al. 2015 ("Learning both weights and connections"): train, remove the
+smallest-magnitude weights (globally across layers, or the same fraction in
+every layer), and fine-tune the survivors. The dense network is the study's own
+dense run of the same seed (fetched from the store, never trained twice).
+Fine-tuning restarts the spec's optimizer and schedule at ``finetune_lr_scale``
+times its learning rate for ``finetune_epochs``; Han et al. fine-tune with a
+reduced learning rate too.
+"""
+
+from __future__ import annotations
+
+from analysis.sparsity.base import Method, Param, apply_masks, masks_from_scores, require_positive
+from analysis.train import MethodOutput, RunContext, state_of
+
+
+class Magnitude(Method):
+    """One-shot global or layerwise magnitude pruning + fine-tuning."""
+
+    name = "magnitude"
+    params = (
+        Param(
+            "scope",
+            str,
+            "global",
+            "rank weights across all layers or within each",
+            options=("global", "layerwise"),
+        ),
+        Param("finetune_epochs", int, 3, "epochs of fine-tuning after pruning", lo=0, hi=10000),
+        Param(
+            "finetune_lr_scale",
+            float,
+            0.1,
+            "fine-tuning LR as a fraction of the spec's",
+            lo=1e-6,
+            hi=10.0,
+        ),
+    )
+
+    def check_sparsity(self, sparsity: float) -> None:
+        """Needs a sparsity above 0."""
+        require_positive(self.name, sparsity)
+
+    def run(self, ctx: RunContext) -> MethodOutput:
+        """Prune the dense run of this seed by |w| and fine-tune."""
+        s = ctx.spec.sparsity
+        dense = ctx.get(ctx.dense_spec())
+        model = ctx.build()
+        model.load_state_dict(dense.state)
+        params = dict(model.named_parameters())
+        scores = {n: params[n].detach().abs() for n in model.prunable_names()}
+        masks = masks_from_scores(scores, s.sparsity, scope=s.opt("scope"))
+        apply_masks(model, masks)
+        fit = ctx.fit(
+            model,
+            masks,
+            phase="fine-tune",
+            epochs=s.opt("finetune_epochs"),
+            lr_scale=s.opt("finetune_lr_scale"),
+        )
+        history = [dict(h, phase="fine-tune") for h in fit.history]
+        return MethodOutput(state_of(model), masks, history, dense.init_state, fit.snapshots)

@@ -1,0 +1,192 @@
+"""The ``prunescope`` command: compute, show, demo (and, from the dashboard, the web app).
+
+Every command accepts ``--cache-dir`` (default ``$PRUNESCOPE_CACHE`` or ``./cache``)
+and ``--data-root`` (default ``$PRUNESCOPE_DATA``). Errors the user can cause are
+printed as one line and exit with status 2; nothing already computed is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from analysis.errors import PrunescopeError
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES = REPO / "assets" / "studies"
+DEMO_STUDY = STUDIES / "demo.toml"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    """Options every command takes."""
+    p.add_argument("--cache-dir", help="result store (default: $PRUNESCOPE_CACHE or ./cache)")
+    p.add_argument("--data-root", help="folder holding datasets (default: $PRUNESCOPE_DATA)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``prunescope``."""
+    parser = argparse.ArgumentParser(
+        prog="prunescope", description="See what pruning does to a neural network."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "compute", help="train every run of a study (and its analyses), skipping what is cached"
+    )
+    p.add_argument("study", help="study TOML file")
+    p.add_argument("--only", choices=analysis_names(), help="compute only this part")
+    _common(p)
+    p = sub.add_parser("show", help="summarise what a study has computed")
+    p.add_argument("study", help="study TOML file")
+    p.add_argument(
+        "--json", action="store_true", help="machine-readable JSON (schema in docs/summary.md)"
+    )
+    _common(p)
+    p = sub.add_parser("demo", help="compute the demo study (Fashion-MNIST MLP; digits if missing)")
+    p.add_argument("--study", default=str(DEMO_STUDY), help=argparse.SUPPRESS)
+    _common(p)
+    return parser
+
+
+def analysis_names() -> list[str]:
+    """The parts ``--only`` accepts."""
+    from analysis.plan import PARTS
+
+    return list(PARTS)
+
+
+class Bars:
+    """A progress callback drawing one tqdm bar per task (quiet: draws nothing)."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet or not sys.stderr.isatty() and os.environ.get("CI") == "true"
+        self.bars: dict = {}
+
+    def __call__(self, task: str, done: float, total: float) -> None:
+        """Update (or open, or close) the bar of ``task``."""
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(task)
+        if bar is None:
+            bar = self.bars[task] = tqdm(
+                total=total or None, desc=task[:48], leave=False, dynamic_ncols=True
+            )
+        bar.n = done
+        bar.refresh()
+        if total and done >= total:
+            bar.close()
+            del self.bars[task]
+
+    def close(self) -> None:
+        """Close every open bar."""
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def _store(args: argparse.Namespace):
+    """The store chosen by --cache-dir / $PRUNESCOPE_CACHE."""
+    from analysis.store import Store, default_root
+
+    return Store(Path(args.cache_dir) if args.cache_dir else default_root())
+
+
+def _study(args: argparse.Namespace, path: str):
+    """Load the study, switching to its fallback dataset (and saying so) when needed."""
+    from analysis.study import load_study, with_available_data
+
+    study = load_study(path)
+    study, note = with_available_data(study, args.data_root)
+    if note:
+        print(f"note: {note.splitlines()[0]}", file=sys.stderr)
+    return study
+
+
+def cmd_compute(args: argparse.Namespace) -> int:
+    """Compute a study's runs and analyses; failed jobs are reported, the rest go on."""
+    from analysis.plan import compute_study
+
+    study = _study(args, args.study)
+    bars = Bars(args.quiet)
+    try:
+        report = compute_study(study, _store(args), only=args.only, progress=bars, log=print)
+    finally:
+        bars.close()
+    print(
+        f"{report.done} computed, {report.cached} cached, {len(report.failed)} failed ({report.seconds:.1f} s)"
+    )
+    for label, err in report.failed:
+        print(f"FAILED {label}: {err}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print the study summary (a table, or JSON with --json)."""
+    from analysis.plan import summarize
+
+    study = _study(args, args.study)
+    summary = summarize(study, _store(args))
+    if args.json:
+        print(json.dumps(summary, indent=1, allow_nan=False, default=_json_default))
+        return 0
+    print(
+        f"study {summary['study']['name']}: {summary['study']['dataset']} / {summary['study']['arch']}"
+    )
+    print(f"{'run':32s} {'sparsity':>9s} {'test acc':>9s} {'loss':>7s} {'nonzero':>9s}  status")
+    for r in summary["runs"]:
+        acc = f"{100 * r['test_acc']:.2f}%" if r.get("test_acc") is not None else "-"
+        loss = f"{r['test_loss']:.3f}" if r.get("test_loss") is not None else "-"
+        sp = (
+            f"{100 * r['achieved_sparsity']:.1f}%"
+            if r.get("achieved_sparsity") is not None
+            else "-"
+        )
+        nz = str(r.get("nonzero_params") or "-")
+        print(f"{r['label']:32s} {sp:>9s} {acc:>9s} {loss:>7s} {nz:>9s}  {r['status']}")
+    return 0
+
+
+def _json_default(value: object) -> object:
+    """JSON for numpy scalars and other simple objects."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Compute the demo study, then print its summary."""
+    args.only = None
+    print(f"prunescope demo: computing {Path(args.study).name} (cached results are reused)")
+    status = cmd_compute(args)
+    args.json = False
+    cmd_show(args)
+    return status
+
+
+COMMANDS = {"compute": cmd_compute, "show": cmd_show, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``prunescope`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.data_root:
+        os.environ["PRUNESCOPE_DATA"] = args.data_root
+    try:
+        return COMMANDS[args.command](args)
+    except PrunescopeError as err:
+        print(f"prunescope: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prunescope: interrupted; finished results are kept in the store", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
