@@ -1,0 +1,33 @@
+"""Shared fixtures: a temporary store, tiny specs, and quiet settings for every test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES = REPO / "assets" / "studies"
+
+os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh, empty result store."""
+    from analysis.store import Store
+
+    return Store(tmp_path / "cache")
+
+
+@pytest.fixture
+def tiny_run():
+    """A RunSpec that trains in well under a second (digits subset, small MLP)."""
+    from analysis.specs import DataSpec, ModelSpec, RunSpec, TrainSpec
+
+    return RunSpec(
+        data=DataSpec(name="digits", train_size=200),
+        model=ModelSpec(arch="mlp", width=16, depth=1),
+        train=TrainSpec(epochs=1, batch_size=50),
+    )

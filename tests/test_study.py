@@ -1,0 +1,97 @@
+"""Study files: the examples load, and every mistake names its field."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.errors import DataError, SpecError
+from analysis.study import load_study, parse_study, with_available_data
+from tests.conftest import STUDIES
+
+GOOD = """
+name = "t"
+seeds = [0, 1]
+[data]
+name = "digits"
+[model]
+arch = "mlp"
+width = 16
+[train]
+epochs = 1
+[[methods]]
+method = "dense"
+[[methods]]
+method = "lottery"
+sparsities = [0.5, 0.8]
+rounds = 2
+rewind_step = 7
+"""
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
+def test_example_studies_load(path):
+    study = load_study(path)
+    assert study.runs()
+    assert len(study.dense_runs()) == len(study.seeds) * len(study.objectives)
+
+
+def test_runs_expand_the_grid_and_share_rewind_snapshots():
+    study = parse_study(GOOD)
+    runs = study.runs()
+    assert len(runs) == 2 * (1 + 2)
+    assert all(r.train.snapshot_steps == (7,) for r in runs)  # dense keeps the rewind point
+    assert {r.sparsity.sparsity for r in runs} == {0.0, 0.5, 0.8}
+    assert dict(runs[1].sparsity.options)["rounds"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "fragment"),
+    [
+        (GOOD.replace("[train]\nepochs = 1", "[train]\nepoch = 1"), "train.epoch", "epochs"),
+        (GOOD.replace('name = "t"', 'name = "t"\nseed = [1]'), "seed", "seeds"),
+        (GOOD.replace('method = "lottery"', 'method = "lotery"'), "methods[1].method", "'lottery'"),
+        (GOOD.replace("[0.5, 0.8]", "[0.5, 1.5]"), "methods[1].sparsity", "[0, 1)"),
+        (GOOD.replace("rounds = 2", "rounds = 0"), "methods[1].rounds", "[1, 50]"),
+        (GOOD.replace("rounds = 2", "roundz = 2"), "methods[1].roundz", "'rounds'"),
+        (GOOD.replace('arch = "mlp"', 'arch = "mlpp"'), "model.arch", "'resnet20'"),
+        (GOOD.replace('name = "digits"', 'name = "imagenet"'), "data.name", "'cifar10'"),
+        (GOOD.replace("width = 16", 'width = "wide"'), "model.width", "int"),
+        (GOOD.replace("seeds = [0, 1]", "seeds = [0, 0]"), "seeds", "distinct"),
+        (GOOD.replace('name = "t"', 'name = "../../x"'), "name", "letters"),
+        (GOOD + "\n[analyses.telepathy]\nx = 1\n", "analyses", "sections"),
+        ("name = [", "file", "valid TOML"),
+        ('name = "t"', "methods", "non-empty"),
+    ],
+)
+def test_errors_name_the_field(text, field, fragment):
+    with pytest.raises(SpecError) as info:
+        parse_study(text)
+    message = str(info.value)
+    assert f"'{field}'" in message, message
+    assert fragment in message, message
+    assert "\n" not in message.strip() or field == "file"
+
+
+def test_huge_file_refused():
+    with pytest.raises(SpecError, match="KiB"):
+        parse_study("#" * 300_000)
+
+
+def test_fallback_dataset_is_said_plainly(monkeypatch):
+    import analysis.data as data
+
+    real_load = data.load
+
+    def fake_load(spec, root=None, **kw):
+        if spec.name == "fashion-mnist":
+            raise DataError("Fashion-MNIST not found; looked in: nowhere")
+        return real_load(spec, root, **kw)
+
+    monkeypatch.setattr(data, "load", fake_load)
+    study = load_study(STUDIES / "demo.toml")
+    resolved, note = with_available_data(study)
+    assert resolved.data.name == "digits"
+    assert "fashion-mnist is not available" in note and "digits" in note
+    nofallback = parse_study(GOOD.replace('name = "digits"', 'name = "fashion-mnist"'))
+    with pytest.raises(DataError):
+        with_available_data(nofallback)
