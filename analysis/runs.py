@@ -14,6 +14,7 @@ Files of a run entry:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +26,7 @@ from torch import nn
 from analysis.api import Context, register
 from analysis.checkpoints import check_state
 from analysis.data import Splits, load
+from analysis.errors import TrainingDiverged
 from analysis.sparsity import get_method
 from analysis.sparsity.base import Masks, count_kept, layer_sparsity, sparsity_of
 from analysis.specs import RunSpec
@@ -175,6 +177,8 @@ def compute_run(spec: RunSpec, ctx: Context) -> tuple[dict[str, Any], dict]:
         if mask.shape != weight.shape or bool((weight.detach()[~mask] != 0).any()):
             raise RuntimeError(f"{spec.sparsity.method}: mask of {name} not applied to its weight")
     metrics = run_metrics(spec, model.eval(), out.masks, data, time.perf_counter() - start)
+    if not math.isfinite(metrics["test_loss"]):  # the last step may blow up after the guard ran
+        raise TrainingDiverged(f"{spec.label}: the trained network gives a non-finite test loss")
     metrics["notes"] = out.notes
     files = {
         "model.safetensors": out.state,

@@ -255,20 +255,26 @@ def fit(
     label: str = "train",
     data_seed: int | None = None,
     start_step: int = 0,
+    max_steps: int | None = None,
 ) -> Fit:
     """Train ``model`` in place for ``epochs`` (default: the spec's) and return history and snapshots.
 
     ``data_seed`` sets the data order (default: from ``seed``): the instability
     test trains two copies from one point with different data orders.
-    ``start_step`` offsets step numbers and the LR schedule (training resumed
-    from a rewind point continues the schedule from there).
+    ``start_step`` is the global step training resumes from (a rewind point):
+    step numbers, snapshots and the LR schedule continue from there, and the
+    schedule ends at ``start_step + max_steps``. ``max_steps`` caps the steps
+    taken (default: ``epochs`` whole epochs).
     """
     epochs = spec.epochs if epochs is None else epochs
     n = len(data.train_x)
     steps_per_epoch = max(
         1, n // spec.batch_size
     )  # drop the last partial batch (stable BN, stable steps)
-    total = steps_per_epoch * epochs
+    total = (
+        steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+    )
+    end = start_step + total
     supcon = spec.objective == "supcon"
     params = list(model.parameters())
     head = None
@@ -277,7 +283,9 @@ def fit(
         params += list(head.parameters())
     base_lr = spec.lr * lr_scale
     optimizer = make_optimizer(params, spec, base_lr)
-    state = TrainState(model, optimizer, total, steps_per_epoch, masks=dict(masks or {}))
+    state = TrainState(
+        model, optimizer, end, steps_per_epoch, masks=dict(masks or {}), step=start_step
+    )
     cbs: list[Callback] = [DivergenceGuard(), KeepMasks(), *callbacks]
     order_gen = torch.Generator().manual_seed(
         sub_seed(seed if data_seed is None else data_seed, "data")
@@ -288,17 +296,15 @@ def fit(
     for cb in cbs:
         cb.on_start(state)
     t0 = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(math.ceil(total / steps_per_epoch)):
         state.epoch = epoch
         perm = torch.randperm(n, generator=order_gen)
         loss_sum, correct, seen = 0.0, 0, 0
-        for b in range(steps_per_epoch):
+        for b in range(min(steps_per_epoch, end - state.step)):
             idx = perm[b * spec.batch_size : (b + 1) * spec.batch_size]
             x, y = data.train_x[idx], data.train_y[idx]
             for group in optimizer.param_groups:
-                group["lr"] = base_lr * lr_factor(
-                    state.step + start_step, total + start_step, spec.schedule
-                )
+                group["lr"] = base_lr * lr_factor(state.step, end, spec.schedule)
             if supcon:
                 views = torch.cat([augment(x, data.info, aug_gen), augment(x, data.info, aug_gen)])
                 z = F.normalize(head(model.features(views)), dim=1)
@@ -320,11 +326,11 @@ def fit(
             state.step += 1
             for cb in cbs:
                 cb.after_step(state)
-            if b % 20 == 0 or b == steps_per_epoch - 1:
-                progress(label, state.step, total)
+            if b % 20 == 0 or state.step == end:
+                progress(label, state.step - start_step, total)
         record = {
             "epoch": epoch + 1,
-            "step": state.step + start_step,
+            "step": state.step,
             "lr": optimizer.param_groups[0]["lr"],
             "train_loss": loss_sum / max(seen, 1),
             "seconds": time.perf_counter() - t0,
@@ -341,8 +347,6 @@ def fit(
             cb.on_epoch_end(state)
     if supcon:
         fit_probe(model, data, spec, seed=seed, masks=state.masks)
-    if start_step:
-        state.snapshots = {s + start_step: v for s, v in state.snapshots.items()}
     return Fit(
         history=state.history, snapshots=state.snapshots, masks=state.masks, steps=state.step
     )

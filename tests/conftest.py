@@ -31,3 +31,15 @@ def tiny_run():
         model=ModelSpec(arch="mlp", width=16, depth=1),
         train=TrainSpec(epochs=1, batch_size=50),
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """One torch thread per test process: the tests' tensors are small, and on a shared
+    2-core machine two OpenMP threads per process oversubscribe the cores (10x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

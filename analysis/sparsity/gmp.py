@@ -19,10 +19,10 @@ from analysis.train import Callback, MethodOutput, RunContext, TrainState, state
 
 def cubic_sparsity(step: int, begin: int, end: int, final: float, initial: float = 0.0) -> float:
     """Zhu & Gupta's target sparsity at ``step`` (constant before ``begin`` and after ``end``)."""
+    if step >= end:  # first: with begin == end the (one-shot) prune must reach final
+        return final
     if step <= begin:
         return initial
-    if step >= end:
-        return final
     frac = (step - begin) / (end - begin)
     return final + (initial - final) * (1.0 - frac) ** 3
 

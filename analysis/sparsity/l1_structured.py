@@ -66,7 +66,7 @@ class L1Structured(Method):
     name = "l1-structured"
     unit = "channels"
     params = (
-        Param("finetune_epochs", int, 3, "epochs of fine-tuning after pruning", lo=0, hi=10000),
+        Param("finetune_epochs", int, 5, "epochs of fine-tuning after pruning", lo=0, hi=10000),
         Param(
             "finetune_lr_scale",
             float,

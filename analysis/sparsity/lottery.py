@@ -79,12 +79,12 @@ class Lottery(Method):
         model.load_state_dict(rewind_state)
         apply_masks(model, masks)
         start = state_of(model)
-        # After rewinding to step k, train the rest of the schedule: the whole epochs left,
-        # with the LR schedule continuing from step k (data order restarts from the seed).
-        remaining = ctx.spec.train.epochs - k // max(
-            1, len(ctx.data.train_x) // ctx.spec.train.batch_size
+        # After rewinding to step k, train the rest of the dense run's schedule: steps k..T,
+        # the LR schedule continuing from step k (the data order restarts from the seed).
+        total = max(1, len(ctx.data.train_x) // ctx.spec.train.batch_size) * ctx.spec.train.epochs
+        fit = ctx.fit(
+            model, masks, phase=f"round {rounds}", start_step=k, max_steps=max(total - k, 0)
         )
-        fit = ctx.fit(model, masks, phase=f"round {rounds}", start_step=k, epochs=max(remaining, 0))
         notes = {
             "round": rounds,
             "rewind_step": k,

@@ -1,0 +1,258 @@
+"""The dashboard, driven by streamlit's AppTest against a tiny pre-filled store.
+
+``analysis.api.get`` is patched so that any request to *compute* fails the test:
+proof that pages only read. Every page file in ``dashboard/app_pages/`` is opened,
+so a new page is covered with no new test code.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from analysis import api, plan  # noqa: E402
+from analysis.store import Store  # noqa: E402
+from analysis.study import load_study  # noqa: E402
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+PAGES = sorted(
+    p.relative_to(APP.parent).as_posix() for p in (APP.parent / "app_pages").glob("*.py")
+)
+TIMEOUT = 120  # seconds per script run: the first one imports torch on a busy machine
+
+SMALL_STUDY = """
+name = "small"
+description = "digits, a 16-wide MLP: dense and magnitude 50%, one seed"
+seeds = [0]
+[data]
+name = "digits"
+train_size = 300
+[model]
+arch = "mlp"
+width = 16
+depth = 1
+[train]
+epochs = 2
+batch_size = 50
+lr = 0.01
+[[methods]]
+method = "dense"
+[[methods]]
+method = "magnitude"
+sparsities = [0.5]
+finetune_epochs = 1
+"""
+
+#: The same study with one more method that is never computed.
+WITH_MISSING = SMALL_STUDY + '\n[[methods]]\nmethod = "random"\nsparsities = [0.5]\n'
+
+
+def prefill(root: Path) -> tuple[Path, Path]:
+    """Write the small study and compute it into ``root/cache``; return (study, cache)."""
+    study = root / "small.toml"
+    study.write_text(SMALL_STUDY)
+    cache = root / "cache"
+    report = plan.compute_study(load_study(study), Store(cache))
+    assert not report.failed, report.failed
+    return study, cache
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory) -> tuple[Path, Path]:
+    """The small study, trained once for the whole module."""
+    return prefill(tmp_path_factory.mktemp("dashboard"))
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make any compute request fail loudly; reading the store still works."""
+    real = api.get
+
+    def get(spec, *, store=None, progress=None, compute=True):
+        if compute:
+            raise AssertionError(f"a dashboard page asked to compute {spec.kind}")
+        return real(spec, store=store, progress=progress, compute=False)
+
+    monkeypatch.setattr(api, "get", get)
+
+
+@pytest.fixture
+def app(filled, read_only, monkeypatch):
+    """An AppTest of the dashboard on the pre-filled study, not yet run."""
+    study, cache = filled
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(study))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(cache))
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The plotly figures on the page, by element key."""
+    return {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def trace_names(figure: dict) -> list[str]:
+    """The names of a figure's traces."""
+    return [t.get("name") for t in figure["data"]]
+
+
+def test_pages_are_found():
+    assert "app_pages/overview.py" in PAGES and "app_pages/compute.py" in PAGES
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_read_only(app, page):
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+    assert app.title and app.sidebar.toggle(key="present") is not None
+
+
+def test_overview_shows_table_and_charts(app):
+    app.run()
+    assert not app.exception
+    (table,) = app.dataframe
+    frame = table.value
+    assert list(frame["Run"]) == ["dense s0", "magnitude 50% s0"]
+    assert set(frame["Status"]) == {"cached"}
+    assert frame.set_index("Run").loc["magnitude 50% s0", "Achieved sparsity (%)"] == pytest.approx(
+        50.0, abs=0.5
+    )
+    figures = charts(app)
+    assert set(figures) == {"accuracy", "curves", "layers"}
+    assert "magnitude" in trace_names(figures["accuracy"])
+    assert len(figures["curves"]["data"]) == 2
+    assert figures["layers"]["data"][0]["y"] == ["dense s0", "magnitude 50% s0"]
+    assert not app.warning  # nothing is missing
+
+
+def test_deselecting_a_method_changes_the_figures_and_the_url(app):
+    app.run()
+    app.sidebar.multiselect(key="filter_method").unselect("magnitude").run()
+    assert not app.exception
+    figures = charts(app)
+    assert "magnitude" not in trace_names(figures["accuracy"])
+    assert len(figures["curves"]["data"]) == 1
+    assert list(app.dataframe[0].value["Run"]) == ["dense s0"]
+    assert app.query_params.get("method") == "dense"
+
+
+def test_url_reopens_the_view(app):
+    app.query_params = {"method": "magnitude", "present": "1", "curve": "loss"}
+    app.run()
+    assert not app.exception
+    assert app.sidebar.multiselect(key="filter_method").value == ["magnitude"]
+    assert app.sidebar.toggle(key="present").value is True
+    assert app.radio(key="choice_curve").value == "loss"
+    figures = charts(app)
+    assert "loss" in figures["curves"]["layout"]["yaxis"]["title"]["text"].lower()
+    assert figures["accuracy"]["layout"]["font"]["size"] >= 18  # presentation theme
+
+
+def test_presentation_mode_enlarges_figures(app):
+    app.run()
+    small = charts(app)["accuracy"]["layout"]["font"]["size"]
+    app.sidebar.toggle(key="present").set_value(True).run()
+    assert charts(app)["accuracy"]["layout"]["font"]["size"] > small
+    assert app.query_params.get("present") == "1"
+
+
+def test_missing_results_say_what_and_point_to_compute(filled, read_only, monkeypatch, tmp_path):
+    _, cache = filled
+    study = tmp_path / "more.toml"
+    study.write_text(WITH_MISSING)
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(study))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(cache))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    (warning,) = at.warning
+    assert "1 missing" in warning.value and "random 50% s0" in warning.value
+    (link,) = at.get("page_link")
+    assert "compute" in link.proto.page.lower() and "Compute" in link.value
+    assert "random" not in trace_names(charts(at)["accuracy"])  # only computed runs are drawn
+    at.switch_page("app_pages/compute.py").run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["Result"]) == ["random 50% s0"]
+    assert at.button(key="start_runs").label.startswith("Compute 1")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name = 'bad'\n[train\nepochs = 2\n", "valid TOML"),
+        (SMALL_STUDY.replace("[0.5]", "[1.5]"), "[0, 1)"),
+        (SMALL_STUDY.replace('method = "magnitude"', 'method = "magnitud"'), "magnitud"),
+    ],
+)
+@pytest.mark.parametrize("page", PAGES)
+def test_malformed_study_is_an_error_message(
+    read_only, monkeypatch, tmp_path, text, fragment, page
+):
+    study = tmp_path / "broken.toml"
+    study.write_text(text)
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(study))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    messages = [e.value for e in at.error]
+    assert any(fragment in m and "\n" not in m for m in messages), messages
+
+
+def test_compute_button_runs_in_the_background(filled, read_only, monkeypatch, tmp_path):
+    """The button starts a thread; the page returns at once and shows the job's progress."""
+    _, cache = filled
+    study = tmp_path / "more.toml"
+    study.write_text(WITH_MISSING)
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(study))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(cache))
+    release, started = threading.Event(), threading.Event()
+
+    def fake_compute(study, store, *, only=None, progress, log):
+        progress("study", 0, 1)
+        progress("random 50% s0: train", 3, 12)
+        started.set()
+        assert release.wait(60), "the test never released the job"
+        log("[1/1] run random 50% s0: done")
+        progress("study", 1, 1)
+        return plan.Report(done=1)
+
+    monkeypatch.setattr(plan, "compute_study", fake_compute)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/compute.py").run()
+    at.button(key="start_runs").click().run()  # returns while the job still works
+    assert started.wait(30)
+    at.run()
+    assert not at.exception
+    bars = [p.text for p in at.get("progress")]
+    assert any("Study: 0 of 1" in t for t in bars) and any("train: 3 of 12" in t for t in bars)
+    assert at.button(key="start_runs").disabled  # one computation of a study at a time
+    release.set()
+    from dashboard import data
+
+    data.job_board().join(data._job_key(data.load()), timeout=30)
+    at.run()
+    assert not at.exception
+    assert any("1 computed" in s.value for s in at.success)
+
+
+def test_job_board_records_a_failure():
+    from dashboard.jobs import JobBoard
+
+    board = JobBoard()
+
+    def boom(progress, log):
+        progress("study", 0, 2)
+        raise RuntimeError("out of memory\nand more")
+
+    board.start("k", "runs", boom)
+    board.join("k", timeout=10)
+    job = board.get("k")
+    assert job.state == "failed" and job.error == "RuntimeError: out of memory"
+    assert not job.running and job.tasks == {"study": (0.0, 2.0)}

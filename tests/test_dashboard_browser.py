@@ -1,0 +1,157 @@
+"""The real dashboard in headless Chromium: `prunescope dashboard` serves, every page draws.
+
+Starts the console command on a free loopback port against a pre-filled store,
+opens each page, waits for its plotly charts, checks that no error or exception
+is shown, and saves a screenshot per page to ``tests/artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_dashboard_app import prefill
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: (screenshot name, URL path, plotly charts the page must draw)
+PAGES = [("overview", "/", 3), ("compute", "/compute", 0)]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(log: Path, proc: subprocess.Popen, timeout: float = 180) -> str:
+    """The URL the CLI printed, once the server answers its health check."""
+    deadline = time.monotonic() + timeout
+    url = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"prunescope dashboard exited with {proc.returncode}:\n{log.read_text()}")
+        found = re.search(r"at (http://127\.0\.0\.1:\d+)", log.read_text())
+        url = found.group(1) if found else None
+        if url:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.read().decode().strip() == "ok":
+                        return url
+            except OSError:
+                pass
+        time.sleep(0.5)
+    pytest.fail(f"the dashboard did not serve within {timeout:.0f} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`prunescope dashboard` on the pre-filled small study; stopped (with its server) after."""
+    root = tmp_path_factory.mktemp("browser")
+    study, cache = prefill(root)
+    log = root / "dashboard.log"
+    exe = Path(sys.executable).with_name("prunescope")
+    cmd = [str(exe), "dashboard", str(study), "--cache-dir", str(cache), "--port", str(free_port())]
+    with open(log, "wb") as out:
+        # A session of its own, so the CLI and the streamlit server it starts stop together.
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root
+        )
+    try:
+        yield wait_until_serving(log, proc)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, never a downloaded one) with a fresh temporary profile."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def settle(page, charts: int, timeout_ms: int = 120_000) -> None:
+    """Wait for the script run to finish and the page's charts to be drawn."""
+    page.wait_for_selector("[data-testid=stMain]", timeout=timeout_ms)
+    page.wait_for_selector("h1", timeout=timeout_ms)
+    if charts:
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
+            timeout=timeout_ms,
+        )
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms
+    )
+    page.wait_for_timeout(1000)  # let plotly finish its transitions before the screenshot
+
+
+@pytest.mark.parametrize(("name", "path", "charts"), PAGES)
+def test_page_renders_in_chromium(server, browser, name, path, charts):
+    context = browser.new_context(viewport={"width": 1440, "height": 2000})
+    page = context.new_page()
+    console_errors: list[str] = []
+    page.on("pageerror", lambda err: console_errors.append(str(err)))
+    try:
+        page.goto(server + path, wait_until="domcontentloaded")
+        settle(page, charts)
+        assert page.locator(".js-plotly-plot").count() == charts
+        assert page.locator("[data-testid=stException]").count() == 0
+        assert page.locator("[data-testid=stAlertContentError]").count() == 0
+        assert not console_errors, console_errors
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_url_state_survives_a_reload(server, browser):
+    """A URL with a selection and presentation mode reopens that view."""
+    context = browser.new_context(viewport={"width": 1440, "height": 2000})
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/?method=dense&present=1", wait_until="domcontentloaded")
+        settle(page, 3)
+        assert page.get_by_text("1 of 2 runs shown").count() == 1
+        assert page.locator("[data-testid=stSidebar] input[role=switch]").is_checked()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "overview-presentation.png"), full_page=True)
+    finally:
+        context.close()
