@@ -1,4 +1,4 @@
-"""The ``prunescope`` command: compute, show, demo (and, from the dashboard, the web app).
+"""The ``prunescope`` command: compute, show, demo and the web dashboard.
 
 Every command accepts ``--cache-dir`` (default ``$PRUNESCOPE_CACHE`` or ``./cache``)
 and ``--data-root`` (default ``$PRUNESCOPE_DATA``). Errors the user can cause are
@@ -11,6 +11,9 @@ import argparse
 import json
 import logging
 import os
+import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +22,29 @@ from analysis.errors import PrunescopeError
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "assets" / "studies"
 DEMO_STUDY = STUDIES / "demo.toml"
+APP = Path(__file__).resolve().with_name("app.py")
+
+#: Streamlit settings passed on every start, so they hold whatever the working
+#: directory (.streamlit/config.toml is read only from there; keep the two in step).
+STREAMLIT_FLAGS = {
+    "server.address": "127.0.0.1",
+    "server.headless": "true",
+    "server.enableCORS": "true",
+    "server.enableXsrfProtection": "true",
+    "server.maxUploadSize": "1",
+    "server.maxMessageSize": "50",
+    "server.fileWatcherType": "none",
+    "server.runOnSave": "false",
+    "browser.serverAddress": "127.0.0.1",
+    "browser.gatherUsageStats": "false",
+    "client.showErrorDetails": "none",
+    "client.toolbarMode": "viewer",
+    "runner.magicEnabled": "false",
+    "theme.base": "light",
+    "theme.primaryColor": "#0072B2",
+}
+#: Host headers the server accepts (protects the loopback server from DNS rebinding).
+ALLOWED_HOSTS = ("127.0.0.1", "localhost")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -46,8 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="machine-readable JSON (schema in docs/summary.md)"
     )
     _common(p)
-    p = sub.add_parser("demo", help="compute the demo study (Fashion-MNIST MLP; digits if missing)")
+    p = sub.add_parser(
+        "demo",
+        help="compute the demo study (Fashion-MNIST MLP; digits if missing), then open the dashboard",
+    )
     p.add_argument("--study", default=str(DEMO_STUDY), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-dashboard",
+        action="store_true",
+        help="only compute and print the summary (also when $CI is 'true' or output is not a terminal)",
+    )
+    p.add_argument("--port", type=int, default=8501, help="dashboard port (default: 8501)")
+    _common(p)
+    p = sub.add_parser("dashboard", help="open the web dashboard of a study (on 127.0.0.1)")
+    p.add_argument(
+        "study", nargs="?", default=str(DEMO_STUDY), help="study TOML file (default: the demo)"
+    )
+    p.add_argument(
+        "--port", type=int, default=8501, help="port (default: 8501; the next free one if taken)"
+    )
     _common(p)
     return parser
 
@@ -160,16 +203,81 @@ def _json_default(value: object) -> object:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Compute the demo study, then print its summary."""
+    """Compute the demo study, print its summary, then open the dashboard on it."""
     args.only = None
     print(f"prunescope demo: computing {Path(args.study).name} (cached results are reused)")
     status = cmd_compute(args)
     args.json = False
     cmd_show(args)
-    return status
+    if args.no_dashboard or os.environ.get("CI") == "true" or not sys.stdout.isatty():
+        return status
+    return cmd_dashboard(args) or status
 
 
-COMMANDS = {"compute": cmd_compute, "show": cmd_show, "demo": cmd_demo}
+def free_port(port: int, tries: int = 20) -> int:
+    """``port`` if nothing listens on 127.0.0.1 there, else the next free one."""
+    for candidate in range(port, port + tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As the server will: a port left in TIME_WAIT by a stopped dashboard is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise PrunescopeError(
+        f"ports {port}-{port + tries - 1} on 127.0.0.1 are all taken; pick --port"
+    )
+
+
+def streamlit_command(port: int) -> list[str]:
+    """``streamlit run dashboard/app.py`` bound to 127.0.0.1:``port`` with our settings."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    for name, value in STREAMLIT_FLAGS.items():
+        cmd += [f"--{name}", value]
+    for host in ALLOWED_HOSTS:
+        cmd += ["--server.allowedHosts", host]
+    return cmd
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard of a study on 127.0.0.1 until Ctrl+C."""
+    from analysis.store import default_root
+
+    study = Path(args.study).expanduser().resolve()
+    if not study.is_file():
+        raise PrunescopeError(f"no study file at {study}")
+    port = free_port(args.port)
+    if port != args.port:
+        print(f"note: port {args.port} is taken, using {port}", file=sys.stderr)
+    cache = Path(args.cache_dir) if args.cache_dir else default_root()
+    env = dict(os.environ, PRUNESCOPE_STUDY=str(study), PRUNESCOPE_CACHE=str(cache.resolve()))
+    if args.data_root:
+        env["PRUNESCOPE_DATA"] = str(Path(args.data_root).expanduser().resolve())
+    print(f"prunescope dashboard: {study.name} at http://127.0.0.1:{port}  (Ctrl+C stops it)")
+    sys.stdout.flush()
+    server = subprocess.Popen(streamlit_command(port), env=env)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated CLI stops its server
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        print("prunescope dashboard: stopped")
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop like Ctrl+C does."""
+    raise KeyboardInterrupt
+
+
+COMMANDS = {"compute": cmd_compute, "show": cmd_show, "demo": cmd_demo, "dashboard": cmd_dashboard}
 
 
 def main(argv: list[str] | None = None) -> int:
