@@ -83,7 +83,17 @@ def _summarize_runs(study: StudySpec, store: Store) -> list[dict]:
     return [run_record(spec, store) for spec in study.runs()]
 
 
-PARTS: dict[str, Part] = {"runs": Part(_run_specs, _summarize_runs)}
+def _parts() -> dict[str, Part]:
+    """Every part, in compute order (runs first: the analyses build on them)."""
+    from analysis.representations import representation_specs, summarize_representations
+
+    return {
+        "runs": Part(_run_specs, _summarize_runs),
+        "representations": Part(representation_specs, summarize_representations),
+    }
+
+
+PARTS: dict[str, Part] = _parts()
 
 
 @dataclass

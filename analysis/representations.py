@@ -1,0 +1,473 @@
+"""Learned representations: features, aligned UMAP embeddings, similarity, geometry, flips.
+
+Three kinds, each cached on its own so nothing is computed twice:
+
+- ``features``: a run's penultimate features (or any named layer's output) on a
+  fixed, seeded test subset, with logits, predictions and per-sample last-layer
+  geometry;
+- ``umap``: a UMAP embedding (umap-learn, seeded) of one run's features, with
+  its trustworthiness (scikit-learn);
+- ``representations``: the study-level view of one objective: every run's 2-D
+  and 3-D embedding Procrustes-aligned onto the dense seed-0 run's (scipy's
+  ``orthogonal_procrustes``: rotation/reflection plus one scale, so side-by-side
+  plots share a frame), linear CKA between every pair of runs, k-NN accuracy and
+  silhouette on the features, the last-layer geometry per class, flips against
+  the dense run of the same seed, and pruning-identified exemplars.
+
+Geometry follows Li et al. 2022 ("Understanding Robustness Lottery"): the class
+direction is the class's row of the last (linear) layer; per sample we report
+the angle between the feature and its true class direction, the feature's L2
+norm, and the logit margin (true-class logit minus the largest other logit).
+Pruning-identified exemplars follow Hooker et al. 2019 ("What Do Compressed
+Deep Neural Networks Forget?"): test samples whose modal prediction over seeds
+differs between the dense and the pruned population.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from analysis.api import Context, register
+from analysis.data import eval_subset, load
+from analysis.errors import SpecError
+from analysis.specs import SPEC, RunSpec, check_float, check_int, spec_key
+from analysis.store import Entry
+from analysis.study import ANALYSIS_SETTINGS, StudySpec
+
+PENULTIMATE = "penultimate"
+
+
+@dataclass(**SPEC)
+class RepresentationSettings:
+    """``[analyses.representations]`` of a study."""
+
+    subset_size: int = 1000
+    subset_seed: int = 0
+    layer: str = PENULTIMATE
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    umap_seed: int = 0
+    knn_k: int = 10
+
+    def __post_init__(self) -> None:
+        check_int("representations", "subset_size", self.subset_size, lo=20, hi=20000)
+        check_int("representations", "subset_seed", self.subset_seed, lo=0)
+        if not isinstance(self.layer, str) or not self.layer or len(self.layer) > 200:
+            raise SpecError(
+                "layer", "a module name or 'penultimate'", self.layer, owner="representations"
+            )
+        check_int("representations", "n_neighbors", self.n_neighbors, lo=2, hi=200)
+        check_float("representations", "min_dist", self.min_dist, 0.0, 1.0)
+        check_int("representations", "umap_seed", self.umap_seed, lo=0)
+        check_int("representations", "knn_k", self.knn_k, lo=1, hi=100)
+
+
+ANALYSIS_SETTINGS["representations"] = RepresentationSettings
+
+
+@dataclass(**SPEC)
+class FeaturesSpec:
+    """Features of one run on a fixed test subset."""
+
+    kind: ClassVar[str] = "features"
+    run: RunSpec = field(default_factory=RunSpec)
+    subset_size: int = 1000
+    subset_seed: int = 0
+    layer: str = PENULTIMATE
+
+    @property
+    def label(self) -> str:
+        """Human label."""
+        return f"features of {self.run.label}"
+
+
+@dataclass(**SPEC)
+class UmapSpec:
+    """A UMAP embedding of one run's features."""
+
+    kind: ClassVar[str] = "umap"
+    features: FeaturesSpec = field(default_factory=FeaturesSpec)
+    n_components: int = 2
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("UmapSpec", "n_components", self.n_components, lo=2, hi=3)
+
+    @property
+    def label(self) -> str:
+        """Human label."""
+        return f"UMAP {self.n_components}-D of {self.features.run.label}"
+
+
+@dataclass(**SPEC)
+class RepresentationsSpec:
+    """The aligned, study-level representation analysis of a set of runs."""
+
+    kind: ClassVar[str] = "representations"
+    runs: tuple[RunSpec, ...] = ()
+    settings: RepresentationSettings = field(default_factory=RepresentationSettings)
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise SpecError("runs", "at least one run", self.runs, owner="RepresentationsSpec")
+
+    @property
+    def label(self) -> str:
+        """Human label."""
+        return f"representations ({len(self.runs)} runs, {self.runs[0].train.objective})"
+
+
+# ---------------------------------------------------------------------------
+# features
+
+
+def module_names(model: nn.Module) -> list[str]:
+    """Names a user may pick as ``layer`` (plus 'penultimate')."""
+    return [PENULTIMATE] + [n for n, _ in model.named_modules() if n]
+
+
+def check_layer(model: nn.Module, layer: str) -> None:
+    """Raise SpecError listing the valid names unless ``layer`` names a module."""
+    names = module_names(model)
+    if layer not in names:
+        shown = ", ".join(map(repr, names[:40]))
+        raise SpecError("layer", f"one of {{{shown}}}", layer, owner="representations")
+
+
+@torch.no_grad()
+def layer_output(model: nn.Module, x: torch.Tensor, layer: str, batch: int = 1024) -> torch.Tensor:
+    """Output of module ``layer`` (flattened per sample) or the penultimate features. x: (N, C, H, W) -> (N, D)."""
+    model.eval()
+    if layer == PENULTIMATE:
+        return torch.cat([model.features(x[i : i + batch]) for i in range(0, len(x), batch)])
+    check_layer(model, layer)
+    captured: list[torch.Tensor] = []
+    handle = model.get_submodule(layer).register_forward_hook(
+        lambda _m, _i, out: captured.append(out.flatten(1))
+    )
+    try:
+        for i in range(0, len(x), batch):
+            model(x[i : i + batch])
+    finally:
+        handle.remove()
+    return torch.cat(captured)
+
+
+def geometry(
+    feats: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, head: nn.Linear
+) -> dict[str, np.ndarray]:
+    """Per-sample angle (degrees) to the true class direction, feature norm, logit margin.
+
+    feats: (N, D) penultimate features; logits: (N, K); labels: (N,).
+    """
+    directions = head.weight.detach()[
+        labels
+    ]  # (N, D): the class direction of each sample's true class
+    cos = torch.nn.functional.cosine_similarity(feats, directions, dim=1, eps=1e-12)
+    angle = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+    true = logits.gather(1, labels[:, None])[:, 0]
+    other = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
+    return {
+        "angle": angle.numpy().astype(np.float32),
+        "norm": feats.norm(dim=1).numpy().astype(np.float32),
+        "margin": (true - other).numpy().astype(np.float32),
+    }
+
+
+def load_entry(spec: Any, entry: Entry) -> Entry:
+    """Loader for kinds whose result is just their store entry."""
+    return entry
+
+
+@register("features", load=load_entry)
+def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
+    """Features, logits and geometry of a run on its fixed test subset."""
+    run = ctx.get(spec.run)
+    data = load(spec.run.data)
+    # subset_size is an upper bound: a small test set (digits: 359) is used whole.
+    idx = eval_subset(min(spec.subset_size, len(data.test_x)), len(data.test_x), spec.subset_seed)
+    x, y = data.test_x[idx], data.test_y[idx]
+    model = run.model()
+    check_layer(model, spec.layer)
+    with torch.no_grad():
+        logits = torch.cat([model(x[i : i + 1024]) for i in range(0, len(x), 1024)])
+        penult = layer_output(model, x, PENULTIMATE)
+    feats = penult if spec.layer == PENULTIMATE else layer_output(model, x, spec.layer)
+    arrays = {
+        "features": feats.numpy().astype(np.float32),
+        "logits": logits.numpy().astype(np.float32),
+        "preds": logits.argmax(1).numpy().astype(np.int64),
+        "labels": y.numpy().astype(np.int64),
+        "indices": idx.numpy().astype(np.int64),
+    }
+    arrays.update(geometry(penult, logits, y, model.head))
+    acc = float((arrays["preds"] == arrays["labels"]).mean())
+    return {"features.npz": arrays}, {"subset_acc": acc, "dim": int(feats.shape[1])}
+
+
+# ---------------------------------------------------------------------------
+# UMAP
+
+
+@register("umap", load=load_entry)
+def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
+    """A seeded UMAP embedding of one run's features, with its trustworthiness."""
+    import umap
+    from sklearn.manifold import trustworthiness
+
+    feats = ctx.get(spec.features).read("features.npz")["features"]
+    ctx.progress(spec.label, 0, 1)
+    reducer = umap.UMAP(
+        n_components=spec.n_components,
+        n_neighbors=min(spec.n_neighbors, len(feats) - 1),
+        min_dist=spec.min_dist,
+        random_state=spec.seed,
+    )
+    emb = reducer.fit_transform(feats).astype(np.float32)
+    trust = float(trustworthiness(feats, emb, n_neighbors=min(10, len(feats) // 2 - 1)))
+    ctx.progress(spec.label, 1, 1)
+    return {"embedding.npz": {"embedding": emb}}, {"trustworthiness": trust}
+
+
+# ---------------------------------------------------------------------------
+# study level
+
+
+def procrustes_align(emb: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Rotate/reflect and scale ``emb`` (N, k) onto ``reference`` (N, k) about its centroid."""
+    from scipy.linalg import orthogonal_procrustes
+
+    a = emb - emb.mean(0)
+    b = reference - reference.mean(0)
+    rotation, _ = orthogonal_procrustes(a, b)
+    aligned = a @ rotation
+    scale = np.linalg.norm(b) / max(np.linalg.norm(aligned), 1e-12)
+    return (aligned * scale + reference.mean(0)).astype(np.float32)
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al. 2019) between features x: (N, D1) and y: (N, D2)."""
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    num = np.linalg.norm(y.T @ x, "fro") ** 2
+    den = np.linalg.norm(x.T @ x, "fro") * np.linalg.norm(y.T @ y, "fro")
+    return float(num / den) if den > 0 else 0.0
+
+
+def knn_cv_accuracy(feats: np.ndarray, labels: np.ndarray, k: int, seed: int = 0) -> float:
+    """5-fold cross-validated k-NN accuracy on the features (scikit-learn)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    folds = min(5, int(np.bincount(labels).min()))
+    if folds < 2:
+        return float("nan")
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), feats, labels, cv=cv).mean())
+
+
+def modal(preds: np.ndarray) -> np.ndarray:
+    """Most frequent label per column of ``preds`` (S, N); ties go to the smallest label."""
+    n_classes = int(preds.max()) + 1
+    counts = np.stack([(preds == c).sum(0) for c in range(n_classes)])
+    return counts.argmax(0)
+
+
+def per_class(values: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float]:
+    """Mean of ``values`` (N,) per class."""
+    return [
+        float(values[labels == c].mean()) if (labels == c).any() else float("nan")
+        for c in range(n_classes)
+    ]
+
+
+def representation_runs(study: StudySpec, objective: str) -> list[RunSpec]:
+    """The runs of one objective, the dense seed-0-most run first (the alignment reference)."""
+    runs = [r for r in study.runs() if r.train.objective == objective]
+    runs.sort(key=lambda r: (r.sparsity.method != "dense", r.seed))
+    return runs
+
+
+def representation_specs(study: StudySpec) -> list[RepresentationsSpec]:
+    """One study-level representations spec per objective."""
+    settings = study.analysis("representations")
+    if settings.layer != PENULTIMATE:  # refuse a bad layer name before anything is computed
+        from analysis.data import dataset_info
+        from analysis.models import build_for
+
+        check_layer(build_for(study.model, dataset_info(study.data.name)), settings.layer)
+    return [
+        RepresentationsSpec(runs=tuple(representation_runs(study, o)), settings=settings)
+        for o in study.objectives
+    ]
+
+
+@register("representations", load=load_entry)
+def compute_representations(spec: RepresentationsSpec, ctx: Context) -> tuple[dict, dict]:
+    """Aligned embeddings and every number beside them, for all runs of one objective."""
+    s = spec.settings
+    feats, emb2, emb3, trust2, trust3 = [], [], [], [], []
+    for i, run in enumerate(spec.runs):
+        ctx.progress(spec.label, i, len(spec.runs))
+        fspec = FeaturesSpec(
+            run=run, subset_size=s.subset_size, subset_seed=s.subset_seed, layer=s.layer
+        )
+        feats.append(ctx.get(fspec).read("features.npz"))
+        for dims, embs, trusts in ((2, emb2, trust2), (3, emb3, trust3)):
+            uspec = UmapSpec(
+                features=fspec,
+                n_components=dims,
+                n_neighbors=s.n_neighbors,
+                min_dist=s.min_dist,
+                seed=s.umap_seed,
+            )
+            entry = ctx.get(uspec)
+            embs.append(entry.read("embedding.npz")["embedding"])
+            trusts.append(entry.summary["trustworthiness"])
+    ctx.progress(spec.label, len(spec.runs), len(spec.runs))
+    labels = feats[0]["labels"]
+    n_classes = int(labels.max()) + 1
+    aligned2 = np.stack([procrustes_align(e, emb2[0]) for e in emb2])
+    aligned3 = np.stack([procrustes_align(e, emb3[0]) for e in emb3])
+    preds = np.stack([f["preds"] for f in feats])
+    correct = preds == labels[None]
+    cka = np.array([[linear_cka(a["features"], b["features"]) for b in feats] for a in feats])
+    dense_of_seed = {r.seed: i for i, r in enumerate(spec.runs) if r.sparsity.method == "dense"}
+    runs_out = []
+    for i, (run, f) in enumerate(zip(spec.runs, feats, strict=True)):
+        ref = dense_of_seed.get(run.seed, 0)
+        lost = correct[ref] & ~correct[i]
+        gained = ~correct[ref] & correct[i]
+        class_acc = [float(correct[i][labels == c].mean()) for c in range(n_classes)]
+        dense_acc = [float(correct[ref][labels == c].mean()) for c in range(n_classes)]
+        runs_out.append(
+            {
+                "label": run.label,
+                "key": spec_key(run),
+                "method": run.sparsity.method,
+                "sparsity": run.sparsity.sparsity,
+                "seed": run.seed,
+                "objective": run.train.objective,
+                "subset_acc": float(correct[i].mean()),
+                "trustworthiness_2d": trust2[i],
+                "trustworthiness_3d": trust3[i],
+                "knn_acc": knn_cv_accuracy(f["features"], labels, s.knn_k),
+                "silhouette": _silhouette(f["features"], labels),
+                "geometry": {
+                    k: per_class(f[k], labels, n_classes) for k in ("angle", "norm", "margin")
+                },
+                "geometry_mean": {k: float(np.mean(f[k])) for k in ("angle", "norm", "margin")},
+                "class_acc": class_acc,
+                "class_acc_delta": [a - b for a, b in zip(class_acc, dense_acc, strict=True)],
+                "flips_vs": spec.runs[ref].label,
+                "flips_lost": int(lost.sum()),
+                "flips_gained": int(gained.sum()),
+                "flips_lost_per_class": np.bincount(labels[lost], minlength=n_classes).tolist(),
+                "flips_gained_per_class": np.bincount(labels[gained], minlength=n_classes).tolist(),
+            }
+        )
+    pies = _pies(spec.runs, preds)
+    data = load(spec.runs[0].data)
+    images = (
+        (data.test_x[torch.as_tensor(feats[0]["indices"])] * 255).round().to(torch.uint8).numpy()
+    )
+    arrays = {
+        "embedding_2d": aligned2,
+        "embedding_3d": aligned3,
+        "preds": preds,
+        "labels": labels,
+        "indices": feats[0]["indices"],
+        "images": images,
+        "angle": np.stack([f["angle"] for f in feats]),
+        "norm": np.stack([f["norm"] for f in feats]),
+        "margin": np.stack([f["margin"] for f in feats]),
+        "cka": cka.astype(np.float32),
+    }
+    doc = {
+        "runs": runs_out,
+        "labels_of_runs": [r.label for r in spec.runs],
+        "cka": cka.tolist(),
+        "pies": {k: v.tolist() for k, v in pies.items()},
+        "pie_counts": {k: int(len(v)) for k, v in pies.items()},
+        "classes": list(data.info.classes),
+        "reference": spec.runs[0].label,
+        "settings": {
+            "subset_size": s.subset_size,
+            "layer": s.layer,
+            "n_neighbors": s.n_neighbors,
+            "min_dist": s.min_dist,
+        },
+    }
+    return {"embeddings.npz": arrays, "summary.json": doc}, {"runs": len(spec.runs)}
+
+
+def _silhouette(feats: np.ndarray, labels: np.ndarray) -> float:
+    """Silhouette score of the features by class (NaN when undefined)."""
+    from sklearn.metrics import silhouette_score
+
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(silhouette_score(feats, labels))
+
+
+def _pies(runs: tuple[RunSpec, ...], preds: np.ndarray) -> dict[str, np.ndarray]:
+    """Pruning-identified exemplars per (method, sparsity) with at least 2 seeds (subset positions)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(runs):
+        groups.setdefault((r.sparsity.method, r.sparsity.sparsity), []).append(i)
+    dense = groups.get(("dense", 0.0), [])
+    out = {}
+    if len(dense) < 2:
+        return out
+    dense_modal = modal(preds[dense])
+    for (method, sparsity), members in groups.items():
+        if method == "dense" or len(members) < 2:
+            continue
+        out[f"{method} {100 * sparsity:g}%"] = np.flatnonzero(modal(preds[members]) != dense_modal)
+    return out
+
+
+def summarize_representations(study: StudySpec, store: Any) -> list[dict]:
+    """The ``representations`` section of ``show --json`` (one entry per objective)."""
+    from analysis import api
+
+    out = []
+    for spec in representation_specs(study):
+        status = api.status(spec, store)
+        item: dict = {
+            "objective": spec.runs[0].train.objective,
+            "status": status,
+            "key": spec_key(spec),
+        }
+        if status == "cached":
+            doc = api.get(spec, store=store, compute=False).read("summary.json")
+            keep = (
+                "label",
+                "method",
+                "sparsity",
+                "seed",
+                "trustworthiness_2d",
+                "trustworthiness_3d",
+                "knn_acc",
+                "silhouette",
+                "geometry_mean",
+                "flips_lost",
+                "flips_gained",
+                "flips_lost_per_class",
+                "class_acc_delta",
+            )
+            item.update(
+                runs=[{k: r[k] for k in keep} for r in doc["runs"]],
+                cka={"labels": doc["labels_of_runs"], "matrix": doc["cka"]},
+                pie_counts=doc["pie_counts"],
+                reference=doc["reference"],
+            )
+        out.append(item)
+    return out
