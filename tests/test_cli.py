@@ -50,10 +50,10 @@ def run_cli(*args: str) -> int:
 
 def test_compute_then_show_json(study, tmp_path, capsys):
     cache = str(tmp_path / "cache")
-    assert run_cli("compute", str(study), "--cache-dir", cache, "-q") == 0
+    assert run_cli("compute", str(study), "--only", "runs", "--cache-dir", cache, "-q") == 0
     out = capsys.readouterr().out
     assert "2 computed, 0 cached, 0 failed" in out
-    assert run_cli("compute", str(study), "--cache-dir", cache, "-q") == 0
+    assert run_cli("compute", str(study), "--only", "runs", "--cache-dir", cache, "-q") == 0
     assert "0 computed, 2 cached" in capsys.readouterr().out
     assert run_cli("show", str(study), "--cache-dir", cache, "--json") == 0
     doc = json.loads(capsys.readouterr().out)
@@ -85,7 +85,7 @@ def test_show_before_compute_lists_missing(study, tmp_path, capsys):
 
 def test_cache_dir_from_environment(study, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PRUNESCOPE_CACHE", str(tmp_path / "envcache"))
-    assert run_cli("compute", str(study), "-q") == 0
+    assert run_cli("compute", str(study), "--only", "runs", "-q") == 0
     assert (tmp_path / "envcache" / "run").is_dir()
 
 
@@ -107,12 +107,12 @@ def test_bad_study_is_one_line_error(study, tmp_path, capsys, edit, fragment):
 
 def test_truncated_checkpoint_is_recomputed_not_served(study, tmp_path, capsys):
     cache = tmp_path / "cache"
-    assert run_cli("compute", str(study), "--cache-dir", str(cache), "-q") == 0
+    assert run_cli("compute", str(study), "--only", "runs", "--cache-dir", str(cache), "-q") == 0
     ckpts = sorted(cache.glob("run/*/*/model.safetensors"))
     assert len(ckpts) == 2
     ckpts[0].write_bytes(ckpts[0].read_bytes()[:100])
     capsys.readouterr()
-    assert run_cli("compute", str(study), "--cache-dir", str(cache), "-q") == 0
+    assert run_cli("compute", str(study), "--only", "runs", "--cache-dir", str(cache), "-q") == 0
     out = capsys.readouterr().out
     assert "1 computed, 1 cached" in out  # the other run is kept, not retrained
     assert run_cli("show", str(study), "--cache-dir", str(cache), "--json") == 0
@@ -151,7 +151,16 @@ def test_console_script_demo_fallback(tmp_path):
     study.write_text(SMALL.format(epochs=3))
     exe = Path(sys.executable).with_name("prunescope")
     done = subprocess.run(
-        [str(exe), "demo", "--study", str(study), "--cache-dir", str(tmp_path / "c"), "-q"],
+        [
+            str(exe),
+            "demo",
+            "--no-dashboard",
+            "--study",
+            str(study),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "-q",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

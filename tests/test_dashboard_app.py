@@ -256,3 +256,93 @@ def test_job_board_records_a_failure():
     job = board.get("k")
     assert job.state == "failed" and job.error == "RuntimeError: out of memory"
     assert not job.running and job.tasks == {"study": (0.0, 2.0)}
+
+
+def test_dataset_fallback_is_said_plainly(read_only, monkeypatch, tmp_path):
+    from analysis import data as datasets
+    from analysis.errors import DataError
+
+    real_load = datasets.load
+
+    def load(spec, root=None):
+        if spec.name != "digits":
+            raise DataError(f"{spec.name} is not installed here")
+        return real_load(spec, root)
+
+    monkeypatch.setattr(datasets, "load", load)
+    study = tmp_path / "fallback.toml"
+    study.write_text(
+        SMALL_STUDY.replace('name = "digits"', 'name = "fashion-mnist"\nfallback = "digits"')
+    )
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(study))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    (note,) = at.sidebar.info
+    assert "fashion-mnist is not available" in note.value and "digits" in note.value
+    assert any("digits" in c.value for c in at.sidebar.caption)
+
+
+class FakeServer:
+    """Stands in for the streamlit subprocess: records how it was started."""
+
+    started: list[tuple[list[str], dict]] = []
+
+    def __init__(self, cmd, env=None, **_):
+        FakeServer.started.append((cmd, env))
+
+    def wait(self, timeout=None):
+        return 0
+
+
+def test_dashboard_command_serves_on_loopback_only(filled, monkeypatch, capsys):
+    from dashboard import cli
+
+    study, cache = filled
+    FakeServer.started.clear()
+    monkeypatch.setattr(cli.subprocess, "Popen", FakeServer)
+    assert cli.main(["dashboard", str(study), "--cache-dir", str(cache), "--port", "8765"]) == 0
+    ((cmd, env),) = FakeServer.started
+    flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))  # after the script: --name value
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    assert flags["--server.address"] == "127.0.0.1"
+    assert flags["--server.enableXsrfProtection"] == "true"
+    assert flags["--browser.gatherUsageStats"] == "false"
+    assert flags["--client.showErrorDetails"] == "none"
+    assert flags["--server.maxUploadSize"] == "1"
+    assert cmd.count("--server.allowedHosts") == 2
+    assert env["PRUNESCOPE_STUDY"] == str(study) and env["PRUNESCOPE_CACHE"] == str(cache)
+    port = int(flags["--server.port"])
+    assert f"http://127.0.0.1:{port}" in capsys.readouterr().out
+
+
+def test_dashboard_command_rejects_a_missing_study(tmp_path, capsys):
+    from dashboard import cli
+
+    assert cli.main(["dashboard", str(tmp_path / "nope.toml")]) == 2
+    assert "no study file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "ci", "tty", "opens"),
+    [
+        ([], None, True, True),
+        (["--no-dashboard"], None, True, False),
+        ([], "true", True, False),
+        ([], None, False, False),
+    ],
+)
+def test_demo_opens_the_dashboard_only_when_asked(monkeypatch, argv, ci, tty, opens):
+    from dashboard import cli
+
+    opened = []
+    monkeypatch.setattr(cli, "cmd_compute", lambda args: 0)
+    monkeypatch.setattr(cli, "cmd_show", lambda args: 0)
+    monkeypatch.setattr(cli, "cmd_dashboard", lambda args: opened.append(args.study) or 0)
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: tty)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    assert cli.main(["demo", *argv]) == 0
+    assert bool(opened) is opens

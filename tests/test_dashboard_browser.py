@@ -86,7 +86,7 @@ def server(tmp_path_factory):
             cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root
         )
     try:
-        yield wait_until_serving(log, proc)
+        yield wait_until_serving(log, proc), study
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -125,12 +125,13 @@ def settle(page, charts: int, timeout_ms: int = 120_000) -> None:
 
 @pytest.mark.parametrize(("name", "path", "charts"), PAGES)
 def test_page_renders_in_chromium(server, browser, name, path, charts):
+    url, _ = server
     context = browser.new_context(viewport={"width": 1440, "height": 2000})
     page = context.new_page()
     console_errors: list[str] = []
     page.on("pageerror", lambda err: console_errors.append(str(err)))
     try:
-        page.goto(server + path, wait_until="domcontentloaded")
+        page.goto(url + path, wait_until="domcontentloaded")
         settle(page, charts)
         assert page.locator(".js-plotly-plot").count() == charts
         assert page.locator("[data-testid=stException]").count() == 0
@@ -144,14 +145,38 @@ def test_page_renders_in_chromium(server, browser, name, path, charts):
 
 def test_url_state_survives_a_reload(server, browser):
     """A URL with a selection and presentation mode reopens that view."""
+    url, _ = server
     context = browser.new_context(viewport={"width": 1440, "height": 2000})
     page = context.new_page()
     try:
-        page.goto(f"{server}/?method=dense&present=1", wait_until="domcontentloaded")
+        page.goto(f"{url}/?method=dense&present=1", wait_until="domcontentloaded")
         settle(page, 3)
         assert page.get_by_text("1 of 2 runs shown").count() == 1
         assert page.locator("[data-testid=stSidebar] input[role=switch]").is_checked()
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "overview-presentation.png"), full_page=True)
     finally:
+        context.close()
+
+
+def test_broken_study_is_a_message_not_a_traceback(server, browser):
+    """Break the study file under the running server: the page says why, in one line."""
+    url, study = server
+    good = study.read_text()
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    try:
+        study.write_text(good.replace("[0.5]", "[1.5]"))
+        stamp = time.time() + 5
+        os.utime(study, (stamp, stamp))  # a new mtime even on a coarse-grained filesystem
+        page.goto(url + "/", wait_until="domcontentloaded")
+        settle(page, 0)
+        error = page.locator("[data-testid=stMain] [data-testid=stAlertContentError]")
+        assert error.count() == 1 and "[0, 1)" in error.inner_text()
+        assert page.locator("[data-testid=stException]").count() == 0
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "broken-study.png"))
+    finally:
+        study.write_text(good)
+        os.utime(study, (stamp + 5, stamp + 5))
         context.close()

@@ -1,0 +1,26 @@
+"""The prunescope dashboard: ``prunescope dashboard [STUDY.toml]`` serves this file.
+
+A page is one file in ``dashboard/app_pages/`` plus one line in ``PAGES``. (Not
+``pages/``: Streamlit treats a folder of that name beside the main script as an
+old-style multipage app and may run a page without this file, i.e. without the
+sidebar.)
+"""
+
+import streamlit as st
+
+from dashboard import ui
+
+st.set_page_config(page_title="prunescope", page_icon=":material/content_cut:", layout="wide")
+
+PAGES = {
+    "Study": [
+        st.Page(
+            "app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True
+        ),
+        st.Page("app_pages/compute.py", title="Compute", icon=":material/play_circle:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+ui.sidebar()
+page.run()

@@ -1,0 +1,43 @@
+"""Overview: every run of the study, its accuracy against sparsity, its layers, its curves."""
+
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.figures import (
+    accuracy_vs_sparsity,
+    layer_sparsity_heatmap,
+    runs_table,
+    training_curves,
+)
+from dashboard.figures.runs import cached
+
+view = ui.view()
+st.title("Overview")
+ui.require_study(view)
+info = view.summary["study"]
+st.caption(info["description"] or f"{info['dataset']} · {info['arch']}")
+ui.missing_note(view.summary)
+
+if not view.runs:
+    st.info("No runs selected: pick methods, sparsities and seeds in the sidebar.")
+    st.stop()
+
+st.subheader("Runs")
+ui.table(runs_table(view.runs))
+
+done = cached(view.runs)
+if not done:
+    st.info("None of the selected runs is computed yet: see the Compute page.")
+    st.stop()
+
+left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
+with left:
+    ui.plot(accuracy_vs_sparsity(view.runs, view.theme), view, key="accuracy")
+with right:
+    ui.plot(layer_sparsity_heatmap(view.runs, view.theme), view, key="layers")
+
+metric = ui.choice(
+    "Training curve", {"acc": "Test accuracy", "loss": "Test loss"}, name="curve", default="acc"
+)
+curves = data.histories(view.loaded, [r["key"] for r in done])
+ui.plot(training_curves(view.runs, curves, metric, view.theme), view, key="curves")

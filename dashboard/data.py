@@ -1,0 +1,228 @@
+"""What the pages read, cached: the study, the store, the summary, histories and jobs.
+
+The only module that uses ``st.cache_data`` / ``st.cache_resource``. It never
+computes a result: results are read with ``api.get(..., compute=False)``, and
+missing work is handed to a background job (:mod:`dashboard.jobs`) that the
+Compute page starts and watches.
+
+Where things come from (set by ``prunescope dashboard``, or by hand):
+
+- the study: ``$PRUNESCOPE_STUDY`` (default ``assets/studies/demo.toml``), switched
+  to its fallback dataset, with a note, when the dataset is not installed;
+- the store: ``$PRUNESCOPE_CACHE`` (default ``./cache``);
+- datasets: ``$PRUNESCOPE_DATA``.
+
+Cached values are keyed by the study path, the study file's mtime and a
+fingerprint of the store (the mtimes of the study's entries and failure
+records), so an edited study or a newly computed result shows on the next rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from analysis import api, plan
+from analysis.errors import PrunescopeError
+from analysis.specs import spec_key
+from analysis.store import Store, default_root
+from analysis.study import StudySpec, load_study, with_available_data
+from dashboard.jobs import JobBoard, JobView
+
+STUDY_ENV = "PRUNESCOPE_STUDY"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_STUDY = REPO / "assets" / "studies" / "demo.toml"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the dashboard reads from: study file, store root, data root (absolute paths)."""
+
+    study_path: str
+    cache_dir: str
+    data_root: str | None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The study as loaded (after any dataset fallback), or the one-line reason it is not."""
+
+    source: Source
+    mtime_ns: int
+    study: StudySpec | None = None
+    note: str | None = None
+    error: str | None = None
+
+
+def source() -> Source:
+    """The study, store and data root named by the environment."""
+    study = os.environ.get(STUDY_ENV) or str(DEFAULT_STUDY)
+    return Source(
+        study_path=str(Path(study).expanduser().resolve()),
+        cache_dir=str(default_root().expanduser().resolve()),
+        data_root=os.environ.get("PRUNESCOPE_DATA") or None,
+    )
+
+
+def load() -> Loaded:
+    """The current study (re-read when its file changes)."""
+    src = source()
+    try:
+        mtime = os.stat(src.study_path).st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _load(src.study_path, mtime, src.cache_dir, src.data_root)
+
+
+@st.cache_data(show_spinner="Loading the study...", max_entries=16)
+def _load(study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None) -> Loaded:
+    """Read, validate and (if its dataset is missing) fall back; errors become one line."""
+    src = Source(study_path, cache_dir, data_root)
+    try:
+        study, note = with_available_data(load_study(study_path), data_root)
+    except PrunescopeError as err:
+        return Loaded(src, mtime_ns, error=str(err).splitlines()[0])
+    return Loaded(src, mtime_ns, study=study, note=note)
+
+
+@st.cache_resource(max_entries=8)
+def _store(cache_dir: str) -> Store:
+    """One read-side store per root (it remembers which entries it has verified)."""
+    return Store(Path(cache_dir))
+
+
+def store(loaded: Loaded) -> Store:
+    """The store the study's results are read from."""
+    return _store(loaded.source.cache_dir)
+
+
+def _key(loaded: Loaded) -> tuple:
+    """The cache key of everything derived from the study file."""
+    src = loaded.source
+    return (src.study_path, loaded.mtime_ns, src.cache_dir, src.data_root)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _watched(study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None) -> list[str]:
+    """The files whose changes mean the study's results changed (entries and failures)."""
+    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
+    s = _store(cache_dir)
+    paths = []
+    for spec in plan.study_specs(loaded.study):
+        paths += [str(s.path(spec) / "meta.json"), str(s.failure_path(spec))]
+    return paths
+
+
+def store_state(loaded: Loaded) -> str:
+    """A fingerprint of the study's results in the store (cheap: one stat per file)."""
+    h = hashlib.sha256()
+    for path in _watched(*_key(loaded)):
+        try:
+            h.update(str(os.stat(path).st_mtime_ns).encode())
+        except OSError:
+            h.update(b"-")
+    return h.hexdigest()[:16]
+
+
+@st.cache_data(show_spinner="Reading results...", max_entries=32)
+def _summary(
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, state: str
+) -> dict:
+    """``prunescope show --json`` of the study (read-only)."""
+    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
+    return plan.summarize(loaded.study, _store(cache_dir))
+
+
+def summary(loaded: Loaded) -> dict:
+    """The study's summary as of the store's current state."""
+    return _summary(*_key(loaded), store_state(loaded))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _part_status(
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, state: str
+) -> dict[str, list[dict]]:
+    """Per part: one record (label, kind, status, error) per spec."""
+    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
+    s = _store(cache_dir)
+    out: dict[str, list[dict]] = {}
+    for part in plan.PARTS:
+        records = []
+        for spec in plan.study_specs(loaded.study, only=part):
+            status = api.status(spec, s)
+            error = (s.failure(spec) or "").splitlines()[:1] if status == "failed" else []
+            records.append(
+                {
+                    "label": getattr(spec, "label", spec.kind),
+                    "kind": spec.kind,
+                    "status": status,
+                    "error": error[0] if error else "",
+                }
+            )
+        out[part] = records
+    return out
+
+
+def part_status(loaded: Loaded) -> dict[str, list[dict]]:
+    """What each part of the study has cached, missing and failed."""
+    return _part_status(*_key(loaded), store_state(loaded))
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _history(
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, key: str
+) -> list[dict]:
+    """The per-epoch history of one run (raises NotComputed, which is not cached)."""
+    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
+    spec = next(s for s in loaded.study.runs() if spec_key(s) == key)
+    return api.get(spec, store=_store(cache_dir), compute=False).history
+
+
+def histories(loaded: Loaded, keys: Sequence[str]) -> dict[str, list[dict]]:
+    """Histories of the cached runs among ``keys`` (a run key names its content, so never stale)."""
+    out = {}
+    for key in keys:
+        try:
+            out[key] = _history(*_key(loaded), key)
+        except (PrunescopeError, StopIteration):
+            continue
+    return out
+
+
+def refresh() -> None:
+    """Forget summaries and statuses (new results landed)."""
+    _summary.clear()
+    _part_status.clear()
+
+
+@st.cache_resource
+def job_board() -> JobBoard:
+    """The background jobs of this server process (shared by every browser session)."""
+    return JobBoard()
+
+
+def _job_key(loaded: Loaded) -> tuple[str, str]:
+    """Jobs are per study file and store: one computation of a study at a time."""
+    return (loaded.source.study_path, loaded.source.cache_dir)
+
+
+def compute_job(loaded: Loaded) -> JobView | None:
+    """The latest background computation of this study, if any."""
+    return job_board().get(_job_key(loaded))
+
+
+def start_compute(loaded: Loaded, only: str | None = None) -> JobView | None:
+    """Start computing what the study (or one part) is missing, on a background thread."""
+    study, root = loaded.study, Path(loaded.source.cache_dir)
+
+    def work(progress, log):
+        # A store of its own: the job thread never shares the pages' verified-entry memo.
+        return plan.compute_study(study, Store(root), only=only, progress=progress, log=log)
+
+    job_board().start(_job_key(loaded), only or "everything", work)
+    return compute_job(loaded)
