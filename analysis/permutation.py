@@ -166,3 +166,206 @@ def apply_permutation(
         key: permute_tensor(ps, perm, key, value) if key in ps.axes_to_perm else value
         for key, value in state.items()
     }
+
+
+# ---------------------------------------------------------------------------
+# alignment: weight matching and activation matching
+
+#: BatchNorm running statistics are permuted with their channels, but they are not
+#: weights: Git Re-Basin's objective sums over parameters only (flax keeps
+#: ``batch_stats`` apart), so weight matching leaves them out of the objective.
+NOT_IN_OBJECTIVE = (".running_mean", ".running_var")
+
+
+def check_same_architecture(
+    ps: PermutationSpec, state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tensor]
+) -> dict[str, int]:
+    """The permutation sizes, or PermutationError unless A and B have the same keys and shapes."""
+    sizes = perm_sizes(ps, state_a)
+    only_a = sorted(set(state_a) - set(state_b))
+    only_b = sorted(set(state_b) - set(state_a))
+    if only_a or only_b:
+        raise PermutationError(
+            "the two networks have different architectures: keys only in A: "
+            f"{only_a[:5] or 'none'}, keys only in B: {only_b[:5] or 'none'}"
+        )
+    clashes = [
+        f"{k}: {tuple(state_a[k].shape)} vs {tuple(state_b[k].shape)}"
+        for k in state_a
+        if state_a[k].shape != state_b[k].shape
+    ]
+    if clashes:
+        raise PermutationError(
+            "the two networks have different architectures (shapes differ): "
+            + "; ".join(clashes[:5])
+        )
+    return sizes
+
+
+def _unit_matrix(w: torch.Tensor, axis: int) -> torch.Tensor:
+    """``w`` with ``axis`` moved first and the rest flattened: (n, prod(other dims)), float32."""
+    return w.detach().float().movedim(axis, 0).reshape(w.shape[axis], -1)
+
+
+def weight_matching(
+    ps: PermutationSpec,
+    state_a: dict[str, torch.Tensor],
+    state_b: dict[str, torch.Tensor],
+    *,
+    max_iter: int = 100,
+    seed: int = 0,
+) -> Permutation:
+    """The permutation of B's hidden units that best matches B's weights to A's.
+
+    Weight matching of Ainsworth, Hayase & Srinivasa 2023 ("Git Re-Basin",
+    algorithm 1): maximise ``sum_k <W_a[k], P(W_b)[k]>`` over the permutations by
+    coordinate descent. Each step fixes every permutation but one, ``p``, and
+    solves a linear assignment (``scipy.optimize.linear_sum_assignment``) on
+    ``C[i, j] = sum over (key, axis) of p of <row i of A's key, row j of B's key>``
+    (rows along ``axis``, B permuted on all its other axes by the current
+    permutations). Passes visit the permutations in a random order (seeded by
+    ``seed`` and the pass number) until a full pass changes nothing, or
+    ``max_iter`` passes. Works for any spec: tied residual streams sum the terms
+    of every key they touch; BatchNorm weight/bias are in the objective, running
+    statistics are not (:data:`NOT_IN_OBJECTIVE`, as in Git Re-Basin).
+
+    Deviation: a step keeps the current permutation unless the assignment
+    strictly improves the objective, so ties cannot cycle.
+
+    Returns ``perm`` to apply to B: ``apply_permutation(ps, perm, state_b)`` is B
+    aligned to A (convention ``new[i] = old[perm[i]]``).
+    """
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    sizes = check_same_architecture(ps, state_a, state_b)
+    names = list(sizes)
+    perm = {p: torch.arange(n, dtype=torch.int64) for p, n in sizes.items()}
+    # Terms whose other axes are not permuted never change: sum them once.
+    fixed: dict[str, torch.Tensor] = {p: torch.zeros(n, n) for p, n in sizes.items()}
+    moving: dict[str, list[tuple[torch.Tensor, torch.Tensor, int, list[tuple[int, str]]]]] = {
+        p: [] for p in names
+    }
+    for p, axes in ps.perm_to_axes.items():
+        for key, axis in axes:
+            if key.endswith(NOT_IN_OBJECTIVE):
+                continue
+            others = [
+                (ax, q) for ax, q in enumerate(ps.axes_to_perm[key]) if q is not None and ax != axis
+            ]
+            w_a = _unit_matrix(state_a[key], axis)
+            if others:
+                moving[p].append((w_a, state_b[key].detach().float(), axis, others))
+            else:
+                fixed[p] += w_a @ _unit_matrix(state_b[key], axis).T
+    for iteration in range(max_iter):
+        changed = False
+        order = np.random.default_rng([seed, iteration]).permutation(len(names))
+        for p in (names[i] for i in order):
+            cost = fixed[p].clone()
+            for w_a, w_b, axis, others in moving[p]:
+                for ax, q in others:
+                    w_b = w_b.index_select(ax, perm[q])
+                cost += w_a @ _unit_matrix(w_b, axis).T
+            c = cost.double().numpy()
+            rows, cols = linear_sum_assignment(c, maximize=True)
+            assert (rows == np.arange(len(rows))).all()
+            old = c[rows, perm[p].numpy()].sum()
+            new = c[rows, cols].sum()
+            if new > old + 1e-12 * max(1.0, abs(old)):
+                perm[p] = torch.from_numpy(cols.astype(np.int64))
+                changed = True
+        if not changed:
+            break
+    return perm
+
+
+@torch.no_grad()
+def activation_matching(
+    model_a: torch.nn.Module, model_b: torch.nn.Module, x: torch.Tensor, *, batch: int = 500
+) -> Permutation:
+    """The permutation of B's hidden units whose activations best correlate with A's.
+
+    Activation matching of Entezari et al. 2022 and Git Re-Basin (Ainsworth et
+    al. 2023, section 3.1; Li et al. 2016's correlation-based matching): run both
+    networks (eval mode) on ``x`` (N, C, H, W); at each permutation's
+    ``perm_points()`` module, treat the output (N, C) or (N, C, H, W) as N (or
+    N*H*W) samples of C channels, compute the (C, C) Pearson correlation between
+    A's and B's channels, and solve one ``linear_sum_assignment`` per permutation
+    (maximising total correlation). No sequential dependence is needed: the
+    activations are functions of the input only, so permuting an earlier layer
+    of B does not change what a later layer computes. Constant channels (dead
+    ReLUs) correlate 0 with everything.
+
+    Returns ``perm`` to apply to B (``new[i] = old[perm[i]]``).
+    """
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    ps = model_a.permutation_spec()
+    if ps != model_b.permutation_spec():
+        raise PermutationError(
+            "the two networks have different architectures (their permutation specs differ): "
+            f"{type(model_a).__name__} vs {type(model_b).__name__}"
+        )
+    sizes = check_same_architecture(ps, model_a.state_dict(), model_b.state_dict())
+    points = model_a.perm_points()
+    stats = {
+        p: {
+            "sum_a": torch.zeros(n, dtype=torch.float64),
+            "sum_b": torch.zeros(n, dtype=torch.float64),
+            "sq_a": torch.zeros(n, dtype=torch.float64),
+            "sq_b": torch.zeros(n, dtype=torch.float64),
+            "cross": torch.zeros(n, n, dtype=torch.float64),
+            "count": 0,
+        }
+        for p, n in sizes.items()
+    }
+    captured: dict[tuple[str, str], torch.Tensor] = {}
+
+    def hook(side: str, p: str):
+        def store(_module, _inputs, out):
+            captured[(side, p)] = out.movedim(1, -1).reshape(-1, out.shape[1])
+
+        return store
+
+    handles = []
+    modes = (model_a.training, model_b.training)
+    model_a.eval()
+    model_b.eval()
+    try:
+        for side, model in (("a", model_a), ("b", model_b)):
+            for p, module in points.items():
+                handles.append(model.get_submodule(module).register_forward_hook(hook(side, p)))
+        for xb in x.split(batch):
+            model_a(xb)
+            model_b(xb)
+            for p, s in stats.items():
+                a, b = captured[("a", p)].float(), captured[("b", p)].float()
+                s["sum_a"] += a.sum(0).double()
+                s["sum_b"] += b.sum(0).double()
+                s["sq_a"] += (a * a).sum(0).double()
+                s["sq_b"] += (b * b).sum(0).double()
+                s["cross"] += (a.T @ b).double()
+                s["count"] += len(a)
+            captured.clear()
+    finally:
+        for h in handles:
+            h.remove()
+        model_a.train(modes[0])
+        model_b.train(modes[1])
+    perm: Permutation = {}
+    for p, s in stats.items():
+        m = max(s["count"], 1)
+        mean_a, mean_b = s["sum_a"] / m, s["sum_b"] / m
+        std_a = (s["sq_a"] / m - mean_a**2).clamp(min=0).sqrt()
+        std_b = (s["sq_b"] / m - mean_b**2).clamp(min=0).sqrt()
+        cov = s["cross"] / m - torch.outer(mean_a, mean_b)
+        # A constant channel has std ~0 (up to rounding): floor it so its correlations are ~0.
+        floor_a = 1e-6 * max(float(std_a.max()), 1e-30)
+        floor_b = 1e-6 * max(float(std_b.max()), 1e-30)
+        corr = cov / torch.outer(std_a.clamp(min=floor_a), std_b.clamp(min=floor_b))
+        rows, cols = linear_sum_assignment(corr.numpy(), maximize=True)
+        assert (rows == np.arange(len(rows))).all()
+        perm[p] = torch.from_numpy(cols.astype(np.int64))
+    return perm

@@ -33,6 +33,9 @@ from tests._tiny import compute, copy_entries, tiny_study, tiny_text
 
 REP = {"subset_size": 200}
 
+# umap-learn warns that a fixed random_state means one thread; that is what we want.
+pytestmark = pytest.mark.filterwarnings("ignore:n_jobs value:UserWarning")
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -84,7 +87,7 @@ def test_summary_fields(section):
     assert cka["labels"] == labels
     m = np.array(cka["matrix"])
     assert m.shape == (4, 4)
-    np.testing.assert_allclose(m, m.T, atol=1e-12)
+    np.testing.assert_allclose(m, m.T, atol=1e-5)  # float32 features: (a, b) vs (b, a) ~1e-6
     np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-5)
     assert (m >= 0).all() and (m <= 1 + 1e-6).all()
     json.dumps(section, allow_nan=False)  # what `show --json` prints

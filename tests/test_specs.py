@@ -27,7 +27,7 @@ from analysis.specs import (
 PINNED = {
     "default": "13ca220abca6cbfa10aefca1a9ecdbe0450d13dcb0941f9f51a39ac16d54c95c",
     "lottery": "ff74ff5b91209d49941b914589c8a90639329a15fd72e596eba1881ff2365769",
-    "vgg-sgd": "68f0a3dc215b0c4ab62538d3e17c270ba681bfef96da224f993d046d83c1ca06",
+    "vgg-sgd": "6ef402e9b75a4f2e7b5b0a8451b744d8c70cb868f9d25f3ffaaaa49ddb2a2fd1",
 }
 
 

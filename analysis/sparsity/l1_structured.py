@@ -70,8 +70,8 @@ class L1Structured(Method):
         Param(
             "finetune_lr_scale",
             float,
-            0.1,
-            "fine-tuning LR as a fraction of the spec's",
+            1.0,
+            "fine-tuning LR as a fraction of the spec's (1.0: LR rewinding, Renda et al. 2020)",
             lo=1e-6,
             hi=10.0,
         ),
