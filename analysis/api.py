@@ -21,7 +21,12 @@ from analysis.errors import PrunescopeError, StoreError
 from analysis.store import Entry, Store
 
 #: Modules that register kinds; imported on first use so ``api`` stays light.
-KIND_MODULES = ("analysis.runs", "analysis.representations", "analysis.robustness")
+KIND_MODULES = (
+    "analysis.runs",
+    "analysis.representations",
+    "analysis.robustness",
+    "analysis.connectivity",
+)
 
 
 class Progress(Protocol):

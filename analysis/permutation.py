@@ -16,10 +16,14 @@ index tensor ``perm[p]`` of length ``n`` with the convention
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from analysis.errors import PrunescopeError
+
+if TYPE_CHECKING:  # analysis.models imports this module: no runtime import back
+    from analysis.models.base import PrunableNet
 
 #: A permutation per name: int64 index tensors, ``new[i] = old[perm[name][i]]``.
 Permutation = dict[str, torch.Tensor]
@@ -202,9 +206,52 @@ def check_same_architecture(
     return sizes
 
 
-def _unit_matrix(w: torch.Tensor, axis: int) -> torch.Tensor:
-    """``w`` with ``axis`` moved first and the rest flattened: (n, prod(other dims)), float32."""
-    return w.detach().float().movedim(axis, 0).reshape(w.shape[axis], -1)
+def _units_first(w: torch.Tensor, axis: int) -> torch.Tensor:
+    """``w`` as float32 with ``axis`` moved first, contiguous: (n, *other dims)."""
+    return w.detach().float().movedim(axis, 0).contiguous()
+
+
+@dataclass
+class _Term:
+    """One (key, axis) term of a permutation's weight-matching objective.
+
+    ``a`` and ``b`` are A's and B's weights with the matched axis first; ``others``
+    lists, per other permuted axis, its position in ``b`` and its permutation's
+    name; ``buffer`` receives B permuted on those axes (no allocation per step).
+    """
+
+    a: torch.Tensor
+    b: torch.Tensor
+    others: list[tuple[int, str]]
+    buffer: torch.Tensor
+
+
+def _objective_terms(
+    ps: PermutationSpec, state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, list[_Term]]]:
+    """Per permutation: the constant part of its (n, n) cost and its terms that move."""
+    fixed: dict[str, torch.Tensor] = {}
+    moving: dict[str, list[_Term]] = {}
+    for p, axes in ps.perm_to_axes.items():
+        n = state_a[axes[0][0]].shape[axes[0][1]]
+        fixed[p] = torch.zeros(n, n)
+        moving[p] = []
+        for key, axis in axes:
+            if key.endswith(NOT_IN_OBJECTIVE):
+                continue
+            a = _units_first(state_a[key], axis)
+            b = _units_first(state_b[key], axis)
+            # position of every other axis once ``axis`` has been moved first
+            others = [
+                (ax + 1 if ax < axis else ax, q)
+                for ax, q in enumerate(ps.axes_to_perm[key])
+                if q is not None and ax != axis
+            ]
+            if others:
+                moving[p].append(_Term(a.reshape(n, -1), b, others, torch.empty_like(b)))
+            else:
+                fixed[p].addmm_(a.reshape(n, -1), b.reshape(n, -1).T)
+    return fixed, moving
 
 
 def weight_matching(
@@ -221,8 +268,8 @@ def weight_matching(
     algorithm 1): maximise ``sum_k <W_a[k], P(W_b)[k]>`` over the permutations by
     coordinate descent. Each step fixes every permutation but one, ``p``, and
     solves a linear assignment (``scipy.optimize.linear_sum_assignment``) on
-    ``C[i, j] = sum over (key, axis) of p of <row i of A's key, row j of B's key>``
-    (rows along ``axis``, B permuted on all its other axes by the current
+    ``C[i, j] = sum over (key, axis) of p of <A's slice i, B's slice j>``
+    (slices along ``axis``, B permuted on all its other axes by the current
     permutations). Passes visit the permutations in a random order (seeded by
     ``seed`` and the pass number) until a full pass changes nothing, or
     ``max_iter`` passes. Works for any spec: tied residual streams sum the terms
@@ -230,7 +277,7 @@ def weight_matching(
     statistics are not (:data:`NOT_IN_OBJECTIVE`, as in Git Re-Basin).
 
     Deviation: a step keeps the current permutation unless the assignment
-    strictly improves the objective, so ties cannot cycle.
+    strictly improves the objective, so ties cannot make it cycle.
 
     Returns ``perm`` to apply to B: ``apply_permutation(ps, perm, state_b)`` is B
     aligned to A (convention ``new[i] = old[perm[i]]``).
@@ -241,35 +288,28 @@ def weight_matching(
     sizes = check_same_architecture(ps, state_a, state_b)
     names = list(sizes)
     perm = {p: torch.arange(n, dtype=torch.int64) for p, n in sizes.items()}
-    # Terms whose other axes are not permuted never change: sum them once.
-    fixed: dict[str, torch.Tensor] = {p: torch.zeros(n, n) for p, n in sizes.items()}
-    moving: dict[str, list[tuple[torch.Tensor, torch.Tensor, int, list[tuple[int, str]]]]] = {
-        p: [] for p in names
-    }
-    for p, axes in ps.perm_to_axes.items():
-        for key, axis in axes:
-            if key.endswith(NOT_IN_OBJECTIVE):
-                continue
-            others = [
-                (ax, q) for ax, q in enumerate(ps.axes_to_perm[key]) if q is not None and ax != axis
-            ]
-            w_a = _unit_matrix(state_a[key], axis)
-            if others:
-                moving[p].append((w_a, state_b[key].detach().float(), axis, others))
-            else:
-                fixed[p] += w_a @ _unit_matrix(state_b[key], axis).T
+    fixed, moving = _objective_terms(ps, state_a, state_b)
+    # Preallocated float32 cost and its float64 copy for scipy, per size.
+    cost32 = {n: torch.empty(n, n) for n in set(sizes.values())}
+    cost64 = {n: np.empty((n, n)) for n in set(sizes.values())}
     for iteration in range(max_iter):
         changed = False
         order = np.random.default_rng([seed, iteration]).permutation(len(names))
         for p in (names[i] for i in order):
-            cost = fixed[p].clone()
-            for w_a, w_b, axis, others in moving[p]:
-                for ax, q in others:
-                    w_b = w_b.index_select(ax, perm[q])
-                cost += w_a @ _unit_matrix(w_b, axis).T
-            c = cost.double().numpy()
+            n = sizes[p]
+            cost = cost32[n]
+            cost.copy_(fixed[p])
+            for term in moving[p]:
+                b = term.b
+                for k, (pos, q) in enumerate(term.others):
+                    if k == 0:
+                        b = torch.index_select(b, pos, perm[q], out=term.buffer)
+                    else:  # a key with three permuted axes: none of our models has one
+                        b = b.index_select(pos, perm[q])
+                cost.addmm_(term.a, b.reshape(n, -1).T)
+            c = cost64[n]
+            np.copyto(c, cost.numpy())
             rows, cols = linear_sum_assignment(c, maximize=True)
-            assert (rows == np.arange(len(rows))).all()
             old = c[rows, perm[p].numpy()].sum()
             new = c[rows, cols].sum()
             if new > old + 1e-12 * max(1.0, abs(old)):
@@ -282,7 +322,7 @@ def weight_matching(
 
 @torch.no_grad()
 def activation_matching(
-    model_a: torch.nn.Module, model_b: torch.nn.Module, x: torch.Tensor, *, batch: int = 500
+    model_a: PrunableNet, model_b: PrunableNet, x: torch.Tensor, *, batch: int = 500
 ) -> Permutation:
     """The permutation of B's hidden units whose activations best correlate with A's.
 
@@ -342,6 +382,12 @@ def activation_matching(
             model_b(xb)
             for p, s in stats.items():
                 a, b = captured[("a", p)].float(), captured[("b", p)].float()
+                # Shift by the first batch's means (correlation is shift-invariant): the
+                # variance E[a^2] - E[a]^2 then does not cancel, and a constant channel
+                # has ~0 variance instead of rounding noise.
+                if "shift_a" not in s:
+                    s["shift_a"], s["shift_b"] = a.mean(0), b.mean(0)
+                a, b = a - s["shift_a"], b - s["shift_b"]
                 s["sum_a"] += a.sum(0).double()
                 s["sum_b"] += b.sum(0).double()
                 s["sq_a"] += (a * a).sum(0).double()

@@ -85,6 +85,7 @@ def _summarize_runs(study: StudySpec, store: Store) -> list[dict]:
 
 def _parts() -> dict[str, Part]:
     """Every part, in compute order (runs first: the analyses build on them)."""
+    from analysis.connectivity import connectivity_specs, summarize_connectivity
     from analysis.representations import representation_specs, summarize_representations
     from analysis.robustness import robustness_specs, summarize_robustness
 
@@ -92,6 +93,7 @@ def _parts() -> dict[str, Part]:
         "runs": Part(_run_specs, _summarize_runs),
         "representations": Part(representation_specs, summarize_representations),
         "robustness": Part(robustness_specs, summarize_robustness),
+        "connectivity": Part(connectivity_specs, summarize_connectivity),
     }
 
 
