@@ -230,7 +230,14 @@ def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
         min_dist=spec.min_dist,
         random_state=spec.seed,
     )
-    emb = reducer.fit_transform(feats).astype(np.float32)
+    threads = torch.get_num_threads()
+    try:
+        emb = reducer.fit_transform(feats).astype(np.float32)
+    finally:
+        # numba's OpenMP threading layer sets the process-wide OpenMP thread count when it
+        # starts, silently undoing torch.set_num_threads (torch then runs on every core,
+        # several times slower on a shared machine): put torch's setting back.
+        torch.set_num_threads(threads)
     trust = float(trustworthiness(feats, emb, n_neighbors=min(10, len(feats) // 2 - 1)))
     ctx.progress(spec.label, 1, 1)
     return {"embedding.npz": {"embedding": emb}}, {"trustworthiness": trust}

@@ -62,6 +62,10 @@ class RobustnessSettings:
             )
         for s in self.severities:
             check_option("robustness", "severities", s, SEVERITIES)
+        if list(self.severities) != sorted(set(self.severities)):
+            raise SpecError(
+                "severities", "a sorted list without repeats", self.severities, owner="robustness"
+            )
         if not self.sigmas or len(self.sigmas) > 50:
             raise SpecError("sigmas", "1 to 50 floats in [0, 10]", self.sigmas, owner="robustness")
         for s in self.sigmas:

@@ -71,7 +71,8 @@ def check_float(
 
 def check_option(owner: str, name: str, value: Any, options: tuple) -> None:
     """Raise SpecError unless ``value`` is one of ``options``."""
-    if value not in options:
+    bool_allowed = any(isinstance(o, bool) for o in options)
+    if value not in options or (isinstance(value, bool) and not bool_allowed):
         listed = ", ".join(repr(o) for o in options)
         raise SpecError(name, f"one of {{{listed}}}", value, owner=owner)
 

@@ -53,9 +53,43 @@ def tiny_fit_seconds() -> float:
     import umap
 
     x = np.random.default_rng(0).normal(size=(200, 32)).astype(np.float32)
+    threads = torch.get_num_threads()
     t = time.perf_counter()
     umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.1, random_state=0).fit_transform(x)
-    return time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    torch.set_num_threads(threads)  # numba's OpenMP start resets it, as compute_umap knows
+    return seconds
+
+
+def torch_probe_seconds(repeats: int = 3) -> float:
+    """Median seconds of a fixed small torch workload (MLP forward passes, like robustness's).
+
+    Timed before and after UMAP runs: numba's OpenMP threads left behind by a fit can slow
+    every later torch op of the process on a busy machine.
+    """
+    g = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10)
+    )
+    x = torch.rand((256, 1, 28, 28), generator=g)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(100):
+                net(x).argmax(1)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def numba_layer() -> str | None:
+    """numba's threading layer once it has run a parallel function (else None)."""
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return None
 
 
 def seconds_by_kind(store: Store) -> dict[str, dict[str, float]]:
@@ -85,12 +119,22 @@ def main() -> None:
     ap.add_argument("--cache-dir", help="store holding (or receiving) the trained runs")
     ap.add_argument("--data-root", help="folder holding datasets (default: $PRUNESCOPE_DATA)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    ap.add_argument(
+        "--numba-threads",
+        type=int,
+        help="set NUMBA_NUM_THREADS before umap/numba load (default: numba's own, all cores)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.numba_threads is not None:
+        if "numba" in sys.modules:
+            raise SystemExit("--numba-threads must be set before numba is imported")
+        os.environ["NUMBA_NUM_THREADS"] = str(args.numba_threads)
     warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
     notes: list[str] = []
 
+    probe_before_s = torch_probe_seconds()
     t = time.perf_counter()
     import umap  # noqa: F401
 
@@ -143,12 +187,17 @@ def main() -> None:
         warm_fresh_s = time.perf_counter() - t
         kinds = seconds_by_kind(store)
         kinds.pop("run", None)
+    probe_after_s = torch_probe_seconds()
 
     n_points = min(settings.subset_size, len(load(study.data, args.data_root).test_x))
     print(
         f"{study.name} on {study.data.name}: {len(runs)} runs, "
         f"cold {cold_s:.1f} s, warm {warm_s:.3f} s, summary read {summary_s:.3f} s, "
         f"warm with a fresh Store (checksums) {warm_fresh_s:.3f} s"
+    )
+    print(
+        f"torch probe (100 MLP forwards): {probe_before_s:.3f} s before any UMAP, "
+        f"{probe_after_s:.3f} s after"
     )
     for kind, v in sorted(kinds.items()):
         print(f"  {kind:16s} {v['entries']:3d} entries {v['seconds']:8.1f} s (from meta.json)")
@@ -164,6 +213,10 @@ def main() -> None:
         "new Store on the same folder, so the entry's files are re-checksummed as in a new process",
         "per_kind seconds come from meta.json; a representations entry's seconds include "
         "the features and umap entries it computed on the way, so they overlap",
+        "torch_probe_*: median of 3 x 100 forward passes of a 784-512-10 MLP on 256 images, "
+        "before anything touched numba and after the cold and warm passes; they differ a lot "
+        "when a UMAP fit leaves torch on all cores (numba's OpenMP start resets the thread "
+        "count; compute_umap restores it)",
         f"torch intra-op threads {torch.get_num_threads()}; umap with a fixed random_state "
         f"runs single-threaded; {os.cpu_count()} cores, shared machine",
     ]
@@ -187,7 +240,11 @@ def main() -> None:
         "import_umap_s": round(import_s, 3),
         "runs_trained_s": None if runs_s is None else round(runs_s, 1),
         "per_kind": kinds,
+        "torch_probe_before_umap_s": round(probe_before_s, 4),
+        "torch_probe_after_umap_s": round(probe_after_s, 4),
         "trustworthiness_2d": [r["trustworthiness_2d"] for r in section[0].get("runs", [])],
+        "numba_threads": None if args.numba_threads is None else args.numba_threads,
+        "numba_threading_layer": numba_layer(),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -176,7 +177,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     study = _study(args, args.study)
     summary = summarize(study, _store(args))
     if args.json:
-        print(json.dumps(summary, indent=1, allow_nan=False, default=_json_default))
+        print(json.dumps(json_safe(summary), indent=1, allow_nan=False, default=_json_default))
         return 0
     print(
         f"study {summary['study']['name']}: {summary['study']['dataset']} / {summary['study']['arch']}"
@@ -193,6 +194,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         nz = str(r.get("nonzero_params") or "-")
         print(f"{r['label']:32s} {sp:>9s} {acc:>9s} {loss:>7s} {nz:>9s}  {r['status']}")
     return 0
+
+
+def json_safe(value: object) -> object:
+    """The summary with every NaN or infinite float turned into null (the contract's 'not computed')."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _json_default(value: object) -> object:
