@@ -26,6 +26,7 @@ KIND_MODULES = (
     "analysis.representations",
     "analysis.robustness",
     "analysis.connectivity",
+    "analysis.landscape",
 )
 
 

@@ -86,6 +86,7 @@ def _summarize_runs(study: StudySpec, store: Store) -> list[dict]:
 def _parts() -> dict[str, Part]:
     """Every part, in compute order (runs first: the analyses build on them)."""
     from analysis.connectivity import connectivity_specs, summarize_connectivity
+    from analysis.landscape import landscape_specs, summarize_landscape
     from analysis.representations import representation_specs, summarize_representations
     from analysis.robustness import robustness_specs, summarize_robustness
 
@@ -94,6 +95,7 @@ def _parts() -> dict[str, Part]:
         "representations": Part(representation_specs, summarize_representations),
         "robustness": Part(robustness_specs, summarize_robustness),
         "connectivity": Part(connectivity_specs, summarize_connectivity),
+        "landscape": Part(landscape_specs, summarize_landscape),
     }
 
 

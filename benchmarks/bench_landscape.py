@@ -1,0 +1,231 @@
+"""Grid evaluations per second of the loss-landscape engine against a plain loop and loss-landscapes.
+
+Usage::
+
+    uv run python benchmarks/bench_landscape.py [--grid 11] [--repeats 3] [--train-steps 200]
+        [--threads 1]
+
+Model: the 784-512-512-512-10 MLP, trained ``--train-steps`` Adam steps; data:
+2,000 test images of Fashion-MNIST (via ``analysis.data``), or of scikit-learn's
+digits upscaled to 28x28 where Fashion-MNIST is not installed (the JSON says
+which). On the same ``--grid`` x ``--grid`` grid over [-1, 1]^2 with the same
+filter-normalised directions, in this one process, interleaved, ``--repeats``
+times (medians; the machine is shared and noisy):
+
+- ``plain``: the baseline, every grid point sets all weights and runs the network;
+- ``engine_fp32``: ``analysis.landscape`` (first layer by linearity);
+- ``engine_bf16``: the same with the rest of the network under bf16 autocast, and
+  its max relative loss error against the fp32 engine over the whole grid;
+- ``loss_landscapes``: ``loss_landscapes.random_plane`` (PyPI, 3.0.6) with
+  ``normalization='filter'`` and a ``metrics.Loss`` metric. Speed only: 3.0.6 draws
+  its directions from uniform [0, 1) (not Gaussian), walks its grid in a zig-zag
+  and never evaluates the centre, so its values are not comparable with ours.
+
+The machine's fp32 and bf16 matmul rates are measured in the same run on
+(2000 x 784) @ (784 x 512) products; each engine's *nominal* FLOP rate is
+``2 * N * sum(in * out)`` per grid point times points per second (the first-layer
+trick skips most of the first layer's FLOPs, so the engine's nominal rate may
+exceed the matmul rate). Targets: engine fp32 >= 1.4x plain; bf16 >= 3.5x plain
+with loss error < 0.5%. Results go to ``benchmarks/results/landscape.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analysis.data import load  # noqa: E402
+from analysis.errors import DataError  # noqa: E402
+from analysis.landscape import (  # noqa: E402
+    SurfaceProblem,
+    compute_grid,
+    grid_axis,
+    surface_directions,
+    trainable,
+)
+from analysis.models import build_for  # noqa: E402
+from analysis.specs import DataSpec, ModelSpec, TrainSpec  # noqa: E402
+from analysis.train import fit  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "landscape.json"
+MODEL = ModelSpec(arch="mlp", width=512, depth=3)
+N = 2000
+TARGETS = {"engine_fp32_vs_plain": 1.4, "engine_bf16_vs_plain": 3.5, "bf16_rel_error": 0.005}
+
+
+def demo_data() -> tuple[DataSpec, object]:
+    """Fashion-MNIST if it is installed, else digits; (spec, splits)."""
+    for name in ("fashion-mnist", "digits"):
+        spec = DataSpec(name=name)
+        try:
+            return spec, load(spec, download=False)
+        except DataError:
+            continue
+    raise SystemExit("no dataset available")
+
+
+def matmul_rate(dtype: torch.dtype, repeats: int = 20) -> float:
+    """FLOP/s of (2000 x 784) @ (784 x 512) in ``dtype`` (median over ``repeats``)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(N, 784, generator=gen).to(dtype)
+    b = torch.randn(512, 784, generator=gen).to(dtype)
+    F.linear(a, b)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        F.linear(a, b)
+        times.append(time.perf_counter() - t)
+    return 2 * N * 784 * 512 / statistics.median(times)
+
+
+def loss_landscapes_plane(model, x, y, grid: int) -> np.ndarray:
+    """``loss_landscapes.random_plane`` over [-1, 1]^2 (its distance 2 spans +-1 around the start)."""
+    import loss_landscapes
+    import loss_landscapes.metrics
+
+    metric = loss_landscapes.metrics.Loss(torch.nn.CrossEntropyLoss(), x, y)
+    with torch.no_grad():
+        return loss_landscapes.random_plane(
+            model, metric, distance=2.0, steps=grid, normalization="filter", deepcopy_model=True
+        )
+
+
+def main() -> None:
+    """Run the benchmark and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", type=int, default=11)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    spec, data = demo_data()
+    torch.manual_seed(0)
+    model = build_for(MODEL, data.info)
+    fit(model, data, TrainSpec(epochs=1, batch_size=128), seed=0, max_steps=args.train_steps)
+    model.eval()
+    x, y = data.test_x[:N], data.test_y[:N]
+    dirs = surface_directions(model, None, dims=2, seed=0)
+    problem = SurfaceProblem(model=model, centre=trainable(model), dirs=dirs, x=x, y=y)
+    axis = grid_axis(args.grid, 1.0)
+    points = args.grid * args.grid
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    flops_per_point = 2 * N * sum(m.in_features * m.out_features for m in layers)
+
+    notes = []
+    try:
+        import loss_landscapes  # noqa: F401
+
+        have_ll = True
+    except Exception as err:  # noqa: BLE001  (any import failure: report it, skip the column)
+        have_ll = False
+        notes.append(f"loss-landscapes failed to import ({err!r}); its column is skipped")
+
+    runs: dict[str, list[float]] = {"plain": [], "engine_fp32": [], "engine_bf16": []}
+    if have_ll:
+        runs["loss_landscapes"] = []
+    rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    grids: dict[str, np.ndarray] = {}
+    problem.evaluate((0.0, 0.0))  # first-layer products computed once, outside the timing
+    for rep in range(args.repeats):
+        rates["fp32"].append(matmul_rate(torch.float32))
+        rates["bf16"].append(matmul_rate(torch.bfloat16))
+        order = list(runs)
+        order = order[rep % len(order) :] + order[: rep % len(order)]  # rotate: no fixed position
+        for name in order:
+            t = time.perf_counter()
+            if name == "plain":
+                grids[name] = compute_grid(problem, axis, axis, engine="plain")["loss"]
+            elif name == "engine_fp32":
+                grids[name] = compute_grid(problem, axis, axis)["loss"]
+            elif name == "engine_bf16":
+                grids[name] = compute_grid(problem, axis, axis, precision="bf16")["loss"]
+            else:
+                grids[name] = loss_landscapes_plane(model, x, y, args.grid)
+            runs[name].append(time.perf_counter() - t)
+            print(f"repeat {rep + 1}: {name:16s} {runs[name][-1]:7.2f} s", flush=True)
+
+    seconds = {k: statistics.median(v) for k, v in runs.items()}
+    pps = {k: points / s for k, s in seconds.items()}
+    rate = {k: statistics.median(v) for k, v in rates.items()}
+    ratio = {f"{k}_vs_plain": pps[k] / pps["plain"] for k in pps if k != "plain"}
+    # the load of a shared machine drifts: also the median of per-repeat (paired) ratios
+    paired = {
+        f"{k}_vs_plain": statistics.median(
+            p / t for p, t in zip(runs["plain"], runs[k], strict=True)
+        )
+        for k in runs
+        if k != "plain"
+    }
+    fp32 = grids["engine_fp32"]
+    bf16_error = float(np.max(np.abs(grids["engine_bf16"] - fp32) / np.abs(fp32)))
+    same_as_plain = float(np.max(np.abs(fp32 - grids["plain"]) / np.abs(grids["plain"])))
+    nominal = {k: flops_per_point * v for k, v in pps.items()}
+    efficiency = {
+        k: nominal[k] / (rate["bf16"] if k == "engine_bf16" else rate["fp32"]) for k in nominal
+    }
+    notes += [
+        "loss-landscapes 3.0.6 draws its directions from uniform [0, 1) (not Gaussian), "
+        "zig-zags its grid and never evaluates the centre: compare its speed only, not values",
+        "efficiency = nominal FLOP rate (2 * N * sum(in*out) per grid point) / measured matmul "
+        "rate of the same precision; the first-layer trick skips most of the first layer's "
+        "FLOPs, so the engines' efficiency can exceed 1",
+        f"torch threads: {args.threads}; medians of {args.repeats} interleaved repeats "
+        "(rotating order)",
+    ]
+    doc = {
+        "command": "uv run python benchmarks/bench_landscape.py " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "torch": torch.__version__},
+        "data": {"dataset": spec.name, "source": data.source, "n": N},
+        "model": "mlp 784-512-512-512-10",
+        "train_steps": args.train_steps,
+        "grid": [args.grid, args.grid],
+        "points": points,
+        "seconds_per_grid": seconds,
+        "points_per_second": pps,
+        "ratios": ratio,
+        "paired_ratios": paired,
+        "load_average_1min": os.getloadavg()[0],
+        "targets": TARGETS,
+        "meets_targets": {
+            "engine_fp32_vs_plain": ratio["engine_fp32_vs_plain"]
+            >= TARGETS["engine_fp32_vs_plain"],
+            "engine_bf16_vs_plain": ratio["engine_bf16_vs_plain"]
+            >= TARGETS["engine_bf16_vs_plain"],
+            "bf16_rel_error": bf16_error < TARGETS["bf16_rel_error"],
+        },
+        "bf16_max_rel_loss_error_vs_fp32": bf16_error,
+        "engine_fp32_max_rel_diff_vs_plain": same_as_plain,
+        "flops_per_point": flops_per_point,
+        "matmul_flops_per_second": rate,
+        "nominal_flops_per_second": nominal,
+        "efficiency_vs_matmul": efficiency,
+        "centre_loss": float(fp32[args.grid // 2, args.grid // 2]),
+        "notes": notes,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
+    print(
+        json.dumps({k: doc[k] for k in ("points_per_second", "ratios", "meets_targets")}, indent=1)
+    )
+    print(f"bf16 error {bf16_error:.2e}; written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
