@@ -61,6 +61,11 @@ def register(kind: str, *, load: Callable[[Any, Entry], Any]) -> Callable:
     return wrap
 
 
+def entry_result(spec: Any, entry: Entry) -> Entry:
+    """Loader for kinds whose result is simply their verified store entry."""
+    return entry
+
+
 def kinds() -> dict[str, Kind]:
     """All registered kinds (importing the analysis modules on first use)."""
     for name in KIND_MODULES:

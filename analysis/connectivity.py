@@ -68,7 +68,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.api import Context, register
+from analysis.api import Context, entry_result, register
 from analysis.data import eval_subset, load
 from analysis.errors import SpecError
 from analysis.permutation import (
@@ -91,7 +91,6 @@ from analysis.specs import (
     check_option,
     spec_key,
 )
-from analysis.store import Entry
 from analysis.study import ANALYSIS_SETTINGS, StudySpec
 from analysis.train import evaluate, fit, state_of, sub_seed
 
@@ -268,11 +267,6 @@ def check_rewind_step(owner: str, name: str, step: Any, train: Any) -> None:
             step,
             owner=owner,
         )
-
-
-def load_entry(spec: Any, entry: Entry) -> Entry:
-    """Loader for kinds whose result is just their store entry."""
-    return entry
 
 
 # ---------------------------------------------------------------------------
@@ -555,7 +549,7 @@ def check_same_function(
         raise RuntimeError("the aligned network computes a different function: a permutation bug")
 
 
-@register("connectivity", load=load_entry)
+@register("connectivity", load=entry_result)
 def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, dict]:
     """Align B to A, then loss/accuracy/sparsity along the line, and its barriers."""
     run_a, run_b = ctx.get(spec.run_a), ctx.get(spec.run_b)
@@ -620,7 +614,7 @@ def copy_data_seed(spec: InstabilitySpec, copy: int) -> int:
     return sub_seed(spec.run.seed, "data", spec.seed, copy + 1)
 
 
-@register("instability", load=load_entry)
+@register("instability", load=entry_result)
 def compute_instability(spec: InstabilitySpec, ctx: Context) -> tuple[dict, dict]:
     """Train two copies from the rewind point with different data orders; their barrier.
 
@@ -826,14 +820,7 @@ def summarize_connectivity(study: StudySpec, store: Any) -> dict:
             run = spec.run
             group = instability.setdefault(
                 spec_key(run),
-                {
-                    "label": run.label,
-                    "method": run.sparsity.method,
-                    "sparsity": run.sparsity.sparsity,
-                    "objective": run.train.objective,
-                    "seed": run.seed,
-                    "points": [],
-                },
+                {**run.identity(), "points": []},
             )
             point = {"rewind_step": spec.rewind_step, **item}
             if item["status"] == "cached":

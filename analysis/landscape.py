@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.api import Context, register
+from analysis.api import Context, entry_result, register
 from analysis.data import eval_subset, load
 from analysis.errors import SpecError
 from analysis.permutation import (
@@ -84,7 +84,6 @@ from analysis.specs import (
     check_option,
     spec_key,
 )
-from analysis.store import Entry
 from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 Params = dict[str, torch.Tensor]
@@ -283,11 +282,6 @@ class SharpnessSpec:
     def label(self) -> str:
         """Human label."""
         return f"sharpness: {self.run.label}"
-
-
-def load_entry(spec: Any, entry: Entry) -> Entry:
-    """Loader for kinds whose result is just their store entry."""
-    return entry
 
 
 # ---------------------------------------------------------------------------
@@ -791,7 +785,7 @@ def _sparsity(params: Params, masks: Masks) -> float:
     return zeros / max(sum(params[n].numel() for n in masks), 1)
 
 
-@register("landscape", load=load_entry)
+@register("landscape", load=entry_result)
 def compute_landscape(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
     """The surface around ``spec.run`` along filter-normalised random directions."""
     run = ctx.get(spec.run)
@@ -846,7 +840,7 @@ def _cleanup(partial: Path) -> None:
         partial.rmdir()
 
 
-@register("landscape_plane", load=load_entry)
+@register("landscape_plane", load=entry_result)
 def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
     """The surface in the plane of three networks or of a training trajectory."""
     runs = [ctx.get(r) for r in spec.runs]
@@ -1019,7 +1013,7 @@ def hutchinson_trace(
     return float(arr.mean()), stderr
 
 
-@register("sharpness", load=load_entry)
+@register("sharpness", load=entry_result)
 def compute_sharpness(spec: SharpnessSpec, ctx: Context) -> tuple[dict, dict]:
     """Top-k Hessian eigenvalues (Lanczos) and Hutchinson trace of the run's loss."""
     run = ctx.get(spec.run)
@@ -1150,15 +1144,7 @@ def summarize_landscape(study: StudySpec, store: Any) -> dict:
         run = spec.run
         rec = by_run.setdefault(
             spec_key(run),
-            {
-                "label": run.label,
-                "method": run.sparsity.method,
-                "sparsity": run.sparsity.sparsity,
-                "objective": run.train.objective,
-                "seed": run.seed,
-                "surfaces": [],
-                "sharpness": None,
-            },
+            {**run.identity(), "surfaces": [], "sharpness": None},
         )
         if isinstance(spec, LandscapeSpec):
             item["dims"] = spec.dims

@@ -32,11 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.api import Context, register
+from analysis.api import Context, entry_result, register
 from analysis.data import eval_subset, load
 from analysis.errors import SpecError
 from analysis.specs import SPEC, RunSpec, check_float, check_int, spec_key
-from analysis.store import Entry
 from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 PENULTIMATE = "penultimate"
@@ -181,12 +180,7 @@ def geometry(
     }
 
 
-def load_entry(spec: Any, entry: Entry) -> Entry:
-    """Loader for kinds whose result is just their store entry."""
-    return entry
-
-
-@register("features", load=load_entry)
+@register("features", load=entry_result)
 def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
     """Features, logits and geometry of a run on its fixed test subset."""
     run = ctx.get(spec.run)
@@ -216,7 +210,7 @@ def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
 # UMAP
 
 
-@register("umap", load=load_entry)
+@register("umap", load=entry_result)
 def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
     """A seeded UMAP embedding of one run's features, with its trustworthiness."""
     import umap
@@ -316,7 +310,7 @@ def representation_specs(study: StudySpec) -> list[RepresentationsSpec]:
     ]
 
 
-@register("representations", load=load_entry)
+@register("representations", load=entry_result)
 def compute_representations(spec: RepresentationsSpec, ctx: Context) -> tuple[dict, dict]:
     """Aligned embeddings and every number beside them, for all runs of one objective."""
     s = spec.settings

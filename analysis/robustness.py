@@ -28,12 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from analysis.api import Context, register
+from analysis.api import Context, entry_result, register
 from analysis.corruptions import SEVERITIES, corrupt, corruptions_for
 from analysis.data import dataset_info, eval_subset, load
 from analysis.errors import SpecError
 from analysis.specs import SPEC, DataSpec, RunSpec, check_float, check_int, check_option, spec_key
-from analysis.store import Entry
 from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 
@@ -120,11 +119,6 @@ class RobustnessSpec:
         return f"robustness of {self.run.label}"
 
 
-def load_entry(spec: Any, entry: Entry) -> Entry:
-    """Loader for kinds whose result is just their store entry."""
-    return entry
-
-
 def test_subset(dataset: str, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed clean test subset: x (N, C, H, W) in [0, 1], y (N,)."""
     data = load(DataSpec(name=dataset))
@@ -132,7 +126,7 @@ def test_subset(dataset: str, size: int, seed: int) -> tuple[torch.Tensor, torch
     return data.test_x[idx], data.test_y[idx]
 
 
-@register("corrupted", load=load_entry)
+@register("corrupted", load=entry_result)
 def compute_corrupted(spec: CorruptedSpec, ctx: Context) -> tuple[dict, dict]:
     """Apply every corruption x severity to the subset; store uint8 images (K, S, N, C, H, W)."""
     x, y = test_subset(spec.dataset, spec.subset_size, spec.subset_seed)
@@ -176,7 +170,7 @@ def perturb(
     return out
 
 
-@register("robustness", load=load_entry)
+@register("robustness", load=entry_result)
 def compute_robustness(spec: RobustnessSpec, ctx: Context) -> tuple[dict, dict]:
     """Accuracy/loss per corruption and severity, and under weight noise, for one run."""
     run = ctx.get(spec.run)

@@ -310,6 +310,16 @@ class RunSpec:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def identity(self) -> dict:
+        """The fields a summary record uses to name this run."""
+        return {
+            "label": self.label,
+            "method": self.sparsity.method,
+            "sparsity": self.sparsity.sparsity,
+            "objective": self.train.objective,
+            "seed": self.seed,
+        }
+
     @property
     def label(self) -> str:
         """A short human name: method, sparsity, objective and seed."""

@@ -23,8 +23,9 @@ from __future__ import annotations
 import torch
 from torch.nn.utils import prune
 
-from analysis.sparsity.base import Masks, Method, Param, apply_masks, require_positive
-from analysis.train import MethodOutput, RunContext, state_of
+from analysis.sparsity.base import Masks, Method, require_positive
+from analysis.sparsity.finetune import FINETUNE_PARAMS, prune_dense_and_finetune
+from analysis.train import MethodOutput, RunContext
 
 
 def structured_masks(model: torch.nn.Module, fraction: float) -> tuple[Masks, dict[str, int]]:
@@ -65,17 +66,7 @@ class L1Structured(Method):
 
     name = "l1-structured"
     unit = "channels"
-    params = (
-        Param("finetune_epochs", int, 5, "epochs of fine-tuning after pruning", lo=0, hi=10000),
-        Param(
-            "finetune_lr_scale",
-            float,
-            1.0,
-            "fine-tuning LR as a fraction of the spec's (1.0: LR rewinding, Renda et al. 2020)",
-            lo=1e-6,
-            hi=10.0,
-        ),
-    )
+    params = (*FINETUNE_PARAMS,)
 
     def check_sparsity(self, sparsity: float) -> None:
         """Needs a sparsity above 0."""
@@ -83,19 +74,10 @@ class L1Structured(Method):
 
     def run(self, ctx: RunContext) -> MethodOutput:
         """Prune channels of the dense run of this seed and fine-tune."""
-        s = ctx.spec.sparsity
-        dense = ctx.get(ctx.dense_spec())
-        model = ctx.build()
-        model.load_state_dict(dense.state)
-        masks, removed = structured_masks(model, s.sparsity)
-        apply_masks(model, masks)
-        fit = ctx.fit(
-            model,
-            masks,
-            phase="fine-tune",
-            epochs=s.opt("finetune_epochs"),
-            lr_scale=s.opt("finetune_lr_scale"),
-        )
-        history = [dict(h, phase="fine-tune") for h in fit.history]
-        notes = {"channels_removed": removed}
-        return MethodOutput(state_of(model), masks, history, dense.init_state, fit.snapshots, notes)
+        fraction = ctx.spec.sparsity.sparsity
+
+        def make_masks(model):
+            masks, removed = structured_masks(model, fraction)
+            return masks, {"channels_removed": removed}
+
+        return prune_dense_and_finetune(ctx, make_masks)

@@ -14,8 +14,9 @@ constant LR; on the demo MLP at 90% it recovered 88.1% against 86.2% for a
 
 from __future__ import annotations
 
-from analysis.sparsity.base import Method, Param, apply_masks, masks_from_scores, require_positive
-from analysis.train import MethodOutput, RunContext, state_of
+from analysis.sparsity.base import Method, Param, masks_from_scores, require_positive
+from analysis.sparsity.finetune import FINETUNE_PARAMS, prune_dense_and_finetune
+from analysis.train import MethodOutput, RunContext
 
 
 class Magnitude(Method):
@@ -30,15 +31,7 @@ class Magnitude(Method):
             "rank weights across all layers or within each",
             options=("global", "layerwise"),
         ),
-        Param("finetune_epochs", int, 5, "epochs of fine-tuning after pruning", lo=0, hi=10000),
-        Param(
-            "finetune_lr_scale",
-            float,
-            1.0,
-            "fine-tuning LR as a fraction of the spec's (1.0: LR rewinding, Renda et al. 2020)",
-            lo=1e-6,
-            hi=10.0,
-        ),
+        *FINETUNE_PARAMS,
     )
 
     def check_sparsity(self, sparsity: float) -> None:
@@ -48,19 +41,10 @@ class Magnitude(Method):
     def run(self, ctx: RunContext) -> MethodOutput:
         """Prune the dense run of this seed by |w| and fine-tune."""
         s = ctx.spec.sparsity
-        dense = ctx.get(ctx.dense_spec())
-        model = ctx.build()
-        model.load_state_dict(dense.state)
-        params = dict(model.named_parameters())
-        scores = {n: params[n].detach().abs() for n in model.prunable_names()}
-        masks = masks_from_scores(scores, s.sparsity, scope=s.opt("scope"))
-        apply_masks(model, masks)
-        fit = ctx.fit(
-            model,
-            masks,
-            phase="fine-tune",
-            epochs=s.opt("finetune_epochs"),
-            lr_scale=s.opt("finetune_lr_scale"),
-        )
-        history = [dict(h, phase="fine-tune") for h in fit.history]
-        return MethodOutput(state_of(model), masks, history, dense.init_state, fit.snapshots)
+
+        def make_masks(model):
+            params = dict(model.named_parameters())
+            scores = {n: params[n].detach().abs() for n in model.prunable_names()}
+            return masks_from_scores(scores, s.sparsity, scope=s.opt("scope")), {}
+
+        return prune_dense_and_finetune(ctx, make_masks)
