@@ -19,6 +19,12 @@ PAGES = {
         ),
         st.Page("app_pages/compute.py", title="Compute", icon=":material/play_circle:"),
     ],
+    "Analyses": [
+        st.Page(
+            "app_pages/representations.py", title="Representations", icon=":material/scatter_plot:"
+        ),
+        st.Page("app_pages/robustness.py", title="Robustness", icon=":material/shield:"),
+    ],
 }
 
 page = st.navigation(PAGES)

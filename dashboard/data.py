@@ -226,3 +226,59 @@ def start_compute(loaded: Loaded, only: str | None = None) -> JobView | None:
 
     job_board().start(_job_key(loaded), only or "everything", work)
     return compute_job(loaded)
+
+
+# -- analyses ----------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner="Reading representations...", max_entries=8)
+def _representations(
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, objective: str
+) -> dict:
+    """The arrays of a ``representations`` entry, with its summary under ``"summary"``."""
+    from analysis.representations import representation_specs
+
+    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
+    spec = next(
+        s for s in representation_specs(loaded.study) if s.runs[0].train.objective == objective
+    )
+    entry = api.get(spec, store=_store(cache_dir), compute=False)
+    arrays = dict(entry.read("embeddings.npz"))
+    return {**arrays, "summary": entry.read("summary.json")}
+
+
+def representations(loaded: Loaded, objective: str) -> dict | None:
+    """The representations of one objective's runs, or None when not computed."""
+    try:
+        return _representations(*_key(loaded), objective)
+    except (PrunescopeError, StopIteration):
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _corruption_sample(
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, position: int
+) -> dict:
+    """One sample of the corrupted subset: images (K, S, C, H, W), clean, label, names."""
+    from analysis.robustness import robustness_specs
+
+    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
+    spec = robustness_specs(loaded.study)[0].corrupted
+    arrays = api.get(spec, store=_store(cache_dir), compute=False).read("corrupted.npz")
+    position = min(max(position, 0), len(arrays["labels"]) - 1)
+    return {
+        "images": arrays["images"][:, :, position],
+        "clean": arrays["clean"][position],
+        "label": int(arrays["labels"][position]),
+        "names": list(spec.names),
+        "severities": list(spec.severities),
+        "count": int(len(arrays["labels"])),
+    }
+
+
+def corruption_sample(loaded: Loaded, position: int) -> dict | None:
+    """One test sample under every corruption x severity, or None when not computed."""
+    try:
+        return _corruption_sample(*_key(loaded), position)
+    except (PrunescopeError, IndexError):
+        return None

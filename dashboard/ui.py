@@ -92,6 +92,22 @@ def choice(label: str, options: dict[str, str], *, name: str, default: str) -> s
     return value
 
 
+def pick(
+    label: str, options: Sequence[str], *, name: str, default: Sequence[str], most: int
+) -> list[str]:
+    """A page's own multiselect of up to ``most`` options, mirrored as ``?name=a&name=b``."""
+    key, keep = f"pick_{name}", _KEEP + name
+    if key not in st.session_state:
+        wanted = st.query_params.get_all(name) or st.session_state.get(keep) or list(default)
+        st.session_state[key] = [o for o in options if o in wanted][:most] or list(default)
+    elif any(v not in options for v in st.session_state[key]):
+        st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    chosen = st.multiselect(label, list(options), key=key, max_selections=most)
+    st.session_state[keep] = chosen
+    _set_param(name, None if chosen == list(default) else chosen or [""])
+    return chosen
+
+
 # -- the sidebar -------------------------------------------------------------------
 
 
@@ -211,13 +227,29 @@ def table(frame: pd.DataFrame) -> None:
     st.dataframe(frame, hide_index=True, column_config=config, width="stretch", height=height)
 
 
-def plot(fig: go.Figure, v: View, *, key: str | None = None) -> None:
-    """Draw a figure with our theme (not streamlit's) and a high-resolution PNG button."""
+def missing_part(part: str, what: str) -> None:
+    """Stop the page: ``what`` is not computed yet; point to the Compute page."""
+    st.info(f"{what} is not computed yet for this study.", icon=":material/hourglass_empty:")
+    st.page_link("app_pages/compute.py", label=f"Compute the {part}", icon=":material/play_arrow:")
+    st.stop()
+
+
+def plot(fig: go.Figure, v: View, *, key: str | None = None, select: bool = False) -> Any:
+    """Draw a figure with our theme (not streamlit's) and a high-resolution PNG button.
+
+    With ``select``, clicking or lassoing points reruns the page; the selection is returned.
+    """
     config = {
         "displaylogo": False,
         "toImageButtonOptions": {"format": "png", "scale": 3 if v.presentation else 2},
     }
+    if select:
+        return st.plotly_chart(
+            fig, theme=None, config=config, key=key, width="stretch",
+            on_select="rerun", selection_mode=("points",),
+        )  # fmt: skip
     st.plotly_chart(fig, theme=None, config=config, key=key, width="stretch")
+    return None
 
 
 def job_progress(job: JobView) -> None:

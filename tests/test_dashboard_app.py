@@ -47,6 +47,12 @@ method = "dense"
 method = "magnitude"
 sparsities = [0.5]
 finetune_epochs = 1
+[analyses.representations]
+subset_size = 100
+[analyses.robustness]
+subset_size = 100
+sigmas = [0.0, 0.3]
+trials = 2
 """
 
 #: The same study with one more method that is never computed.
@@ -346,3 +352,30 @@ def test_demo_opens_the_dashboard_only_when_asked(monkeypatch, argv, ci, tty, op
         monkeypatch.setenv("CI", ci)
     assert cli.main(["demo", *argv]) == 0
     assert bool(opened) is opens
+
+
+def test_representations_page_draws_the_runs_side_by_side(app):
+    app.run()
+    app.switch_page("app_pages/representations.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    figures = charts(app)
+    assert {"embedding", "sample_image", "cka", "geometry"} <= set(figures)
+    embedding = figures["embedding"]["layout"]
+    assert embedding["xaxis"]["range"] == embedding["xaxis2"]["range"]  # one shared frame
+    assert app.multiselect(key="pick_runs").value == ["dense s0", "magnitude 50% s0"]
+    app.radio(key="choice_dims").set_value("3").run()
+    app.radio(key="choice_color").set_value("flip").run()
+    assert not app.exception
+    assert app.query_params.get("dims") == "3" and app.query_params.get("color") == "flip"
+    assert charts(app)["embedding"]["data"][0]["type"] == "scatter3d"
+
+
+def test_robustness_page_draws_every_figure(app):
+    app.query_params = {"heat": "ce"}
+    app.run()
+    app.switch_page("app_pages/robustness.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    figures = charts(app)
+    assert set(figures) == {"curves", "heatmap", "mce", "noise", "examples"}
+    assert figures["heatmap"]["data"][0]["y"] == ["dense s0", "magnitude 50% s0"]
+    assert "error" in figures["heatmap"]["layout"]["title"]["text"]

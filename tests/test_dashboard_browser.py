@@ -34,7 +34,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 #: (screenshot name, URL path, plotly charts the page must draw)
-PAGES = [("overview", "/", 3), ("compute", "/compute", 0)]
+PAGES = [
+    ("overview", "/", 3),
+    ("compute", "/compute", 0),
+    ("representations", "/representations", 5),
+    ("representations-3d", "/representations?dims=3&color=flip", 5),
+    ("robustness", "/robustness", 5),
+]
 
 pytestmark = [
     pytest.mark.browser,

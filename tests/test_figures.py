@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -167,3 +168,142 @@ def test_empty_input_gives_empty_figures():
     assert len(accuracy_vs_sparsity([]).data) == 0
     assert len(training_curves([], {}).data) == 0
     assert len(runs_table([])) == 0
+
+
+# -- representations and robustness ------------------------------------------------
+
+from dashboard.figures import representations as rfig  # noqa: E402
+from dashboard.figures import robustness as bfig  # noqa: E402
+
+
+@pytest.fixture
+def rep() -> dict:
+    """A representations entry of 3 runs (dense, two pruned) over 12 samples of 3 classes."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(12) % 3
+    preds = np.stack([labels, labels, labels.copy()])
+    preds[1, :4] = (labels[:4] + 1) % 3  # run 1 loses samples 0-3
+    runs = [
+        {"label": name, "method": method, "flips_vs": "dense s0",
+         "geometry": {"angle": [10.0, 20, 30], "norm": [1.0, 2, 3], "margin": [0.5, 1, 2]}}
+        for name, method in (("dense s0", "dense"), ("magnitude 50% s0", "magnitude"),
+                             ("magnitude 90% s0", "magnitude"))
+    ]  # fmt: skip
+    return {
+        "embedding_2d": rng.normal(size=(3, 12, 2)) * [[[1.0]], [[3.0]], [[2.0]]],
+        "embedding_3d": rng.normal(size=(3, 12, 3)),
+        "preds": preds,
+        "labels": labels,
+        "indices": np.arange(100, 112),
+        "images": rng.integers(0, 255, size=(12, 1, 8, 8), dtype=np.uint8),
+        "summary": {
+            "runs": runs,
+            "labels_of_runs": [r["label"] for r in runs],
+            "cka": [[1.0, 0.8, 0.6], [0.8, 1.0, 0.7], [0.6, 0.7, 1.0]],
+            "classes": ["zero", "one", "two"],
+            "reference": "dense s0",
+        },
+    }
+
+
+def test_embedding_scatter_shares_one_frame(rep):
+    fig = rfig.embedding_scatter(rep, [0, 1, 2], "class")
+    assert len(fig.data) == 9  # 3 classes x 3 panels
+    assert [t.showlegend for t in fig.data].count(True) == 3  # one legend entry per class
+    ranges = {tuple(fig.layout[f"xaxis{i or ''}"].range) for i in (0, 2, 3)}
+    assert len(ranges) == 1  # same x range in every panel
+    lo, hi = next(iter(ranges))
+    assert lo <= rep["embedding_2d"][..., 0].min() and hi >= rep["embedding_2d"][..., 0].max()
+    assert fig.data[0].marker.color == rfig.CLASS_COLORS[0]
+    assert fig.data[0].customdata[0][1] == 100 and "sample #" in fig.data[0].hovertemplate
+
+
+def test_embedding_scatter_flips_and_3d(rep):
+    flips = rfig.embedding_scatter(rep, [1], "flip")
+    lost = next(t for t in flips.data if t.name.startswith("lost"))
+    assert [c[1] for c in lost.customdata] == [100, 101, 102, 103]
+    both = rfig.embedding_scatter(rep, [0, 1], "flip")  # dense loses nothing against itself
+    assert [t.name for t in both.data if t.showlegend] == ["right in both", lost.name]
+    correct = rfig.embedding_scatter(rep, [1, 2], "correct")
+    assert {t.name for t in correct.data} == {"correct", "wrong"}
+    cube = rfig.embedding_scatter(rep, [0, 1], "class", dims=3)
+    assert all(isinstance(t, go.Scatter3d) for t in cube.data)
+    assert cube.layout.scene.xaxis.range == cube.layout.scene2.xaxis.range
+
+
+def test_cka_geometry_and_flip_grid(rep):
+    heat = rfig.cka_heatmap(rep, [0, 2])
+    assert heat.data[0].z.tolist() == [[1.0, 0.6], [0.6, 1.0]]
+    assert heat.data[0].texttemplate
+    bars = rfig.geometry_bars(rep, [0, 1, 2])
+    assert len(bars.data) == 9 and bars.layout.barmode == "group"
+    patterns = [t.marker.pattern.shape for t in bars.data if t.showlegend]
+    assert patterns[1] != patterns[2]  # two magnitude runs stay apart
+    grid = rfig.flipped_samples(rep, 1)
+    assert len(grid.data) == 4 and all(isinstance(t, go.Image) for t in grid.data)
+    assert grid.data[0].z.shape == (8, 8, 3)
+    assert "true zero" in grid.layout.annotations[0].text and "4 samples" in grid.layout.title.text
+    assert len(rfig.flipped_samples(rep, 2).data) == 0
+
+
+def robust_item(run: dict, drop: float) -> dict:
+    """A robustness item: two corruptions x 2 severities, a 3-sigma noise curve."""
+    rows = [{"corruption": "clean", "severity": 0, "accuracy": run["test_acc"]}]
+    rows += [
+        {"corruption": c, "severity": s, "accuracy": run["test_acc"] - drop * s}
+        for c in ("shot_noise", "fog")
+        for s in (1, 2)
+    ]
+    noise = [
+        {"sigma": s, "accuracy_mean": run["test_acc"] - s, "accuracy_std": 0.02}
+        for s in (0, 0.1, 0.3)
+    ]
+    return {"label": run["label"], "key": run["key"], "status": "cached", "corruption": rows,
+            "mce": 1.0 + drop, "relative_mce": 1.0 + 2 * drop,
+            "ce": {"shot_noise": 1.0 + drop, "fog": 1.0}, "noise": noise}  # fmt: skip
+
+
+def test_robustness_figures(runs):
+    done = [r for r in runs if r["status"] == "cached" and r["seed"] == 0]
+    items = [robust_item(r, 0.1 * i) for i, r in enumerate(done)]
+    curves = bfig.corruption_curves(runs, items)
+    assert len(curves.data) == 2 * len(done)  # one line per run per corruption
+    assert list(curves.data[0].x) == [0, 1, 2]
+    assert [a.text for a in curves.layout.annotations] == ["shot noise", "fog"]
+    heat = bfig.corruption_heatmap(runs, items, "accuracy")
+    assert len(heat.data[0].y) == len(done) and heat.data[0].z[0][0] == pytest.approx(97 - 0)
+    ce = bfig.corruption_heatmap(runs, items, "ce")
+    assert ce.data[0].zmid == 100 and ce.data[0].z[1][0] == pytest.approx(110.0)
+    bars = bfig.mce_bars(runs, items)
+    assert [t.name for t in bars.data] == ["mCE", "relative mCE"]
+    assert list(bars.data[1].y) == pytest.approx([100.0, 120.0, 140.0])
+    noise = bfig.noise_curves(runs, items)
+    assert len(noise.data) == 2 * len(done)  # a band and a mean line per run
+    band, line = noise.data[0], noise.data[1]
+    assert band.fill == "toself" and max(band.y) == pytest.approx(99.0)
+    assert line.line.color == METHOD_COLORS["dense"]
+    images = np.zeros((2, 3, 1, 8, 8), dtype=np.uint8)
+    grid = bfig.corruption_examples(images, images[0, 0], ["fog", "zigzag"], [1, 2, 3])
+    assert len(grid.data) == 8  # 2 corruptions x (clean + 3 severities)
+
+
+def test_new_figures_take_the_presentation_theme(rep, runs):
+    items = [robust_item(r, 0.1) for r in runs if r["status"] == "cached"]
+    builds = [
+        lambda t: rfig.embedding_scatter(rep, [0, 1], "class", t),
+        lambda t: rfig.cka_heatmap(rep, None, t),
+        lambda t: rfig.geometry_bars(rep, [0, 1], t),
+        lambda t: bfig.corruption_curves(runs, items, t),
+        lambda t: bfig.noise_curves(runs, items, t),
+        lambda t: bfig.mce_bars(runs, items, t),
+    ]
+    for build in builds:
+        normal, big = build(NORMAL), build(PRESENTATION)
+        assert big.layout.font.size > normal.layout.font.size
+        assert big.layout.title.font.size > normal.layout.title.font.size
+
+
+def test_new_figures_accept_empty_input(rep):
+    assert len(rfig.embedding_scatter(rep, []).data) == 0
+    assert len(bfig.corruption_curves([], []).data) == 0
+    assert len(bfig.noise_curves([], []).data) == 0
