@@ -14,8 +14,9 @@ times (medians; the machine is shared and noisy):
 
 - ``plain``: the baseline, every grid point sets all weights and runs the network;
 - ``engine_fp32``: ``analysis.landscape`` (first layer by linearity);
-- ``engine_bf16``: the same with the rest of the network under bf16 autocast, and
-  its max relative loss error against the fp32 engine over the whole grid;
+- ``engine_bf16``: the same with the rest of the network on a bfloat16 copy
+  (weights summed in fp32, rounded once per point), and its max relative loss
+  error against the fp32 engine over the whole grid;
 - ``loss_landscapes``: ``loss_landscapes.random_plane`` (PyPI, 3.0.6) with
   ``normalization='filter'`` and a ``metrics.Loss`` metric. Speed only: 3.0.6 draws
   its directions from uniform [0, 1) (not Gaussian), walks its grid in a zig-zag

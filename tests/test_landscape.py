@@ -29,6 +29,7 @@ from analysis.landscape import (
     PlaneSpec,
     SharpnessSpec,
     SurfaceProblem,
+    _fuse_linear_relu,
     compute_grid,
     filter_normalize,
     grid_axis,
@@ -193,6 +194,34 @@ def test_bf16_is_close_to_fp32():
     np.testing.assert_allclose(low["loss"], ref["loss"], rtol=0.03)
     err = precision_error(prob, xs, xs, low["loss"])
     assert 0 < err < 0.03
+
+
+def test_row_cache_gives_the_same_values_in_any_order_and_mix_of_engines():
+    # the linear engine caches the sums of a grid row; out-of-order points and
+    # plain evaluations in between (which overwrite the fp32 model) must not leak
+    prob = problem("mlp", include_bias_bn=True)
+    pts = [(0.5, -0.3), (0.0, 0.7), (-0.4, -0.3), (0.5, 0.7), (0.0, 0.0), (0.3,)]
+    fresh = [problem("mlp", include_bias_bn=True).evaluate(c) for c in pts]
+    for precision in ("fp32", "bf16"):
+        for c, ref in zip(pts + pts[::-1], fresh + fresh[::-1], strict=True):
+            prob.evaluate(c, engine="plain")
+            got = prob.evaluate(c, precision=precision)
+            tol = 1e-6 if precision == "fp32" else 0.03
+            assert got[0] == pytest.approx(ref[0], rel=tol)
+            assert got == prob.evaluate(c, precision=precision)
+
+
+def test_fused_linear_relu_matches_the_unfused_network():
+    net = copy.deepcopy(trained("mlp")).to(torch.bfloat16)
+    fused = copy.deepcopy(net)
+    _fuse_linear_relu(fused, skip="body.fc0")
+    kinds = {n: type(m).__name__ for n, m in fused.named_modules()}
+    assert kinds["body.fc0"] == "Linear" and kinds["body.relu0"] == "ReLU"  # skipped
+    assert kinds["body.fc1"] == "_LinearReLU" and kinds["body.relu1"] == "Identity"
+    assert dict(fused.named_parameters()).keys() == dict(net.named_parameters()).keys()
+    x = batch()[0].to(torch.bfloat16)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x).float(), net(x).float(), rtol=0.02, atol=0.02)
 
 
 def test_interrupted_grid_resumes_at_the_missing_rows(tmp_path):
