@@ -54,6 +54,17 @@ class Param:
         return value
 
 
+def scope_param(default: str) -> Param:
+    """The ``scope`` option shared by the magnitude-ranking methods."""
+    return Param(
+        "scope",
+        str,
+        default,
+        "rank weights across all layers or within each",
+        options=("global", "layerwise"),
+    )
+
+
 class Method(ABC):
     """A sparsity method: produces a trained network and its masks from a run spec."""
 
@@ -82,6 +93,12 @@ def ones_masks(model: torch.nn.Module) -> Masks:
     """All-True masks for every prunable weight of ``model``."""
     state = dict(model.named_parameters())
     return {n: torch.ones_like(state[n], dtype=torch.bool) for n in model.prunable_names()}
+
+
+def magnitude_scores(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """|w| of every prunable weight of ``model`` (the score of magnitude pruning)."""
+    params = dict(model.named_parameters())
+    return {n: params[n].detach().abs() for n in model.prunable_names()}
 
 
 def apply_masks(model: torch.nn.Module, masks: Masks) -> None:

@@ -13,7 +13,13 @@ from __future__ import annotations
 import torch
 
 from analysis.errors import SpecError
-from analysis.sparsity.base import Method, Param, masks_from_scores, require_positive
+from analysis.sparsity.base import (
+    Method,
+    Param,
+    masks_from_scores,
+    require_positive,
+    scope_param,
+)
 from analysis.train import Callback, MethodOutput, RunContext, TrainState, state_of
 
 
@@ -74,13 +80,7 @@ class GradualMagnitude(Method):
             hi=1.0,
         ),
         Param("every", int, 50, "prune every this many steps", lo=1, hi=10**6),
-        Param(
-            "scope",
-            str,
-            "layerwise",
-            "rank weights within each layer or across all",
-            options=("layerwise", "global"),
-        ),
+        scope_param("layerwise"),
     )
 
     def check_sparsity(self, sparsity: float) -> None:

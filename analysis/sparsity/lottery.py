@@ -17,7 +17,15 @@ run. Rewinding to step ``k > 0`` needs the dense run to have snapshotted step
 from __future__ import annotations
 
 from analysis.errors import SpecError
-from analysis.sparsity.base import Method, Param, apply_masks, masks_from_scores, require_positive
+from analysis.sparsity.base import (
+    Method,
+    Param,
+    apply_masks,
+    magnitude_scores,
+    masks_from_scores,
+    require_positive,
+    scope_param,
+)
 from analysis.specs import SparsitySpec
 from analysis.train import MethodOutput, RunContext, state_of
 
@@ -34,13 +42,7 @@ class Lottery(Method):
     params = (
         Param("rounds", int, 3, "prune-rewind-retrain rounds", lo=1, hi=50),
         Param("rewind_step", int, 0, "step to rewind the survivors to (0: initialisation)", lo=0),
-        Param(
-            "scope",
-            str,
-            "global",
-            "rank weights across all layers or within each",
-            options=("global", "layerwise"),
-        ),
+        scope_param("global"),
     )
 
     def check_sparsity(self, sparsity: float) -> None:
@@ -73,9 +75,9 @@ class Lottery(Method):
         rewind_state = dense.init_state if k == 0 else dense.trajectory[k]
         model = ctx.build()
         model.load_state_dict(previous.state)
-        params = dict(model.named_parameters())
-        scores = {n: params[n].detach().abs() for n in model.prunable_names()}
-        masks = masks_from_scores(scores, s.sparsity, scope=s.opt("scope"), current=prev_masks)
+        masks = masks_from_scores(
+            magnitude_scores(model), s.sparsity, scope=s.opt("scope"), current=prev_masks
+        )
         model.load_state_dict(rewind_state)
         apply_masks(model, masks)
         start = state_of(model)

@@ -14,7 +14,13 @@ constant LR; on the demo MLP at 90% it recovered 88.1% against 86.2% for a
 
 from __future__ import annotations
 
-from analysis.sparsity.base import Method, Param, masks_from_scores, require_positive
+from analysis.sparsity.base import (
+    Method,
+    magnitude_scores,
+    masks_from_scores,
+    require_positive,
+    scope_param,
+)
 from analysis.sparsity.finetune import FINETUNE_PARAMS, prune_dense_and_finetune
 from analysis.train import MethodOutput, RunContext
 
@@ -24,13 +30,7 @@ class Magnitude(Method):
 
     name = "magnitude"
     params = (
-        Param(
-            "scope",
-            str,
-            "global",
-            "rank weights across all layers or within each",
-            options=("global", "layerwise"),
-        ),
+        scope_param("global"),
         *FINETUNE_PARAMS,
     )
 
@@ -43,8 +43,6 @@ class Magnitude(Method):
         s = ctx.spec.sparsity
 
         def make_masks(model):
-            params = dict(model.named_parameters())
-            scores = {n: params[n].detach().abs() for n in model.prunable_names()}
-            return masks_from_scores(scores, s.sparsity, scope=s.opt("scope")), {}
+            return masks_from_scores(magnitude_scores(model), s.sparsity, scope=s.opt("scope")), {}
 
         return prune_dense_and_finetune(ctx, make_masks)
