@@ -33,6 +33,7 @@ from analysis.specs import spec_key
 from analysis.store import Store, default_root
 from analysis.study import StudySpec, load_study, with_available_data
 from dashboard.jobs import JobBoard, JobView
+from dashboard.results import Reader
 
 STUDY_ENV = "PRUNESCOPE_STUDY"
 REPO = Path(__file__).resolve().parents[1]
@@ -231,54 +232,44 @@ def start_compute(loaded: Loaded, only: str | None = None) -> JobView | None:
 # -- analyses ----------------------------------------------------------------------
 
 
+@st.cache_resource(max_entries=16)
+def _reader(study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None) -> Reader:
+    """The plain reader of the study's results (see :mod:`dashboard.results`)."""
+    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
+    return Reader(loaded.study, _store(cache_dir))
+
+
+def reader(loaded: Loaded) -> Reader:
+    """Uncached read access to the study's results (the export uses it)."""
+    return _reader(*_key(loaded))
+
+
 @st.cache_data(show_spinner="Reading representations...", max_entries=8)
 def _representations(
-    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, objective: str
-) -> dict:
+    study_path: str,
+    mtime_ns: int,
+    cache_dir: str,
+    data_root: str | None,
+    objective: str,
+    state: str,
+) -> dict | None:
     """The arrays of a ``representations`` entry, with its summary under ``"summary"``."""
-    from analysis.representations import representation_specs
-
-    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
-    spec = next(
-        s for s in representation_specs(loaded.study) if s.runs[0].train.objective == objective
-    )
-    entry = api.get(spec, store=_store(cache_dir), compute=False)
-    arrays = dict(entry.read("embeddings.npz"))
-    return {**arrays, "summary": entry.read("summary.json")}
+    return _reader(study_path, mtime_ns, cache_dir, data_root).representations(objective)
 
 
 def representations(loaded: Loaded, objective: str) -> dict | None:
     """The representations of one objective's runs, or None when not computed."""
-    try:
-        return _representations(*_key(loaded), objective)
-    except (PrunescopeError, StopIteration):
-        return None
+    return _representations(*_key(loaded), objective, store_state(loaded))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _corruption_sample(
-    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, position: int
-) -> dict:
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, position: int, state: str
+) -> dict | None:
     """One sample of the corrupted subset: images (K, S, C, H, W), clean, label, names."""
-    from analysis.robustness import robustness_specs
-
-    loaded = _load(study_path, mtime_ns, cache_dir, data_root)
-    spec = robustness_specs(loaded.study)[0].corrupted
-    arrays = api.get(spec, store=_store(cache_dir), compute=False).read("corrupted.npz")
-    position = min(max(position, 0), len(arrays["labels"]) - 1)
-    return {
-        "images": arrays["images"][:, :, position],
-        "clean": arrays["clean"][position],
-        "label": int(arrays["labels"][position]),
-        "names": list(spec.names),
-        "severities": list(spec.severities),
-        "count": int(len(arrays["labels"])),
-    }
+    return _reader(study_path, mtime_ns, cache_dir, data_root).corruption_sample(position)
 
 
 def corruption_sample(loaded: Loaded, position: int) -> dict | None:
     """One test sample under every corruption x severity, or None when not computed."""
-    try:
-        return _corruption_sample(*_key(loaded), position)
-    except (PrunescopeError, IndexError):
-        return None
+    return _corruption_sample(*_key(loaded), position, store_state(loaded))
