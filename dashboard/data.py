@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,16 @@ from pathlib import Path
 import streamlit as st
 
 from analysis import api, plan
-from analysis.errors import PrunescopeError
+from analysis.errors import PrunescopeError, SpecError, StoreError
 from analysis.specs import spec_key
 from analysis.store import Store, default_root
-from analysis.study import StudySpec, load_study, with_available_data
+from analysis.study import (
+    MAX_STUDY_BYTES,
+    StudySpec,
+    load_study,
+    parse_study,
+    with_available_data,
+)
 from dashboard.jobs import JobBoard, JobView
 from dashboard.results import Reader
 
@@ -60,24 +67,74 @@ class Loaded:
     error: str | None = None
 
 
-def source() -> Source:
-    """The study, store and data root named by the environment."""
+def source(upload: str | None = None) -> Source:
+    """The study, store and data root named by the environment (or an uploaded study's id)."""
     study = os.environ.get(STUDY_ENV) or str(DEFAULT_STUDY)
+    cache_dir = default_root().expanduser().resolve()
+    if upload and (path := upload_path(cache_dir, upload)) is not None:
+        study = str(path)
     return Source(
         study_path=str(Path(study).expanduser().resolve()),
-        cache_dir=str(default_root().expanduser().resolve()),
+        cache_dir=str(cache_dir),
         data_root=os.environ.get("PRUNESCOPE_DATA") or None,
     )
 
 
-def load() -> Loaded:
+def load(upload: str | None = None) -> Loaded:
     """The current study (re-read when its file changes)."""
-    src = source()
+    src = source(upload)
     try:
         mtime = os.stat(src.study_path).st_mtime_ns
     except OSError:
         mtime = 0
     return _load(src.study_path, mtime, src.cache_dir, src.data_root)
+
+
+# -- uploaded studies ----------------------------------------------------------------
+
+#: Uploaded study files live inside the store, named by their content's hash (never
+#: by the name the browser sent), so an upload cannot write anywhere else.
+UPLOADS = ".uploads"
+_UPLOAD_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def upload_path(cache_dir: str | Path, upload: str) -> Path | None:
+    """The file of an uploaded study id, or None if the id is malformed or unknown."""
+    if not _UPLOAD_ID.fullmatch(upload or ""):
+        return None
+    path = Path(cache_dir) / UPLOADS / f"{upload}.toml"
+    return path if path.is_file() else None
+
+
+def save_upload(payload: bytes, cache_dir: str | Path, *, name: str = "upload") -> str:
+    """Validate an uploaded study and keep it in the store; return its id.
+
+    Refused (a ``SpecError`` naming the problem, nothing written) when it is larger
+    than a study may be, not UTF-8 text, not TOML, or not a valid study.
+    """
+    label = f"uploaded study {Path(name).name!r}"
+    if len(payload) > MAX_STUDY_BYTES:
+        raise SpecError(
+            "file", f"a study of at most {MAX_STUDY_BYTES // 1024} KiB", f"{len(payload)} bytes",
+            owner=label,
+        )  # fmt: skip
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("file", "UTF-8 TOML text", "binary data", owner=label) from None
+    parse_study(text, source=label)
+    upload = hashlib.sha256(payload).hexdigest()[:16]
+    folder = Path(cache_dir) / UPLOADS
+    target = folder / f"{upload}.toml"
+    if not target.is_file():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{upload}.{os.getpid()}.tmp"
+            tmp.write_bytes(payload)
+            os.replace(tmp, target)
+        except OSError as err:
+            raise StoreError(f"cannot keep the uploaded study in {folder}: {err}") from None
+    return upload
 
 
 @st.cache_data(show_spinner="Loading the study...", max_entries=16)

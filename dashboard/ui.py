@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from analysis.errors import PrunescopeError
 from dashboard import data
 from dashboard.figures import Theme, theme_for
 from dashboard.jobs import JobView
@@ -118,7 +119,14 @@ def _pct(value: float) -> str:
 
 def sidebar() -> View:
     """Draw the sidebar and remember the view it selects for this rerun's page."""
-    loaded = data.load()
+    if "upload" not in st.session_state:
+        st.session_state["upload"] = st.query_params.get("study")
+    loaded = data.load(st.session_state["upload"])
+    if st.session_state["upload"] and not loaded.source.study_path.endswith(
+        f"{st.session_state['upload']}.toml"
+    ):
+        st.session_state["upload"] = None  # an unknown or malformed id in the URL: ignored
+    _set_param("study", st.session_state["upload"])
     with st.sidebar:
         st.markdown("### Study")
         if loaded.error:
@@ -127,6 +135,7 @@ def sidebar() -> View:
             view = View(loaded=loaded)
         else:
             view = _study_sidebar(loaded)
+        _upload(loaded)
         st.divider()
         if "present" not in st.session_state:
             st.session_state["present"] = st.query_params.get("present") == "1"
@@ -137,6 +146,30 @@ def sidebar() -> View:
     view = View(view.loaded, view.summary, view.runs, presentation)
     st.session_state[_VIEW] = view
     return view
+
+
+def _upload(loaded: data.Loaded) -> None:
+    """Open another study file: validated and size-limited before it replaces the view."""
+    with st.expander("Open another study", icon=":material/upload_file:"):
+        file = st.file_uploader(
+            "Study file (TOML)", type=["toml"], key="study_file",
+            help=f"At most {data.MAX_STUDY_BYTES // 1024} KiB; validated before it is used.",
+        )  # fmt: skip
+        if file is not None and st.session_state.get("_upload_seen") != file.file_id:
+            st.session_state["_upload_seen"] = file.file_id
+            try:
+                upload = data.save_upload(file.getvalue(), loaded.source.cache_dir, name=file.name)
+            except PrunescopeError as err:
+                st.session_state["_upload_error"] = str(err).splitlines()[0]
+            else:
+                st.session_state.pop("_upload_error", None)
+                st.session_state["upload"] = upload
+                st.rerun()
+        if error := st.session_state.get("_upload_error"):
+            st.error(f"Not opened: {error}", icon=":material/error:")
+        if st.session_state.get("upload") and st.button("Back to the default study"):
+            st.session_state["upload"] = None
+            st.rerun()
 
 
 def _study_sidebar(loaded: data.Loaded) -> View:

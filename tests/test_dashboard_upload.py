@@ -1,0 +1,121 @@
+"""Studies uploaded through the dashboard: size-limited, validated, kept inside the store.
+
+``data.save_upload`` is what the sidebar's uploader calls; these tests hand it
+bad payloads directly (AppTest cannot drive a file uploader) and drive the app
+with the ``?study=<id>`` parameter that an accepted upload puts in the URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from analysis import api  # noqa: E402
+from analysis.errors import SpecError  # noqa: E402
+from analysis.study import MAX_STUDY_BYTES  # noqa: E402
+from dashboard import data  # noqa: E402
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+
+STUDY = """
+name = "{name}"
+seeds = [0]
+[data]
+name = "digits"
+train_size = 200
+[model]
+arch = "mlp"
+width = 8
+depth = 1
+[train]
+epochs = 1
+[[methods]]
+method = "dense"
+"""
+
+
+def files_under(root: Path) -> set[str]:
+    """Every file below ``root``, relative."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        (b"x" * (MAX_STUDY_BYTES + 1), "at most 256 KiB"),
+        (b"\xff\xfe\x00binary", "UTF-8"),
+        (b"name = [unclosed", "valid TOML"),
+        (STUDY.format(name="u").replace('"dense"', '"not-a-method"').encode(), "method"),
+        (STUDY.format(name="u").replace("epochs = 1", "epochs = -3").encode(), "epochs"),
+    ],
+    ids=["too-large", "binary", "not-toml", "unknown-method", "negative-epochs"],
+)
+def test_bad_upload_is_refused_and_nothing_written(tmp_path, payload, fragment):
+    before = files_under(tmp_path)
+    with pytest.raises(SpecError) as err:
+        data.save_upload(payload, tmp_path, name="../../evil.toml")
+    assert fragment in str(err.value)
+    assert "uploaded study 'evil.toml'" in str(err.value)  # the name is shown, never used as a path
+    assert files_under(tmp_path) == before
+
+
+def test_good_upload_is_kept_in_the_store_under_its_hash(tmp_path):
+    payload = STUDY.format(name="colleague").encode()
+    upload = data.save_upload(payload, tmp_path / "cache", name="../../x.toml")
+    assert files_under(tmp_path) == {f"cache/.uploads/{upload}.toml"}
+    assert data.upload_path(tmp_path / "cache", upload).read_bytes() == payload
+    assert data.save_upload(payload, tmp_path / "cache") == upload  # same content, same id
+    for bad in ("../../etc/passwd", upload.upper(), upload + "0", ""):
+        assert data.upload_path(tmp_path / "cache", bad) is None
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """The app on a default study with an uploaded one beside it; computing fails the test."""
+    default = tmp_path / "default.toml"
+    default.write_text(STUDY.format(name="the-default"))
+    cache = tmp_path / "cache"
+    upload = data.save_upload(STUDY.format(name="the-upload").encode(), cache)
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(default))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(cache))
+    real = api.get
+
+    def get(spec, *, store=None, progress=None, compute=True):
+        if compute:
+            raise AssertionError(f"a dashboard page asked to compute {spec.kind}")
+        return real(spec, store=store, progress=progress, compute=False)
+
+    monkeypatch.setattr(api, "get", get)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    return at, upload
+
+
+def sidebar_text(at: AppTest) -> str:
+    """The sidebar's markdown, joined."""
+    return " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_url_reopens_an_uploaded_study(app):
+    at, upload = app
+    at.query_params = {"study": upload}
+    at.run()
+    assert not at.exception
+    assert "the-upload" in sidebar_text(at)
+    assert at.query_params.get("study") == upload
+    at.sidebar.button[0].click().run()  # back to the default study
+    assert "the-default" in sidebar_text(at)
+    assert "study" not in at.query_params
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "0123456789abcdef"])
+def test_unknown_or_path_like_study_id_is_ignored(app, bad):
+    at, _ = app
+    at.query_params = {"study": bad}
+    at.run()
+    assert not at.exception and not at.error
+    assert "the-default" in sidebar_text(at)
+    assert "study" not in at.query_params
