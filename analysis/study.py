@@ -52,6 +52,17 @@ from analysis.specs import (
 #: Analysis settings specs by section name (``[analyses.<name>]``); analysis modules add theirs.
 ANALYSIS_SETTINGS: dict[str, type] = {}
 
+
+def analysis_settings() -> dict[str, type]:
+    """Every analysis's settings spec, importing the analysis modules on first use.
+
+    So a study loads the same whether or not the caller imported the analyses first.
+    """
+    from analysis.api import kinds
+
+    kinds()
+    return ANALYSIS_SETTINGS
+
 MAX_STUDY_BYTES = 256 * 1024
 MAX_RUNS = 2000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,79}$")
@@ -115,7 +126,7 @@ class StudySpec:
         for key, value in self.analyses:
             if key == name:
                 return value
-        cls = ANALYSIS_SETTINGS.get(name)
+        cls = analysis_settings().get(name)
         if cls is None:
             raise SpecError(
                 "analyses",
@@ -180,7 +191,7 @@ def _analyses(raw: Any) -> tuple[tuple[str, Any], ...]:
         raise SpecError("analyses", "a table of [analyses.<name>] tables", raw, owner="study")
     out = []
     for name, table in sorted(raw.items()):
-        cls = ANALYSIS_SETTINGS.get(name)
+        cls = analysis_settings().get(name)
         if cls is None:
             raise SpecError(
                 "analyses",

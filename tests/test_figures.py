@@ -240,10 +240,23 @@ def test_cka_geometry_and_flip_grid(rep):
     patterns = [t.marker.pattern.shape for t in bars.data if t.showlegend]
     assert patterns[1] != patterns[2]  # two magnitude runs stay apart
     grid = rfig.flipped_samples(rep, 1)
-    assert len(grid.data) == 4 and all(isinstance(t, go.Image) for t in grid.data)
-    assert grid.data[0].z.shape == (8, 8, 3)
+    assert len(grid.data) == 1 and isinstance(grid.data[0], go.Image)  # one mosaic
+    assert grid.data[0].source.startswith("data:image/png;base64,")
+    assert len(grid.layout.annotations) == 4  # a caption per flipped sample
     assert "true zero" in grid.layout.annotations[0].text and "4 samples" in grid.layout.title.text
     assert len(rfig.flipped_samples(rep, 2).data) == 0
+    mosaic = decode_png(grid.data[0].source)
+    assert mosaic.shape[1] == 4 * 8 + 3 * 1  # four 8-px tiles in a row, 1-px gutters
+
+
+def decode_png(uri: str) -> np.ndarray:
+    """The pixels of a PNG data URI."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
 
 
 def robust_item(run: dict, drop: float) -> dict:
@@ -283,8 +296,13 @@ def test_robustness_figures(runs):
     assert band.fill == "toself" and max(band.y) == pytest.approx(99.0)
     assert line.line.color == METHOD_COLORS["dense"]
     images = np.zeros((2, 3, 1, 8, 8), dtype=np.uint8)
+    images[1, 2] = 200  # zigzag at severity 3: the last tile of the second row
     grid = bfig.corruption_examples(images, images[0, 0], ["fog", "zigzag"], [1, 2, 3])
-    assert len(grid.data) == 8  # 2 corruptions x (clean + 3 severities)
+    captions = [a.text for a in grid.layout.annotations]
+    assert len(captions) == 8 and captions[4] == "zigzag · clean"  # 2 x (clean + 3 severities)
+    mosaic = decode_png(grid.data[0].source)
+    assert (mosaic == 200).all(axis=2).sum() == 8 * 8  # that one tile's pixels, drawn once
+    assert (mosaic[:, -8:] == 200).all(axis=2).sum() == 8 * 8  # in the last column
 
 
 def test_new_figures_take_the_presentation_theme(rep, runs):

@@ -95,3 +95,20 @@ def test_fallback_dataset_is_said_plainly(monkeypatch):
     nofallback = parse_study(GOOD.replace('name = "digits"', 'name = "fashion-mnist"'))
     with pytest.raises(DataError):
         with_available_data(nofallback)
+
+
+def test_a_study_with_analyses_loads_in_a_fresh_process(tmp_path):
+    """The analysis modules register their settings on import; load_study imports them."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "s"\nseeds = [0]\n[data]\nname = "digits"\n[model]\narch = "mlp"\n'
+        "[[methods]]\nmethod = \"dense\"\n[analyses.representations]\nsubset_size = 100\n"
+    )
+    code = "import sys; from analysis.study import load_study; load_study(sys.argv[1])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
