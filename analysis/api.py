@@ -94,6 +94,12 @@ class Context:
         """Get a result this computation depends on (cached or computed)."""
         return get(spec, store=self.store, progress=self.progress, compute=self.compute)
 
+    def check_memory(self, spec: Any) -> None:
+        """Refuse ``spec`` before it starts if it would not fit in memory (``analysis.limits``)."""
+        from analysis.limits import check_spec
+
+        check_spec(spec)
+
 
 def status(spec: Any, store: Store) -> str:
     """'cached', 'failed' or 'missing' for one spec (no computation)."""

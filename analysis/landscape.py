@@ -804,6 +804,7 @@ def compute_grid(
     precision: str = "fp32",
     partial: Path | None = None,
     on_row: Callable[[int, int], None] | None = None,
+    only: range | None = None,
 ) -> dict[str, np.ndarray]:
     """Loss and accuracy on the grid ``xs`` (x ``ys``), row by row, resumable.
 
@@ -811,12 +812,15 @@ def compute_grid(
     len(xs)) for a plane (row i is ``ys[i]``), and ``evaluated_rows``: the rows
     computed by this call (the others were read from ``partial``). ``on_row(i,
     rows)`` is called after each row is saved; an exception from it interrupts.
+    ``only``: visit just these rows (a chunk run as its own job; the others stay 0).
     """
     rows = [None] if ys is None else list(ys)
     loss = np.zeros((len(rows), len(xs)))
     acc = np.zeros((len(rows), len(xs)))
     evaluated = []
     for i, b in enumerate(rows):
+        if only is not None and i not in only:
+            continue
         done = _load_row(partial, i, len(xs))
         if done is None:
             for j, a in enumerate(xs):
@@ -888,10 +892,10 @@ def _sparsity(params: Params, masks: Masks) -> float:
     return zeros / max(sum(params[n].numel() for n in masks), 1)
 
 
-@register("landscape", load=entry_result)
-def compute_landscape(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
-    """The surface around ``spec.run`` along filter-normalised random directions."""
-    run = ctx.get(spec.run)
+def _landscape_problem(
+    spec: LandscapeSpec, run: Any
+) -> tuple[SurfaceProblem, np.ndarray, np.ndarray | None]:
+    """The surface problem of ``spec`` around the trained ``run``, and its grid axes."""
     model = run.model()
     x, y = eval_batch(spec.run.data, spec.split, spec.subset, spec.subset_seed)
     dirs = surface_directions(
@@ -904,7 +908,15 @@ def compute_landscape(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
     )
     problem = SurfaceProblem(model=model, centre=trainable(model), dirs=dirs, x=x, y=y)
     xs = grid_axis(spec.grid, spec.span)
-    ys = xs if spec.dims == 2 else None
+    return problem, xs, (xs if spec.dims == 2 else None)
+
+
+@register("landscape", load=entry_result)
+def compute_landscape(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
+    """The surface around ``spec.run`` along filter-normalised random directions."""
+    ctx.check_memory(spec)  # refuse a grid that cannot fit, before anything starts
+    run = ctx.get(spec.run)
+    problem, xs, ys = _landscape_problem(spec, run)
     partial = ctx.store.partial_dir(spec)
     start = time.perf_counter()
     grid = compute_grid(
@@ -919,7 +931,7 @@ def compute_landscape(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
     doc = {
         "run": spec.run.label,
         "dims": spec.dims,
-        "n": len(x),
+        "n": len(problem.x),
         "split": spec.split,
         "respect_mask": spec.respect_mask,
         "sparsity": _sparsity(problem.centre, run.masks),
@@ -943,10 +955,10 @@ def _cleanup(partial: Path) -> None:
         partial.rmdir()
 
 
-@register("landscape_plane", load=entry_result)
-def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
-    """The surface in the plane of three networks or of a training trajectory."""
-    runs = [ctx.get(r) for r in spec.runs]
+def _plane_problem(
+    spec: PlaneSpec, runs: list[Any]
+) -> tuple[SurfaceProblem, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The surface problem of ``spec`` through the trained ``runs``: problem, axes, coords, notes."""
     model = runs[0].model()
     params = [trainable(r.model()) for r in runs]
     if spec.plane == "trajectory":
@@ -972,6 +984,14 @@ def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
     x, y = eval_batch(spec.runs[0].data, spec.split, spec.subset, spec.subset_seed)
     problem = SurfaceProblem(model=model, centre=centre, dirs=dirs, x=x, y=y)
     xs, ys = box_axes(coords, spec.grid, spec.margin)
+    return problem, xs, ys, coords, extra
+
+
+@register("landscape_plane", load=entry_result)
+def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
+    """The surface in the plane of three networks or of a training trajectory."""
+    ctx.check_memory(spec)  # refuse a grid that cannot fit, before anything starts
+    problem, xs, ys, coords, extra = _plane_problem(spec, [ctx.get(r) for r in spec.runs])
     partial = ctx.store.partial_dir(spec)
     grid = compute_grid(
         problem,
@@ -984,7 +1004,7 @@ def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
     doc = {
         "plane": spec.plane,
         "coords": coords.tolist(),
-        "n": len(x),
+        "n": len(problem.x),
         **extra,
         **_surface_doc(grid, problem, spec.precision, xs, ys),
     }
@@ -992,6 +1012,47 @@ def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
     arrays = {"x": xs, "y": ys, "loss": grid["loss"], "acc": grid["acc"], "coords": coords}
     summary = {k: doc[k] for k in ("centre_loss", "min_loss", "max_loss")}
     return {"surface.npz": arrays, "plane.json": doc}, summary
+
+
+def grid_rows(spec: Any) -> int | None:
+    """Rows of a 2-D surface spec (which the executor can split into chunks), else None."""
+    if isinstance(spec, LandscapeSpec) and spec.dims == 2 or isinstance(spec, PlaneSpec):
+        return spec.grid
+    return None
+
+
+def fill_rows(spec: LandscapeSpec | PlaneSpec, ctx: Context, rows: range) -> list[int]:
+    """Compute ``rows`` of a 2-D surface into its partial grid in the store (resumable).
+
+    A chunk of the grid run as a job of its own: chunks of one surface run in
+    parallel, each writing its row files, and the job that then computes
+    ``spec`` finds every row present and only assembles them. Returns the rows
+    this call evaluated (the others were there already).
+    """
+    ctx.check_memory(spec)  # as the single job would: refuse a grid that cannot fit
+    if isinstance(spec, LandscapeSpec):
+        problem, xs, ys = _landscape_problem(spec, ctx.get(spec.run))
+    else:
+        problem, xs, ys, _, _ = _plane_problem(spec, [ctx.get(r) for r in spec.runs])
+    if ys is None:
+        raise ValueError(f"{spec.label} is a line, not a grid: it has no rows to split")
+    done = 0
+
+    def on_row(i: int, n: int) -> None:
+        nonlocal done
+        done += 1
+        ctx.progress(f"{spec.label} rows {rows.start}-{rows.stop - 1}", done, len(rows))
+
+    grid = compute_grid(
+        problem,
+        xs,
+        ys,
+        precision=spec.precision,
+        partial=ctx.store.partial_dir(spec),
+        on_row=on_row,
+        only=rows,
+    )
+    return [int(i) for i in grid["evaluated_rows"]]
 
 
 # ---------------------------------------------------------------------------

@@ -2,24 +2,26 @@
 
 A part (``runs``, and one per analysis) turns a study into the list of specs it
 needs and summarises the cached results into one section of ``prunescope show
---json`` (schema: ``docs/summary.md``). Computing a study asks ``api.get`` for
-every spec in order; a failed job is recorded and reported, and the rest of the
-study goes on.
+--json`` (schema: ``docs/summary.md``). Computing a study hands its specs to an
+executor (``analysis/executor.py``: in-process by default, or a process pool, or
+Ray), which computes them and what they depend on; a failed job is recorded and
+reported, and the rest of the study goes on.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis import api
-from analysis.api import ComputeFailed, NotComputed, Progress, no_progress
-from analysis.errors import PrunescopeError
+from analysis.api import Progress, no_progress
 from analysis.specs import spec_key
 from analysis.store import Store
 from analysis.study import StudySpec
+
+if TYPE_CHECKING:
+    from analysis.executor import Executor
 
 #: JSON summary schema version (docs/summary.md); bump on an incompatible change.
 SUMMARY_SCHEMA = 1
@@ -128,30 +130,27 @@ def compute_study(
     only: str | None = None,
     progress: Progress = no_progress,
     log: Callable[[str], None] = lambda _msg: None,
+    executor: Executor | None = None,
 ) -> Report:
-    """Compute (or find cached) every spec of the study; failures are reported, not fatal."""
-    report = Report()
-    start = time.perf_counter()
+    """Compute (or find cached) every spec of the study; failures are reported, not fatal.
+
+    ``executor`` (default: in this process, one job at a time) runs the specs
+    and everything they depend on; see :mod:`analysis.executor`.
+    """
+    from analysis.executor import InProcess
+
+    executor = executor if executor is not None else InProcess()
     specs = study_specs(study, only)
-    for i, spec in enumerate(specs, 1):
-        label = getattr(spec, "label", spec.kind)
-        progress("study", i - 1, len(specs))
-        if store.exists(spec):
+    result = executor.run(specs, store, progress=progress, log=log)
+    report = Report(seconds=result.seconds)
+    for key in dict.fromkeys(result.asked):
+        outcome = result.jobs[key]
+        if outcome.status == "cached":
             report.cached += 1
-            continue
-        try:
-            api.get(spec, store=store, progress=progress)
+        elif outcome.status == "done":
             report.done += 1
-            log(f"[{i}/{len(specs)}] {spec.kind} {label}: done")
-        except (ComputeFailed, NotComputed) as err:
-            report.failed.append((label, str(err)))
-            log(f"[{i}/{len(specs)}] {spec.kind} {label}: FAILED ({err})")
-        except PrunescopeError as err:
-            if "failed" not in str(err):
-                raise
-            report.failed.append((label, str(err)))
-    progress("study", len(specs), len(specs))
-    report.seconds = time.perf_counter() - start
+        else:
+            report.failed.append((outcome.label, outcome.error))
     return report
 
 

@@ -35,6 +35,7 @@ from torch import nn
 from analysis.api import Context, entry_result, register
 from analysis.data import eval_subset, load
 from analysis.errors import SpecError
+from analysis.limits import check_umap
 from analysis.specs import SPEC, RunSpec, check_float, check_int, spec_key
 from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
@@ -217,6 +218,7 @@ def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
     from sklearn.manifold import trustworthiness
 
     feats = ctx.get(spec.features).read("features.npz")["features"]
+    check_umap(spec, *feats.shape)  # refuse before UMAP starts if it cannot fit in memory
     ctx.progress(spec.label, 0, 1)
     reducer = umap.UMAP(
         n_components=spec.n_components,

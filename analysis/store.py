@@ -7,9 +7,12 @@ directory and renamed into place (``os.rename`` of a directory is atomic on one
 filesystem), so a reader sees either a whole entry or none. A per-key file lock
 (``filelock``, i.e. ``flock``: the kernel drops it when its holder dies, so a
 killed process never leaves a lock that blocks) makes identical concurrent
-computations run once. Every load re-checks the key, schema and checksums; a
-damaged entry is moved to ``<root>/.damaged/``, reported once, and recomputed,
-never served.
+computations run once; a temp folder left by a writer killed mid-commit is
+removed by the next holder of that key's lock. A failed write (disk full,
+read-only store) raises a StoreError naming the entry, the step and the
+reason, and leaves the store as it was. Every load re-checks the key, schema
+and checksums; a damaged entry is moved to ``<root>/.damaged/``, reported once,
+and recomputed, never served.
 
 Files are (de)serialised by extension: ``.safetensors`` (dict of tensors),
 ``.npz`` (dict of arrays, loaded with ``allow_pickle=False``), ``.json`` and
@@ -19,6 +22,7 @@ Files are (de)serialised by extension: ``.safetensors`` (dict of tensors),
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -221,7 +225,8 @@ class Store:
             where = f"moved to {dest}"
         except OSError:
             shutil.rmtree(path, ignore_errors=True)
-            where = "removed"
+            # a read-only store cannot move nor remove it: it stays, and is never served
+            where = "left in place (the store is not writable)" if path.exists() else "removed"
         log.warning("damaged cache entry %s: %s; %s, it will be recomputed", path, problem, where)
 
     def exists(self, spec: Any) -> bool:
@@ -233,18 +238,35 @@ class Store:
     def lock(self, spec: Any) -> Iterator[None]:
         """Hold the per-key lock of ``spec`` (one computation of a key at a time)."""
         lock_dir = self.root / ".locks"
+        lock_path = lock_dir / f"{spec.kind}-{spec_key(spec)}.lock"
         try:
             lock_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"cannot create the store's lock folder {lock_dir}: {err}") from err
-        lock = filelock.FileLock(str(lock_dir / f"{spec.kind}-{spec_key(spec)}.lock"))
-        try:
-            with lock.acquire(timeout=self.lock_timeout):
-                yield
+            lock = filelock.FileLock(str(lock_path))
+            lock.acquire(timeout=self.lock_timeout)
         except filelock.Timeout as err:
             raise StoreError(
                 f"timed out waiting for the lock of {spec.kind} {spec_key(spec)[:12]}"
             ) from err
+        except OSError as err:
+            raise StoreError(
+                f"cannot lock {_label(spec)} in the store at {self.root}: "
+                f"{write_problem(err, lock_path)}"
+            ) from err
+        try:
+            # Holding the key's lock, any temp folder of this key is a dead writer's
+            # (killed mid-commit): remove it so crashes do not leak disk space.
+            self._sweep_tmp(spec)
+            yield
+        finally:
+            lock.release()
+
+    def _sweep_tmp(self, spec: Any) -> None:
+        """Remove the temp folders a killed writer left for ``spec`` (call with its lock held)."""
+        final = self.path(spec)
+        with contextlib.suppress(OSError):
+            for stale in final.parent.glob(f".tmp-{final.name}-*"):
+                log.info("removing %s, left by an interrupted write", stale)
+                shutil.rmtree(stale, ignore_errors=True)
 
     def commit(
         self,
@@ -257,6 +279,7 @@ class Store:
         """Write ``files`` as the entry of ``spec`` atomically and return it."""
         final = self.path(spec)
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        step = f"creating the temp folder {tmp.name}"
         try:
             tmp.mkdir(parents=True)
             listing = {}
@@ -264,6 +287,7 @@ class Store:
                 if "/" in name or name.startswith(".") or name == "meta.json":
                     raise StoreError(f"bad result file name {name!r}")
                 data = encode(name, value)
+                step = f"writing {name}"
                 _write_synced(tmp / name, data)
                 listing[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
             meta = {
@@ -278,9 +302,11 @@ class Store:
                 "versions": _versions(),
                 "summary": summary or {},
             }
+            step = "writing meta.json"
             _write_synced(tmp / "meta.json", json.dumps(meta, indent=1, allow_nan=True).encode())
             if final.exists():
                 self._quarantine(final, "replaced by a fresh computation")
+            step = "renaming the finished entry into place"
             os.rename(tmp, final)
             _fsync_dir(final.parent)
         except StoreError:
@@ -289,8 +315,8 @@ class Store:
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StoreError(
-                f"could not write the {spec.kind} result to {final}: {err.strerror or err}; "
-                "the store is unchanged (check free disk space and permissions)"
+                f"could not write the {spec.kind} result {_label(spec)} to {final} "
+                f"(while {step}): {write_problem(err, final)}; the store is unchanged"
             ) from err
         entry = self.load(spec)
         if entry is None:
@@ -316,6 +342,25 @@ class Store:
         """Forget a recorded failure of ``spec``."""
         with contextlib.suppress(OSError):
             self.failure_path(spec).unlink()
+
+
+def _label(spec: Any) -> str:
+    """A short human name of ``spec`` for messages (its label and key prefix)."""
+    label = getattr(spec, "label", spec.kind)
+    return f"'{label}' ({spec.kind} {spec_key(spec)[:12]})"
+
+
+def write_problem(err: OSError, where: Path) -> str:
+    """Why a write failed, in words a user can act on (read-only store, disk full, ...)."""
+    reason = err.strerror or str(err)
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (
+            f"{reason}: the store is read-only here ({where}); cached results can still be "
+            "read, but computing needs a writable --cache-dir or $PRUNESCOPE_CACHE"
+        )
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{reason}: the disk holding {where} is full; free some space and run again"
+    return f"{reason} (check free disk space and permissions of {where})"
 
 
 def _write_synced(path: Path, data: bytes, *, atomic: bool = False) -> None:

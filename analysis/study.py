@@ -63,6 +63,7 @@ def analysis_settings() -> dict[str, type]:
     kinds()
     return ANALYSIS_SETTINGS
 
+
 MAX_STUDY_BYTES = 256 * 1024
 MAX_RUNS = 2000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,79}$")

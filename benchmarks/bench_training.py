@@ -86,12 +86,26 @@ def main() -> None:
     n = args.batch * args.steps
     plain_loop(model, data.train_x, data.train_y, args.batch, 5)  # warm-up
     for _ in range(args.repeats):
-        plain.append(n / plain_loop(build_for(ModelSpec(), data.info), data.train_x, data.train_y, args.batch, args.steps))
-        ours.append(n / prunescope_loop(build_for(ModelSpec(), data.info), data, args.batch, args.steps, masks))
+        plain.append(
+            n
+            / plain_loop(
+                build_for(ModelSpec(), data.info),
+                data.train_x,
+                data.train_y,
+                args.batch,
+                args.steps,
+            )
+        )
+        ours.append(
+            n
+            / prunescope_loop(
+                build_for(ModelSpec(), data.info), data, args.batch, args.steps, masks
+            )
+        )
     result = {
         "command": "uv run python benchmarks/bench_training.py" + (" --demo" if args.demo else ""),
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "model": "MLP 784-512-512-10, Adam, batch %d, fp32, %d threads" % (args.batch, torch.get_num_threads()),
+        "model": f"MLP 784-512-512-10, Adam, batch {args.batch}, fp32, {torch.get_num_threads()} threads",
         "plain_samples_per_s": statistics.median(plain),
         "prunescope_samples_per_s": statistics.median(ours),
         "ratio_prunescope_over_plain": statistics.median(ours) / statistics.median(plain),
@@ -100,7 +114,16 @@ def main() -> None:
     }
     if args.demo:
         with tempfile.TemporaryDirectory() as cache:
-            cmd = [sys.executable, "-m", "dashboard.cli", "compute", str(ROOT / "assets/studies/demo.toml"), "--cache-dir", cache, "-q"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "dashboard.cli",
+                "compute",
+                str(ROOT / "assets/studies/demo.toml"),
+                "--cache-dir",
+                cache,
+                "-q",
+            ]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=ROOT)
             cold = time.perf_counter() - t

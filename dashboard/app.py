@@ -24,7 +24,11 @@ PAGES = {
             "app_pages/representations.py", title="Representations", icon=":material/scatter_plot:"
         ),
         st.Page("app_pages/robustness.py", title="Robustness", icon=":material/shield:"),
+        st.Page("app_pages/connectivity.py", title="Connectivity", icon=":material/timeline:"),
+        st.Page("app_pages/landscape.py", title="Landscape", icon=":material/landscape:"),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ],
+    "Share": [st.Page("app_pages/export.py", title="Export", icon=":material/download:")],
 }
 
 page = st.navigation(PAGES)

@@ -55,6 +55,26 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    """Where ``compute`` and ``demo`` run their jobs (see analysis/executor.py)."""
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="run jobs here (local, the default) or on Ray (a private local Ray, or --address)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="jobs at once: local with N>1 runs a process pool; ray: at most N tasks (default: 1 local, every CPU on Ray)",
+    )
+    p.add_argument(
+        "--address",
+        help="Ray cluster to join, HEAD:PORT (default: start a local Ray bound to 127.0.0.1)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``prunescope``."""
     parser = argparse.ArgumentParser(
@@ -66,12 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("study", help="study TOML file")
     p.add_argument("--only", choices=analysis_names(), help="compute only this part")
+    _executor_options(p)
     _common(p)
     p = sub.add_parser("show", help="summarise what a study has computed")
     p.add_argument("study", help="study TOML file")
     p.add_argument(
         "--json", action="store_true", help="machine-readable JSON (schema in docs/summary.md)"
     )
+    _common(p)
+    p = sub.add_parser(
+        "check",
+        help="vet a checkpoint against a study's model and evaluate it (read-only, runs no code)",
+    )
+    p.add_argument("checkpoint", help="safetensors file (or a tensors-only torch.save file)")
+    p.add_argument("--study", required=True, help="study TOML file whose model it should fit")
+    p.add_argument("--run", help="label of the study's run to compare with (default: the first)")
+    p.add_argument("--masks", help="masks file (default: masks.safetensors beside the checkpoint)")
     _common(p)
     p = sub.add_parser(
         "demo",
@@ -84,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="only compute and print the summary (also when $CI is 'true' or output is not a terminal)",
     )
     p.add_argument("--port", type=int, default=8501, help="dashboard port (default: 8501)")
+    _executor_options(p)
+    _common(p)
+    p = sub.add_parser(
+        "export", help="write a study's figures: HTML report, PNG/SVG files, PPTX deck (read-only)"
+    )
+    p.add_argument("study", help="study TOML file")
+    p.add_argument("--out", required=True, help="folder to write into (created if needed)")
+    p.add_argument(
+        "--format",
+        default="html,png,svg,pptx",
+        help="comma-separated subset of html,png,svg,pptx (default: all; PNG/SVG/PPTX need "
+        "Chromium or Chrome)",
+    )
+    p.add_argument(
+        "--presentation",
+        action="store_true",
+        help="large fonts and thick lines in the HTML and images too (the deck always has them)",
+    )
     _common(p)
     p = sub.add_parser("dashboard", help="open the web dashboard of a study (on 127.0.0.1)")
     p.add_argument(
@@ -154,13 +202,23 @@ def _study(args: argparse.Namespace, path: str):
 
 def cmd_compute(args: argparse.Namespace) -> int:
     """Compute a study's runs and analyses; failed jobs are reported, the rest go on."""
+    from analysis.executor import make_executor
     from analysis.plan import compute_study
 
     study = _study(args, args.study)
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise PrunescopeError(f"--workers must be at least 1, got {workers}")
     bars = Bars(args.quiet)
+    executor = make_executor(
+        getattr(args, "executor", "local"), workers=workers, address=getattr(args, "address", None)
+    )
     try:
-        report = compute_study(study, _store(args), only=args.only, progress=bars, log=print)
+        report = compute_study(
+            study, _store(args), only=args.only, progress=bars, log=print, executor=executor
+        )
     finally:
+        executor.close()
         bars.close()
     print(
         f"{report.done} computed, {report.cached} cached, {len(report.failed)} failed ({report.seconds:.1f} s)"
@@ -193,6 +251,41 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         nz = str(r.get("nonzero_params") or "-")
         print(f"{r['label']:32s} {sp:>9s} {acc:>9s} {loss:>7s} {nz:>9s}  {r['status']}")
+    for r in summary["runs"]:
+        if r["status"] == "failed":  # say why, not only that it failed
+            print(f"FAILED {r['label']}: {r.get('error') or 'no reason recorded'}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a colleague's checkpoint against the study's model; report sparsity and accuracy."""
+    from analysis import api
+    from analysis.checkpoints import inspect_checkpoint
+
+    study = _study(args, args.study)
+    runs = {r.label: r for r in study.runs()}
+    if args.run is not None and args.run not in runs:
+        raise PrunescopeError(f"--run must be one of {sorted(runs)}. Got {args.run!r} instead.")
+    run = runs[args.run] if args.run is not None else next(iter(runs.values()))
+    report = inspect_checkpoint(args.checkpoint, run, masks_path=args.masks)
+    print(
+        f"{report['path']}: valid "
+        f"{study.model.arch} checkpoint ({report['tensors']} tensors) for study {study.name}"
+    )
+    print(f"masks: {report['masks'] or 'none (sparsity from exact zeros)'}")
+    for name, frac in report["layer_sparsity"].items():
+        print(f"  {name:40s} {100 * frac:6.2f}% pruned")
+    print(
+        f"overall sparsity {100 * report['sparsity']:.2f}%; test accuracy "
+        f"{100 * report['test_acc']:.2f}%, loss {report['test_loss']:.4f} ({report['data_source']})"
+    )
+    store = _store(args)
+    if store.exists(run):  # compared with the study's own run; nothing is written
+        mine = api.get(run, store=store, compute=False).metrics
+        print(
+            f"the study's run {run.label}: test accuracy {100 * mine['test_acc']:.2f}%, "
+            f"sparsity {100 * mine['achieved_sparsity']:.2f}%"
+        )
     return 0
 
 
@@ -284,12 +377,51 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a study's cached figures (never computes); say what is missing and where it went."""
+    from dashboard.export import check_formats, export_study
+    from dashboard.figures import theme_for
+
+    formats = check_formats(args.format.split(","))
+    study = _study(args, args.study)
+
+    def progress(task: str, done: float, total: float) -> None:
+        """One line per step (quiet: none)."""
+        if not args.quiet and done < total:
+            print(f"[{int(done) + 1}/{int(total)}] {task}", flush=True)
+
+    report = export_study(
+        study,
+        _store(args),
+        args.out,
+        formats,
+        theme=theme_for(args.presentation),
+        progress=progress,
+    )
+    for line in report.missing:
+        print(f"not computed, left out: {line}", file=sys.stderr)
+    if report.missing:
+        print(f"compute them with: prunescope compute {args.study}", file=sys.stderr)
+    seconds = f"{report.seconds:.1f} s"
+    print(f"{report.figures} figures, {len(report.written)} files written ({seconds}):")
+    for path in report.written:
+        print(f"  {path}")
+    return 0
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM handler: stop like Ctrl+C does."""
     raise KeyboardInterrupt
 
 
-COMMANDS = {"compute": cmd_compute, "show": cmd_show, "demo": cmd_demo, "dashboard": cmd_dashboard}
+COMMANDS = {
+    "compute": cmd_compute,
+    "show": cmd_show,
+    "check": cmd_check,
+    "demo": cmd_demo,
+    "dashboard": cmd_dashboard,
+    "export": cmd_export,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

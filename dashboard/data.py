@@ -330,3 +330,16 @@ def _corruption_sample(
 def corruption_sample(loaded: Loaded, position: int) -> dict | None:
     """One test sample under every corruption x severity, or None when not computed."""
     return _corruption_sample(*_key(loaded), position, store_state(loaded))
+
+
+@st.cache_data(show_spinner="Reading the surface...", max_entries=64)
+def _surface(
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, key: str, state: str
+) -> dict | None:
+    """The arrays of one landscape or plane entry (x, y, loss, acc, coords)."""
+    return _reader(study_path, mtime_ns, cache_dir, data_root).surface(key)
+
+
+def surface(loaded: Loaded, key: str) -> dict | None:
+    """The grid arrays of the landscape entry with content key ``key``, or None."""
+    return _surface(*_key(loaded), key, store_state(loaded))

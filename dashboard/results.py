@@ -86,3 +86,26 @@ class Reader:
             "severities": list(spec.severities),
             "count": int(len(labels)),
         }
+
+    def surface(self, key: str) -> dict | None:
+        """The arrays (``surface.npz``: x, y, loss, acc, coords) of a landscape or plane entry.
+
+        ``key`` is the content key of a record in the summary's ``landscape`` section.
+        """
+        from analysis.landscape import LandscapeSpec, PlaneSpec, landscape_specs
+
+        spec = next(
+            (
+                s
+                for s in landscape_specs(self.study)
+                if isinstance(s, LandscapeSpec | PlaneSpec) and spec_key(s) == key
+            ),
+            None,
+        )
+        if spec is None:
+            return None
+        try:
+            arrays = api.get(spec, store=self.store, compute=False).read("surface.npz")
+        except PrunescopeError:
+            return None
+        return {name: np.asarray(arrays[name]) for name in arrays}

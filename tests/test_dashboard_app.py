@@ -28,7 +28,7 @@ TIMEOUT = 120  # seconds per script run: the first one imports torch on a busy m
 
 SMALL_STUDY = """
 name = "small"
-description = "digits, a 16-wide MLP: dense and magnitude 50%, one seed"
+description = "digits, a 16-wide MLP: dense and magnitude 50%, one seed, cheap analyses"
 seeds = [0]
 [data]
 name = "digits"
@@ -41,6 +41,7 @@ depth = 1
 epochs = 2
 batch_size = 50
 lr = 0.01
+snapshot_steps = [4]
 [[methods]]
 method = "dense"
 [[methods]]
@@ -53,6 +54,18 @@ subset_size = 100
 subset_size = 100
 sigmas = [0.0, 0.3]
 trials = 2
+[analyses.connectivity]
+alphas = 7
+train_subset = 100
+test_subset = 200
+same_init_pairs = true
+rewind_steps = [0, 4]
+[analyses.landscape]
+grid = 9
+subset = 200
+plane_grid = 7
+sharpness_batch = 200
+hutchinson_samples = 8
 """
 
 #: The same study with one more method that is never computed.
@@ -379,3 +392,64 @@ def test_robustness_page_draws_every_figure(app):
     assert set(figures) == {"curves", "heatmap", "mce", "noise", "examples"}
     assert figures["heatmap"]["data"][0]["y"] == ["dense s0", "magnitude 50% s0"]
     assert "error" in figures["heatmap"]["layout"]["title"]["text"]
+
+
+def test_connectivity_page_draws_paths_barriers_and_instability(app):
+    app.run()
+    app.switch_page("app_pages/connectivity.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    figures = charts(app)
+    assert set(figures) == {"paths", "barriers", "inst", "sparsity"}
+    # one seed: the same-init pair (dense ~ magnitude) with each alignment, and the note says why
+    assert {t["name"] for t in figures["barriers"]["data"]} == {
+        "naive (no alignment)",
+        "weight matching",
+        "activation matching",
+    }
+    assert any("2 or more seeds" in c.value for c in app.caption)
+    assert [t["x"] for t in figures["inst"]["data"]] == [[0, 4]]
+    loss_barrier = figures["barriers"]["data"][0]["x"]
+    app.radio(key="choice_barrier").set_value("accuracy_barrier").run()
+    app.radio(key="choice_split").set_value("train").run()
+    assert not app.exception
+    assert app.query_params.get("barrier") == "accuracy_barrier"
+    assert app.query_params.get("split") == "train"
+    figures = charts(app)
+    assert "Accuracy barrier" in figures["barriers"]["layout"]["title"]["text"]
+    assert figures["barriers"]["data"][0]["x"] != loss_barrier
+    assert "(train)" in figures["paths"]["layout"]["title"]["text"]
+
+
+def test_connectivity_page_without_runs_of_a_pair_says_so(app):
+    app.query_params = {"method": "dense"}
+    app.run()
+    app.switch_page("app_pages/connectivity.py").run()
+    assert not app.exception
+    assert "paths" not in charts(app) and "inst" in charts(app)
+    assert any("seeds" in i.value for i in app.info)
+
+
+def test_landscape_page_links_3d_cameras_and_switches_to_contours(app):
+    app.run()
+    app.switch_page("app_pages/landscape.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    (frame,) = app.get("iframe")
+    assert '["scene", "scene2"]' in frame.proto.srcdoc and "plotly_relayout" in frame.proto.srcdoc
+    figures = charts(app)
+    assert set(figures) == {"planes", "slices", "sharpness"}
+    assert any(t.get("name") == "training path" for t in figures["planes"]["data"])
+    assert [t["name"] for t in figures["slices"]["data"]] == ["dense s0", "magnitude 50% s0"]
+    app.radio(key="choice_view").set_value("contour").run()
+    assert not app.exception and not app.get("iframe")
+    contour = [t for t in charts(app)["contours"]["data"] if t["type"] == "contour"]
+    assert len(contour) == 2 and {t["coloraxis"] for t in contour} == {"coloraxis"}
+    linear = charts(app)["slices"]["data"][0]["y"]
+    app.radio(key="choice_z").set_value("log").run()
+    assert not app.exception and app.query_params.get("z") == "log"
+    assert charts(app)["slices"]["data"][0]["y"] != linear
+    app.multiselect(key="pick_runs").unselect("dense s0").run()
+    contour = [t for t in charts(app)["contours"]["data"] if t["type"] == "contour"]
+    assert len(contour) == 1 and app.query_params.get("runs") in (
+        "magnitude 50% s0",
+        ["magnitude 50% s0"],
+    )

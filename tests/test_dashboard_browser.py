@@ -40,6 +40,10 @@ PAGES = [
     ("representations", "/representations", 5),
     ("representations-3d", "/representations?dims=3&color=flip", 5),
     ("robustness", "/robustness", 5),
+    ("connectivity", "/connectivity", 4),
+    ("connectivity-presentation", "/connectivity?present=1&barrier=accuracy_barrier", 4),
+    ("landscape", "/landscape", 3),  # + the linked 3-D surfaces, in an iframe of their own
+    ("landscape-contours", "/landscape?view=contour&z=log", 4),
 ]
 
 pytestmark = [
@@ -185,4 +189,54 @@ def test_broken_study_is_a_message_not_a_traceback(server, browser):
     finally:
         study.write_text(good)
         os.utime(study, (stamp + 5, stamp + 5))
+        context.close()
+
+
+def scene_eyes(frame) -> list[list[float]]:
+    """The eye of every 3-D scene's live camera (what is drawn, saved or not)."""
+    return frame.evaluate(
+        """() => {
+          const gd = document.querySelector('.js-plotly-plot');
+          return Object.keys(gd._fullLayout).filter(k => /^scene\\d*$/.test(k)).sort()
+            .map(k => { const e = gd._fullLayout[k]._scene.getCamera().eye; return [e.x, e.y, e.z]; });
+        }"""
+    )
+
+
+def test_landscape_cameras_turn_together(server, browser):
+    """Dragging one 3-D surface turns the others with it, during the drag and after."""
+    url, _ = server
+    context = browser.new_context(viewport={"width": 1440, "height": 1400})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    try:
+        page.goto(url + "/landscape", wait_until="domcontentloaded")
+        settle(page, 3)
+        iframe = page.locator("iframe[title='3-D loss surfaces']")
+        frame = iframe.element_handle().content_frame()
+        frame.wait_for_function("document.querySelectorAll('canvas').length >= 2", timeout=60_000)
+        start = scene_eyes(frame)
+        assert len(start) == 2 and start[0] == pytest.approx(start[1])
+        canvas = frame.locator("canvas").first.bounding_box()  # in page coordinates
+        x, y = canvas["x"] + canvas["width"] * 0.3, canvas["y"] + canvas["height"] * 0.5
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for step in range(1, 9):
+            page.mouse.move(x + 12 * step, y + 3 * step)
+            page.wait_for_timeout(40)
+        page.mouse.up()
+        page.wait_for_timeout(1500)
+        moved = scene_eyes(frame)
+        assert moved[0] != pytest.approx(start[0], abs=1e-3)  # the dragged scene turned
+        assert moved[1] == pytest.approx(moved[0], abs=1e-4)  # and the other followed
+        saved = frame.evaluate(
+            "() => { const l = document.querySelector('.js-plotly-plot').layout;"
+            " return [l.scene.camera.eye.x, l.scene2.camera.eye.x]; }"
+        )
+        assert saved[1] == pytest.approx(saved[0], abs=1e-4)  # written into the layout too
+        assert not errors, errors
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "landscape-turned.png"))
+    finally:
         context.close()

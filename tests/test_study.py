@@ -105,7 +105,7 @@ def test_a_study_with_analyses_loads_in_a_fresh_process(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(
         'name = "s"\nseeds = [0]\n[data]\nname = "digits"\n[model]\narch = "mlp"\n'
-        "[[methods]]\nmethod = \"dense\"\n[analyses.representations]\nsubset_size = 100\n"
+        '[[methods]]\nmethod = "dense"\n[analyses.representations]\nsubset_size = 100\n'
     )
     code = "import sys; from analysis.study import load_study; load_study(sys.argv[1])"
     done = subprocess.run(

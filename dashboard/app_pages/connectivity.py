@@ -1,0 +1,43 @@
+"""Connectivity: loss along the path between two networks, barriers, instability, sparsity."""
+
+import streamlit as st
+
+from dashboard import ui
+from dashboard.figures import connectivity as fc
+
+view = ui.view()
+st.title("Mode connectivity")
+ui.require_study(view)
+conn = view.summary["connectivity"]
+cached = [p for p in conn["pairs"] if p["status"] == "cached"]
+stable = [p for g in conn["instability"] for p in g["points"] if p["status"] == "cached"]
+for note in conn["notes"]:
+    st.caption(f":material/info: {note[0].upper()}{note[1:]}.")
+if not cached and not stable:
+    ui.missing_part("connectivity analysis", "The connectivity analysis")
+
+left, right = st.columns(2)
+with left:
+    split = ui.choice("Split", fc.SPLITS, name="split", default="test")
+with right:
+    barrier = ui.choice("Barrier", fc.BARRIERS, name="barrier", default="barrier_entezari")
+pairs_shown = bool(fc.shown_pairs(conn, view.runs))
+if pairs_shown:
+    ui.plot(fc.path_curves(conn, view.runs, split, view.theme), view, key="paths")
+else:
+    st.info(fc.no_pairs_message(conn), icon=":material/link_off:")
+left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
+with left:
+    if pairs_shown:
+        ui.plot(fc.barrier_bars(conn, view.runs, barrier, split, view.theme), view, key="barriers")
+with right:
+    if stable:
+        ui.plot(fc.instability_curve(conn, view.runs, barrier, split, view.theme), view, key="inst")
+        st.caption(
+            "Instability (Frankle et al. 2020): two copies trained from one rewind step with "
+            "different data orders; near 0, the rest of training is stable to SGD noise."
+        )
+    else:
+        st.info("The instability test is not computed (or turned off) for this study.")
+if fc.sparse_pairs(conn, view.runs):
+    ui.plot(fc.sparsity_paths(conn, view.runs, view.theme), view, key="sparsity")

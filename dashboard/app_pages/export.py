@@ -1,0 +1,79 @@
+"""Export: the study's computed figures as an HTML report, PNG/SVG files and a PPTX deck."""
+
+import streamlit as st
+
+from analysis.errors import PrunescopeError
+from dashboard import data, export, ui
+
+view = ui.view()
+st.title("Export")
+ui.require_study(view)
+if not view.summary["counts"]["cached"]:
+    st.info("Nothing is computed yet for this study.", icon=":material/hourglass_empty:")
+    st.page_link("app_pages/compute.py", label="Compute the runs", icon=":material/play_arrow:")
+    st.stop()
+st.caption(
+    "Every computed figure of the study, read from the store: an HTML report that opens "
+    "offline (one file, interactive), PNG and SVG images, and a 16:9 PPTX deck with one figure "
+    "per slide in the presentation theme. A single figure can also be saved from any page: "
+    "hover it and click the camera button in its toolbar (a high-resolution PNG)."
+)
+ui.missing_note(view.summary)
+left_out = export.missing_parts(view.summary)
+if left_out:
+    with st.expander(f"Left out: {len(left_out)} part(s) not computed"):
+        st.markdown("\n".join(f"- {line}" for line in left_out))
+
+browser = export.find_browser()
+if browser is None:
+    st.warning(export.no_browser_message(), icon=":material/warning:")
+labels = {
+    "html": "HTML report",
+    "png": "PNG images",
+    "svg": "SVG images",
+    "pptx": "PPTX deck",
+}
+default = list(labels) if browser else ["html"]
+formats = st.multiselect("Formats", list(labels), default, format_func=labels.get, key="formats")
+st.caption(
+    f"HTML and images use the {'presentation' if view.presentation else 'screen'} theme "
+    "(switch it in the sidebar)."
+)
+signature = (tuple(formats), view.theme.name, data.store_state(view.loaded))
+if st.button("Build the export", type="primary", icon=":material/build:", disabled=not formats):
+    bar = st.progress(0.0, text="Drawing the figures...")
+
+    def progress(task: str, done: float, total: float) -> None:
+        """Move the bar as the export reports each step."""
+        bar.progress(min(done / total, 1.0) if total else 0.0, text=task)
+
+    try:
+        built = export.build_export(
+            view.summary, data.reader(view.loaded), formats, theme=view.theme, progress=progress
+        )
+    except PrunescopeError as err:
+        st.error(str(err), icon=":material/error:")
+        st.stop()
+    st.session_state["export_built"] = (signature, built)
+
+kept = st.session_state.get("export_built")
+if kept and kept[0] == signature:
+    built = kept[1]
+    stem = view.summary["study"]["name"]
+    st.success(f"{built.figures} figures ready.", icon=":material/check_circle:")
+    if export.REPORT in built.files:
+        st.download_button(
+            "HTML report", built.files[export.REPORT], f"{stem}-report.html", "text/html",
+            on_click="ignore", icon=":material/download:", key="get_html",
+        )  # fmt: skip
+    if export.DECK in built.files:
+        st.download_button(
+            "PPTX deck", built.files[export.DECK], f"{stem}-slides.pptx",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            on_click="ignore", icon=":material/download:", key="get_pptx",
+        )  # fmt: skip
+    if any(name.startswith(f"{export.FIGURES}/") for name in built.files):
+        st.download_button(
+            "PNG/SVG images (zip)", built.zip_images(), f"{stem}-figures.zip", "application/zip",
+            on_click="ignore", icon=":material/download:", key="get_zip",
+        )  # fmt: skip

@@ -1,0 +1,64 @@
+"""Loss landscape: linked 3-D surfaces or contours of 2-4 runs, planes, 1-D slices, sharpness."""
+
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.figures import landscape as fl
+
+view = ui.view()
+st.title("Loss landscape")
+ui.require_study(view)
+land = view.summary["landscape"]
+theme = view.theme
+
+
+def load(key: str) -> dict | None:
+    """The arrays of one surface or plane entry (cached by the dashboard)."""
+    return data.surface(view.loaded, key)
+
+
+planes = {k: v for k, v in fl.PLANES.items() if fl.plane_records(land, view.runs, k)}
+runs2d = [r["label"] for r in fl.surface_runs(land, view.runs, dims=2)]
+if not (
+    runs2d or planes or fl.slice_lines(land, view.runs, load) or fl.sharpness_runs(land, view.runs)
+):
+    ui.missing_part("landscape analysis", "The loss landscape of the shown runs")
+
+left, right = st.columns(2)
+with left:
+    metric = ui.choice("Height", fl.METRICS, name="z", default="loss")
+with right:
+    shape = ui.choice("Surfaces as", {"3d": "3-D (cameras linked)", "contour": "Contours"},
+                      name="view", default="3d")  # fmt: skip
+picked = ui.pick("Runs (2-4, side by side)", runs2d, name="runs", default=runs2d[: fl.MOST],
+                 most=fl.MOST) if runs2d else []  # fmt: skip
+panels = [p for _, p in fl.run_panels(land, picked, load)]
+if panels and shape == "3d":
+    fig = fl.surfaces_3d(panels, metric, theme)
+    png = {"toImageButtonOptions": {"format": "png", "scale": 3 if view.presentation else 2}}
+    html = fl.linked_html(fig, config=png)
+    st.iframe(html, height=int(fig.layout.height) + 20, alt="3-D loss surfaces")
+    st.caption("Drag one surface: the others turn with it (the toolbar's home button resets).")
+elif panels:
+    title = f"{fl.METRICS[metric]} around each trained network"
+    ui.plot(fl.contours(panels, metric, theme, title=title), view, key="contours")
+elif runs2d:
+    st.info("Pick at least one run.")
+
+if planes:
+    st.subheader("Planes through networks")
+    plane = ui.choice("Plane", planes, name="plane", default=next(iter(planes)))
+    chosen = [r for r in view.runs if r["label"] in picked] or view.runs
+    records = fl.plane_records(land, chosen, plane)[: fl.MOST]
+    methods = {r["label"]: r["method"] for r in view.runs}
+    fig = fl.contours(fl.plane_panels(records, load, methods), metric, theme,
+                      title=f"{fl.PLANES[plane]}: {fl.METRICS[metric].lower()}")  # fmt: skip
+    ui.plot(fig, view, key="planes")
+
+left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
+with left:
+    if lines := fl.slice_lines(land, view.runs, load):
+        ui.plot(fl.slices(lines, metric, theme), view, key="slices")
+with right:
+    if fl.sharpness_runs(land, view.runs):
+        ui.plot(fl.sharpness(land, view.runs, theme), view, key="sharpness")

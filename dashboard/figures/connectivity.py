@@ -1,0 +1,420 @@
+"""Figures of mode connectivity: paths between networks, barriers, instability, sparsity.
+
+Every function takes the summary's ``connectivity`` section (``conn``: settings,
+notes, ``pairs`` with their barriers and curves, ``instability`` groups; see
+``analysis.connectivity.summarize_connectivity`` and docs/summary.md) and the
+run records the sidebar shows (``runs``, to filter by). A pair is shown when its
+run B is shown and so is its run A, unless A is the dense reference of a
+same-init pair. No streamlit here: the dashboard and the export draw the same
+figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.figures.items import FigureItem
+from dashboard.figures.theme import (
+    GREY,
+    NORMAL,
+    OKABE_ITO,
+    SEED_DASHES,
+    Theme,
+    apply,
+    method_color,
+    method_symbol,
+)
+
+if TYPE_CHECKING:  # the reader pulls in the analysis library; figures stay light
+    from dashboard.results import Reader
+
+SPLITS = {"test": "Test", "train": "Train"}
+BARRIERS = {
+    "barrier_entezari": "Loss barrier (Entezari)",
+    "barrier_rebasin": "Loss barrier (Re-Basin)",
+    "accuracy_barrier": "Accuracy barrier",
+    "error_barrier": "Error barrier (Frankle)",
+}
+#: Axis titles of the barriers.
+BARRIER_UNITS = {
+    "barrier_entezari": "Loss barrier",
+    "barrier_rebasin": "Loss barrier",
+    "accuracy_barrier": "Accuracy barrier (pp)",
+    "error_barrier": "Error barrier (pp)",
+}
+#: What each barrier measures, for subtitles and captions.
+BARRIER_MEANING = {
+    "barrier_entezari": "max loss above the line joining the ends",
+    "barrier_rebasin": "max loss above the mean of the ends",
+    "accuracy_barrier": "max accuracy drop below the line joining the ends",
+    "error_barrier": "max error above the mean of the ends",
+}
+#: (name, colour) of each alignment: one colour per alignment in every figure.
+ALIGNMENTS = {
+    "naive": ("naive (no alignment)", OKABE_ITO["vermillion"]),
+    "weight": ("weight matching", OKABE_ITO["blue"]),
+    "activation": ("activation matching", OKABE_ITO["bluish green"]),
+}
+#: Marker per alignment, so lines that coincide (e.g. same-init pairs) still show each one.
+ALIGNMENT_SYMBOLS = {"naive": "x", "weight": "circle", "activation": "diamond"}
+#: Methods have at most this many path panels side by side before the grid wraps.
+PANELS_PER_ROW = 4
+
+
+def _accuracy_like(barrier: str) -> bool:
+    """Whether ``barrier`` is measured on accuracy (drawn in percentage points)."""
+    return barrier in ("accuracy_barrier", "error_barrier")
+
+
+def shown_pairs(conn: dict, runs: Sequence[dict]) -> list[dict]:
+    """The cached pairs whose runs are shown (the dense A of a same-init pair always is)."""
+    labels = {r["label"] for r in runs}
+    return [
+        p
+        for p in conn.get("pairs", [])
+        if p.get("status") == "cached"
+        and p["run_b"] in labels
+        and (p["run_a"] in labels or p.get("pair") == "same-init")
+    ]
+
+
+def group_of(pair: dict) -> str:
+    """The name of a pair's panel: its run B without the seed, and the kind of pair."""
+    base = pair["run_b"].rsplit(" s", 1)[0]
+    if pair.get("pair") == "same-init":
+        return f"{pair['run_a'].rsplit(' s', 1)[0]} ~ {base}"
+    return f"{base} · seeds"
+
+
+def variant_of(pair: dict) -> str:
+    """The alignment of a pair, with '+ REPAIR' when REPAIR was applied."""
+    name = ALIGNMENTS.get(pair["alignment"], (pair["alignment"], GREY))[0]
+    return name + (" + REPAIR" if pair.get("repair") else "")
+
+
+def _variant_style(pair: dict, theme: Theme) -> dict:
+    """Line of a variant: the alignment's colour, dashed when REPAIR was applied."""
+    color = ALIGNMENTS.get(pair["alignment"], ("", GREY))[1]
+    return {
+        "color": color,
+        "width": theme.line_width,
+        "dash": "dash" if pair.get("repair") else None,
+    }
+
+
+def _marker(pair: dict, theme: Theme) -> dict:
+    """Marker of a variant: the alignment's symbol, open when REPAIR was applied."""
+    symbol = ALIGNMENT_SYMBOLS.get(pair["alignment"], "square")
+    return {
+        "symbol": symbol + ("-open" if pair.get("repair") else ""),
+        "size": theme.marker_size * 0.6,
+    }
+
+
+def _groups(pairs: Sequence[dict]) -> dict[str, list[dict]]:
+    """Pairs by panel, in summary order."""
+    out: dict[str, list[dict]] = {}
+    for p in pairs:
+        out.setdefault(group_of(p), []).append(p)
+    return out
+
+
+def _method_tick(name: str, method: str) -> str:
+    """A tick or title label coloured by its method."""
+    return f"<span style='color:{method_color(method)}'>{name}</span>"
+
+
+def empty_figure(theme: Theme, title: str, message: str) -> go.Figure:
+    """A blank figure that says why it is blank."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+        font={"size": theme.font_size + 1, "color": GREY},
+    )  # fmt: skip
+    apply(fig, theme, title=title, height=int(theme.height * 0.6))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def no_pairs_message(conn: dict) -> str:
+    """Why there is nothing to draw: the summary's notes, or the filter."""
+    notes = [n for n in conn.get("notes", []) if "pairs" in n]
+    if notes:
+        return "No pairs: " + "; ".join(notes) + "."
+    if not conn.get("pairs"):
+        return "This study has no pairs of networks to connect."
+    return "None of the shown runs has a computed pair: pick runs in the sidebar."
+
+
+def path_curves(
+    conn: dict, runs: Sequence[dict], split: str = "test", theme: Theme = NORMAL
+) -> go.Figure:
+    """Loss (top) and accuracy (bottom) against alpha: a panel per pair, a line per alignment."""
+    groups = _groups(shown_pairs(conn, runs))
+    title = f"Loss and accuracy along the straight path A → B ({SPLITS[split].lower()})"
+    if not groups:
+        return empty_figure(theme, title, no_pairs_message(conn))
+    cols = min(len(groups), PANELS_PER_ROW)
+    blocks = math.ceil(len(groups) / cols)
+    titles = []
+    for b in range(blocks):
+        names = list(groups)[b * cols : (b + 1) * cols]
+        methods = [groups[n][0]["method"] for n in names]
+        titles += [_method_tick(n, m) for n, m in zip(names, methods, strict=True)]
+        titles += [""] * (cols - len(names)) + [""] * cols  # the accuracy row has no titles
+    fig = make_subplots(
+        rows=2 * blocks, cols=cols, subplot_titles=titles, shared_xaxes=True,
+        horizontal_spacing=0.04, vertical_spacing=min(0.08, 0.4 / blocks),
+    )  # fmt: skip
+    in_legend: set[str] = set()
+    for k, pairs in enumerate(groups.values()):
+        row, col = 2 * (k // cols) + 1, k % cols + 1
+        for p in pairs:
+            name, curve = variant_of(p), p["curve"]
+            common = dict(
+                x=curve["alphas"], mode="lines+markers", line=_variant_style(p, theme),
+                marker=_marker(p, theme), name=name, legendgroup=name,
+            )  # fmt: skip
+            b = p["barriers"][split]
+            fig.add_trace(
+                go.Scatter(
+                    y=curve[f"{split}_loss"], showlegend=name not in in_legend, **common,
+                    hovertemplate=f"<b>{name}</b><br>alpha %{{x:.2f}}<br>loss %{{y:.3f}}"
+                    f"<br>barrier {b['barrier_entezari']:.3f}<extra>{p['run_b']}</extra>",
+                ),
+                row=row, col=col,
+            )  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    y=[100 * a for a in curve[f"{split}_acc"]], showlegend=False, **common,
+                    hovertemplate=f"<b>{name}</b><br>alpha %{{x:.2f}}<br>accuracy %{{y:.1f}}%"
+                    f"<extra>{p['run_b']}</extra>",
+                ),
+                row=row + 1, col=col,
+            )  # fmt: skip
+            in_legend.add(name)
+    apply(fig, theme, title=title, height=100 + blocks * int(theme.height * 0.95))
+    for b in range(blocks):
+        fig.update_yaxes(title_text="Loss", row=2 * b + 1, col=1)
+        fig.update_yaxes(title_text="Acc. (%)", row=2 * b + 2, col=1)
+        for c in range(1, cols + 1):
+            fig.update_xaxes(title_text="alpha (0 = A, 1 = B)", row=2 * b + 2, col=c)
+    fig.update_annotations(font={"size": theme.font_size + 1})
+    fig.update_layout(legend={"y": -0.25 / blocks}, hovermode="closest")
+    return fig
+
+
+def barrier_bars(
+    conn: dict,
+    runs: Sequence[dict],
+    barrier: str = "barrier_entezari",
+    split: str = "test",
+    theme: Theme = NORMAL,
+) -> go.Figure:
+    """The barrier per pair (a row, named in its method's colour) and alignment (bars)."""
+    groups = _groups(shown_pairs(conn, runs))
+    title = f"{BARRIERS[barrier]} ({split})<br><sup>{BARRIER_MEANING[barrier]}</sup>"
+    if not groups:
+        return empty_figure(theme, title, no_pairs_message(conn))
+    scale = 100 if _accuracy_like(barrier) else 1
+    ticks = {n: _method_tick(n, ps[0]["method"]) for n, ps in groups.items()}
+    by_variant: dict[str, list[dict]] = {}
+    for ps in groups.values():
+        for p in ps:
+            by_variant.setdefault(variant_of(p), []).append(p)
+    fig = go.Figure()
+    # Horizontal groups stack their first trace at the bottom: add in reverse, list in order.
+    for name, ps in reversed(by_variant.items()):
+        fig.add_trace(
+            go.Bar(
+                y=[group_of(p) for p in ps],
+                x=[scale * p["barriers"][split][barrier] for p in ps],
+                orientation="h",
+                name=name,
+                marker={
+                    "color": _variant_style(ps[0], theme)["color"],
+                    "pattern": {"shape": "/" if ps[0].get("repair") else "", "fgcolor": "white"},
+                },
+                customdata=[[p["run_a"], p["run_b"]] for p in ps],
+                texttemplate="%{x:.2f}",
+                textposition="outside",
+                cliponaxis=False,
+                textfont={"size": max(theme.font_size - 2, 10)},
+                hovertemplate=f"<b>{name}</b><br>%{{customdata[0]}} ~ %{{customdata[1]}}"
+                f"<br>{BARRIERS[barrier]} %{{x:.3f}}<extra></extra>",
+            )
+        )
+    bars = sum(len(ps) for ps in by_variant.values())
+    height = max(int(theme.height * 0.8), int(bars * theme.row_height * 0.9) + 6 * theme.title_size)
+    apply(fig, theme, title=title, height=height)
+    fig.update_layout(
+        barmode="group", bargap=0.2, legend={"traceorder": "reversed", "y": -0.2 - 90 / height},
+        uniformtext={"minsize": 9, "mode": "hide"}, margin={"t": theme.title_size * 5},
+    )  # fmt: skip
+    fig.update_yaxes(
+        ticks="", categoryorder="array", categoryarray=list(ticks)[::-1],
+        tickvals=list(ticks), ticktext=list(ticks.values()),
+    )  # fmt: skip
+    fig.update_xaxes(title_text=BARRIER_UNITS[barrier], rangemode="tozero")
+    return fig
+
+
+def instability_curve(
+    conn: dict,
+    runs: Sequence[dict],
+    barrier: str = "error_barrier",
+    split: str = "test",
+    theme: Theme = NORMAL,
+) -> go.Figure:
+    """Barrier between two copies trained from a rewind step, against the step (Frankle et al.)."""
+    labels = {r["label"] for r in runs}
+    title = (
+        f"Instability ({split})<br><sup>{BARRIERS[barrier]} between two copies"
+        " trained from each rewind step</sup>"
+    )
+    groups = [
+        g
+        for g in conn.get("instability", [])
+        if g["label"] in labels and any(p.get("status") == "cached" for p in g["points"])
+    ]
+    if not groups:
+        return empty_figure(theme, title, "No instability results for the shown runs.")
+    scale = 100 if _accuracy_like(barrier) else 1
+    fig = go.Figure()
+    for g in groups:
+        points = sorted(
+            (p for p in g["points"] if p.get("status") == "cached"), key=lambda p: p["rewind_step"]
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[p["rewind_step"] for p in points],
+                y=[scale * p["barriers"][split][barrier] for p in points],
+                mode="lines+markers",
+                name=g["label"],
+                line={
+                    "color": method_color(g["method"]),
+                    "width": theme.line_width,
+                    "dash": SEED_DASHES[int(g.get("seed", 0)) % len(SEED_DASHES)],
+                },
+                marker={"symbol": method_symbol(g["method"]), "size": theme.marker_size},
+                hovertemplate=f"<b>{g['label']}</b><br>rewind step %{{x}}"
+                f"<br>{BARRIERS[barrier]} %{{y:.3f}}<extra></extra>",
+            )
+        )
+    apply(fig, theme, title=title)
+    steps = sorted({p["rewind_step"] for g in groups for p in g["points"]})
+    fig.update_xaxes(
+        title_text="Rewind step (optimizer steps)", tickvals=steps,
+        range=[-0.05 * (steps[-1] or 1), 1.05 * (steps[-1] or 1)],
+    )  # fmt: skip
+    fig.update_yaxes(title_text=BARRIER_UNITS[barrier], rangemode="tozero")
+    return fig
+
+
+def sparse_pairs(conn: dict, runs: Sequence[dict]) -> list[dict]:
+    """The shown pairs with a sparse endpoint (their path's sparsity is worth a look)."""
+    return [p for p in shown_pairs(conn, runs) if max(p["curve"].get("sparsity") or [0]) > 0]
+
+
+def sparsity_paths(conn: dict, runs: Sequence[dict], theme: Theme = NORMAL) -> go.Figure:
+    """Sparsity of the interpolated weights against alpha: a panel per sparse pair, a line per
+    alignment.
+
+    Between the ends the mask is the union of the (permuted) masks, so the dip
+    in the middle shows how much the two masks overlap after alignment.
+    """
+    title = (
+        "Sparsity along the path"
+        "<br><sup>between the ends the mask is the union of the two (permuted) masks</sup>"
+    )
+    groups = _groups(sparse_pairs(conn, runs))
+    if not groups:
+        return empty_figure(theme, title, "No shown pair has a sparse network.")
+    cols = min(len(groups), PANELS_PER_ROW)
+    rows = math.ceil(len(groups) / cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.03,
+        vertical_spacing=min(0.15, 0.5 / rows),
+        subplot_titles=[_method_tick(n, ps[0]["method"]) for n, ps in groups.items()],
+    )  # fmt: skip
+    in_legend: set[str] = set()
+    for k, pairs in enumerate(groups.values()):
+        for p in pairs:
+            name = variant_of(p)
+            fig.add_trace(
+                go.Scatter(
+                    x=p["curve"]["alphas"], y=[100 * v for v in p["curve"]["sparsity"]],
+                    mode="lines+markers", name=name, legendgroup=name,
+                    showlegend=name not in in_legend, line=_variant_style(p, theme),
+                    marker=_marker(p, theme),
+                    hovertemplate=f"<b>{name}</b><br>alpha %{{x:.2f}}<br>sparsity %{{y:.1f}}%"
+                    f"<extra>{p['run_b']}</extra>",
+                ),
+                row=k // cols + 1, col=k % cols + 1,
+            )  # fmt: skip
+            in_legend.add(name)
+    apply(fig, theme, title=title, height=80 + rows * int(theme.height * 0.75))
+    fig.update_xaxes(title_text="alpha")
+    fig.update_yaxes(range=[-3, 103])
+    for r in range(1, rows + 1):
+        fig.update_yaxes(title_text="Zero weights (%)", row=r, col=1)
+    fig.update_annotations(font={"size": theme.font_size + 1})
+    fig.update_layout(legend={"y": -0.3 / rows}, margin={"t": theme.title_size * 5})
+    return fig
+
+
+def catalogue(summary: dict, reader: Reader | None, theme: Theme = NORMAL) -> list[FigureItem]:
+    """The connectivity figures of the whole study (default choices), for the export.
+
+    ``reader`` is unused (everything is in the summary); it keeps one signature
+    for every analysis's catalogue.
+    """
+    conn = summary.get("connectivity") or {}
+    runs = summary.get("runs", [])
+    items = []
+    if shown_pairs(conn, runs):
+        n = len(conn.get("settings", {}).get("alignments", [])) or 1
+        items += [
+            FigureItem(
+                "Connectivity", "connectivity-paths-test",
+                "Loss and accuracy along the path between two networks",
+                f"Each panel interpolates two networks of one method; the {n} lines compare "
+                "no alignment with permutation alignment: a bump is a barrier between them.",
+                path_curves(conn, runs, "test", theme),
+            ),
+            FigureItem(
+                "Connectivity", "connectivity-barriers-test",
+                "Loss barrier per method and alignment",
+                "Height of the test-loss bump above the straight line joining the two "
+                "networks (Entezari et al. 2022); lower means better linearly connected.",
+                barrier_bars(conn, runs, "barrier_entezari", "test", theme),
+            ),
+        ]  # fmt: skip
+        if sparse_pairs(conn, runs):
+            items.append(
+                FigureItem(
+                    "Connectivity", "connectivity-sparsity",
+                    "Sparsity along the path",
+                    "Zero weights of the interpolated network: the ends keep their own "
+                    "masks, the middle keeps the union, so a deep dip means the masks disagree.",
+                    sparsity_paths(conn, runs, theme),
+                )
+            )  # fmt: skip
+    if any(p.get("status") == "cached" for g in conn.get("instability", []) for p in g["points"]):
+        items.append(
+            FigureItem(
+                "Connectivity", "connectivity-instability",
+                "Instability against rewind step",
+                "Two copies trained from the same rewind point with different data orders: "
+                "a test-error barrier near 0 means training is stable from that step on "
+                "(Frankle et al. 2020).",
+                instability_curve(conn, runs, "error_barrier", "test", theme),
+            )
+        )  # fmt: skip
+    return items
