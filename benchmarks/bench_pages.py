@@ -34,7 +34,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,17 +45,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 RESULTS = ROOT / "benchmarks" / "results" / "pages.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))
+from tests._browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+
 #: Drawn plotly chart in the page or in a same-origin component iframe.
 FIRST_CHART = """() => {
   const drawn = (doc) => doc && doc.querySelector('.js-plotly-plot .main-svg');
@@ -123,13 +114,6 @@ def server_side(repeats: int) -> dict:
             for page in pages()
         },
     }
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve(study: str, cache: str, log: Path, *, demo: bool = False) -> tuple[subprocess.Popen, str]:
@@ -205,7 +189,7 @@ def demo_up(study: str, cache: str) -> dict:
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
-                    executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--user-data-dir={tmp}/p"]
+                    executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, f"--user-data-dir={tmp}/p"]
                 )
                 visit(browser, url + "/", True)
                 charted = time.perf_counter() - t
@@ -225,7 +209,7 @@ def in_browser(study: str, cache: str, repeats: int) -> dict:
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
-                    executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--user-data-dir={tmp}/p"]
+                    executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, f"--user-data-dir={tmp}/p"]
                 )
                 for page in pages():  # warm the server's caches for every page
                     visit(browser, url + url_path(page), charted[page])

@@ -33,6 +33,24 @@ def tiny_run():
     )
 
 
+@pytest.fixture
+def compute_forbidden(monkeypatch):
+    """Make any request to compute fail the test; reading the store still works.
+
+    The dashboard's pages and the export only read: this is how the tests show it.
+    """
+    from analysis import api
+
+    real = api.get
+
+    def get(spec, *, store=None, progress=None, compute=True):
+        if compute:
+            raise AssertionError(f"asked to compute {spec.kind} where only reading is allowed")
+        return real(spec, store=store, progress=progress, compute=False)
+
+    monkeypatch.setattr(api, "get", get)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """One torch thread per test process: the tests' tensors are small, and on a shared

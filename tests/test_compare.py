@@ -11,7 +11,7 @@ from analysis import plan
 from analysis.store import Store
 from analysis.study import load_study
 from dashboard.figures import compare as fc
-from tests.test_export import prefilled, read_only  # noqa: F401 - read_only is a fixture
+from tests.test_export import prefilled
 
 PAGE = "app_pages/compare.py"
 
@@ -23,7 +23,7 @@ def filled(tmp_path_factory):
 
 
 @pytest.fixture
-def app(filled, read_only, monkeypatch):  # noqa: F811 - the imported fixture
+def app(filled, compute_forbidden, monkeypatch):
     """An AppTest of the dashboard on the pre-filled small study, not yet run."""
     from streamlit.testing.v1 import AppTest
 

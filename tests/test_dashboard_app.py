@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from analysis import api, plan  # noqa: E402
+from analysis import plan  # noqa: E402
 from analysis.store import Store  # noqa: E402
 from analysis.study import load_study  # noqa: E402
 
@@ -89,20 +89,7 @@ def filled(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def read_only(monkeypatch):
-    """Make any compute request fail loudly; reading the store still works."""
-    real = api.get
-
-    def get(spec, *, store=None, progress=None, compute=True):
-        if compute:
-            raise AssertionError(f"a dashboard page asked to compute {spec.kind}")
-        return real(spec, store=store, progress=progress, compute=False)
-
-    monkeypatch.setattr(api, "get", get)
-
-
-@pytest.fixture
-def app(filled, read_only, monkeypatch):
+def app(filled, compute_forbidden, monkeypatch):
     """An AppTest of the dashboard on the pre-filled study, not yet run."""
     study, cache = filled
     monkeypatch.setenv("PRUNESCOPE_STUDY", str(study))
@@ -182,7 +169,9 @@ def test_presentation_mode_enlarges_figures(app):
     assert app.query_params.get("present") == "1"
 
 
-def test_missing_results_say_what_and_point_to_compute(filled, read_only, monkeypatch, tmp_path):
+def test_missing_results_say_what_and_point_to_compute(
+    filled, compute_forbidden, monkeypatch, tmp_path
+):
     _, cache = filled
     study = tmp_path / "more.toml"
     study.write_text(WITH_MISSING)
@@ -211,7 +200,7 @@ def test_missing_results_say_what_and_point_to_compute(filled, read_only, monkey
 )
 @pytest.mark.parametrize("page", PAGES)
 def test_malformed_study_is_an_error_message(
-    read_only, monkeypatch, tmp_path, text, fragment, page
+    compute_forbidden, monkeypatch, tmp_path, text, fragment, page
 ):
     study = tmp_path / "broken.toml"
     study.write_text(text)
@@ -224,7 +213,7 @@ def test_malformed_study_is_an_error_message(
     assert any(fragment in m and "\n" not in m for m in messages), messages
 
 
-def test_compute_button_runs_in_the_background(filled, read_only, monkeypatch, tmp_path):
+def test_compute_button_runs_in_the_background(filled, compute_forbidden, monkeypatch, tmp_path):
     """The button starts a thread; the page returns at once and shows the job's progress."""
     _, cache = filled
     study = tmp_path / "more.toml"
@@ -277,7 +266,7 @@ def test_job_board_records_a_failure():
     assert not job.running and job.tasks == {"study": (0.0, 2.0)}
 
 
-def test_dataset_fallback_is_said_plainly(read_only, monkeypatch, tmp_path):
+def test_dataset_fallback_is_said_plainly(compute_forbidden, monkeypatch, tmp_path):
     from analysis import data as datasets
     from analysis.errors import DataError
 

@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from analysis import api  # noqa: E402
 from analysis.errors import SpecError  # noqa: E402
 from analysis.study import MAX_STUDY_BYTES  # noqa: E402
 from dashboard import data  # noqa: E402
@@ -74,7 +73,7 @@ def test_good_upload_is_kept_in_the_store_under_its_hash(tmp_path):
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
+def app(tmp_path, monkeypatch, compute_forbidden):
     """The app on a default study with an uploaded one beside it; computing fails the test."""
     default = tmp_path / "default.toml"
     default.write_text(STUDY.format(name="the-default"))
@@ -82,14 +81,6 @@ def app(tmp_path, monkeypatch):
     upload = data.save_upload(STUDY.format(name="the-upload").encode(), cache)
     monkeypatch.setenv("PRUNESCOPE_STUDY", str(default))
     monkeypatch.setenv("PRUNESCOPE_CACHE", str(cache))
-    real = api.get
-
-    def get(spec, *, store=None, progress=None, compute=True):
-        if compute:
-            raise AssertionError(f"a dashboard page asked to compute {spec.kind}")
-        return real(spec, store=store, progress=progress, compute=False)
-
-    monkeypatch.setattr(api, "get", get)
     at = AppTest.from_file(str(APP), default_timeout=120)
     return at, upload
 

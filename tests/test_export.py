@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from plotly.offline import get_plotlyjs
 
-from analysis import api, plan
+from analysis import plan
 from analysis.errors import PrunescopeError
 from analysis.store import Store
 from analysis.study import load_study
@@ -50,19 +50,6 @@ def prefilled(factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def filled(tmp_path_factory) -> tuple[Path, Path]:
     """The small study and its pre-filled store."""
     return prefilled(tmp_path_factory)
-
-
-@pytest.fixture
-def read_only(monkeypatch):
-    """Make any compute request fail loudly; reading the store still works."""
-    real = api.get
-
-    def get(spec, *, store=None, progress=None, compute=True):
-        if compute:
-            raise AssertionError(f"the export asked to compute {spec.kind}")
-        return real(spec, store=store, progress=progress, compute=False)
-
-    monkeypatch.setattr(api, "get", get)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +170,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     return status, out.out, out.err
 
 
-def test_cli_exports_html_read_only(filled, read_only, tmp_path, capsys):
+def test_cli_exports_html_read_only(filled, compute_forbidden, tmp_path, capsys):
     study, cache = filled
     out = tmp_path / "out"
     status, stdout, stderr = run_cli(
@@ -196,7 +183,7 @@ def test_cli_exports_html_read_only(filled, read_only, tmp_path, capsys):
     assert "not computed" not in stderr
 
 
-def test_cli_export_says_what_is_missing(filled, read_only, tmp_path, capsys):
+def test_cli_export_says_what_is_missing(filled, compute_forbidden, tmp_path, capsys):
     _, cache = filled
     study = tmp_path / "more.toml"
     study.write_text(WITH_MISSING)
@@ -211,7 +198,7 @@ def test_cli_export_says_what_is_missing(filled, read_only, tmp_path, capsys):
     assert "random 50% s0" in (tmp_path / "o" / "report.html").read_text()
 
 
-def test_cli_export_of_an_uncomputed_study_points_to_compute(read_only, tmp_path, capsys):
+def test_cli_export_of_an_uncomputed_study_points_to_compute(compute_forbidden, tmp_path, capsys):
     study = tmp_path / "more.toml"
     study.write_text(WITH_MISSING)
     status, _, stderr = run_cli(
@@ -269,7 +256,7 @@ def test_write_atomic_replaces_without_leftovers(tmp_path):
 @pytest.mark.slow
 @pytest.mark.browser
 @needs_browser
-def test_cli_exports_every_format(filled, read_only, tmp_path, capsys, items):
+def test_cli_exports_every_format(filled, compute_forbidden, tmp_path, capsys, items):
     from pptx import Presentation
 
     study, cache = filled
@@ -288,7 +275,7 @@ def test_cli_exports_every_format(filled, read_only, tmp_path, capsys, items):
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_export_page_offers_the_html_download(filled, read_only, monkeypatch):
+def test_export_page_offers_the_html_download(filled, compute_forbidden, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     study, cache = filled
@@ -308,7 +295,9 @@ def test_export_page_offers_the_html_download(filled, read_only, monkeypatch):
     assert any("figures ready" in s.value for s in at.success)
 
 
-def test_export_page_says_when_there_is_no_browser(filled, read_only, monkeypatch, tmp_path):
+def test_export_page_says_when_there_is_no_browser(
+    filled, compute_forbidden, monkeypatch, tmp_path
+):
     from streamlit.testing.v1 import AppTest
 
     study, cache = filled
