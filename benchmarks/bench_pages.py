@@ -15,9 +15,11 @@ script run. Target: every page under 1 s (median).
 
 Browser: ``prunescope dashboard`` on a free loopback port and Debian's headless
 Chromium through Playwright. For each page a first visit warms the server, then
-``--repeats`` fresh tabs (round robin) time from navigation to the first drawn
+``--repeats`` new tabs (round robin) time from navigation to the first drawn
 plotly chart (``.js-plotly-plot .main-svg``, also inside a component's iframe) and
-to the end of the script run. Pages with no chart (Compute, Export) time the
+to the end of the script run: tabs of one browser context, its HTTP cache warm as
+for someone who has opened the dashboard before, and (``cold_browser_*``) tabs of
+a fresh context that must fetch streamlit's and plotly's JavaScript again. Pages with no chart (Compute, Export) time the
 title. Target: first chart under 3 s (median). Last, a second ``prunescope demo``
 (everything cached) is started as in a terminal and timed until it serves and until
 the Overview's first chart is drawn.
@@ -160,9 +162,14 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def visit(browser, url: str, charted: bool) -> tuple[float, float]:
-    """Seconds from navigation to the first chart (or title) and to the end of the run."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+def visit(browser, url: str, charted: bool, context=None) -> tuple[float, float]:
+    """Seconds from navigation to the first chart (or title) and to the end of the run.
+
+    A new tab of ``context`` (the browser's HTTP cache warm, as for someone who has
+    opened the dashboard before), or of a fresh context (nothing cached) if None.
+    """
+    fresh = context is None
+    context = context or browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     try:
         t = time.perf_counter()
@@ -175,7 +182,9 @@ def visit(browser, url: str, charted: bool) -> tuple[float, float]:
         page.wait_for_function(RUN_DONE, timeout=120_000)
         return first, time.perf_counter() - t
     finally:
-        context.close()
+        page.close()
+        if fresh:
+            context.close()
 
 
 def demo_up(study: str, cache: str) -> dict:
@@ -188,9 +197,7 @@ def demo_up(study: str, cache: str) -> dict:
         serving = time.perf_counter() - t
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, f"--user-data-dir={tmp}/p"]
-                )
+                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 visit(browser, url + "/", True)
                 charted = time.perf_counter() - t
                 browser.close()
@@ -208,18 +215,19 @@ def in_browser(study: str, cache: str, repeats: int) -> dict:
         proc, url = serve(study, cache, Path(tmp) / "dashboard.log")
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, f"--user-data-dir={tmp}/p"]
-                )
-                for page in pages():  # warm the server's caches for every page
-                    visit(browser, url + url_path(page), charted[page])
+                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                warm = browser.new_context(viewport={"width": 1440, "height": 1000})
+                for page in pages():  # warm the server's caches and the browser's
+                    visit(browser, url + url_path(page), charted[page], warm)
                 first: dict[str, list[float]] = {p: [] for p in pages()}
                 done: dict[str, list[float]] = {p: [] for p in pages()}
+                cold: dict[str, list[float]] = {p: [] for p in pages()}
                 for _ in range(repeats):
                     for page in pages():
-                        a, b = visit(browser, url + url_path(page), charted[page])
+                        a, b = visit(browser, url + url_path(page), charted[page], warm)
                         first[page].append(a)
                         done[page].append(b)
+                        cold[page].append(visit(browser, url + url_path(page), charted[page])[0])
                 browser.close()
         finally:
             stop(proc)
@@ -227,6 +235,7 @@ def in_browser(study: str, cache: str, repeats: int) -> dict:
         page: {
             "first_chart_median_s" if charted[page] else "title_median_s": median(first[page]),
             "script_done_median_s": median(done[page]),
+            "cold_browser_first_median_s": median(cold[page]),
         }
         for page in pages()
     }

@@ -33,6 +33,8 @@ PAGES = [
     ("connectivity-presentation", "/connectivity?present=1&barrier=accuracy_barrier", 4),
     ("landscape", "/landscape", 3),  # + the linked 3-D surfaces, in an iframe of their own
     ("landscape-contours", "/landscape?view=contour&z=log", 4),
+    ("compare", "/compare", 8),
+    ("export", "/export", 0),
 ]
 
 pytestmark = [

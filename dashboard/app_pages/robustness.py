@@ -16,7 +16,8 @@ if not shown:
     st.info("None of the selected runs has robustness results: pick runs in the sidebar.")
     st.stop()
 
-ui.plot(fr.corruption_curves(view.runs, items, view.theme), view, key="curves")
+# The summary first (one heatmap, quick to draw), then the summary numbers, then the
+# detail: a panel per corruption with a line per run.
 metric = ui.choice("Heatmap of", fr.CE_METRICS, name="heat", default="accuracy")
 ui.plot(fr.corruption_heatmap(view.runs, items, metric, view.theme), view, key="heatmap")
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
@@ -27,6 +28,7 @@ with left:
         st.info("mCE needs the dense run of the same seed: compute it to compare.")
 with right:
     ui.plot(fr.noise_curves(view.runs, items, view.theme), view, key="noise")
+ui.plot(fr.corruption_curves(view.runs, items, view.theme), view, key="curves")
 
 st.subheader("What the corruptions look like")
 first = data.corruption_sample(view.loaded, 0)
