@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import PrunescopeError
@@ -310,13 +311,22 @@ def _json_default(value: object) -> object:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Compute the demo study, print its summary, then open the dashboard on it."""
     args.only = None
-    print(f"prunescope demo: computing {Path(args.study).name} (cached results are reused)")
-    status = cmd_compute(args)
-    args.json = False
-    cmd_show(args)
-    if args.no_dashboard or os.environ.get("CI") == "true" or not sys.stdout.isatty():
+    opens = not (args.no_dashboard or os.environ.get("CI") == "true" or not sys.stdout.isatty())
+    # The server starts first: its start-up (importing torch and the analyses) overlaps
+    # the compute pass, and pages show results as they land.
+    dashboard = start_dashboard(args, quiet_server=True) if opens else None
+    try:
+        print(f"prunescope demo: computing {Path(args.study).name} (cached results are reused)")
+        status = cmd_compute(args)
+        args.json = False
+        cmd_show(args)
+    except BaseException:
+        if dashboard is not None:
+            dashboard.stop()
+        raise
+    if dashboard is None:
         return status
-    return cmd_dashboard(args) or status
+    return dashboard.serve() or status
 
 
 def free_port(port: int, tries: int = 20) -> int:
@@ -337,7 +347,7 @@ def free_port(port: int, tries: int = 20) -> int:
 
 def streamlit_command(port: int) -> list[str]:
     """``streamlit run dashboard/app.py`` bound to 127.0.0.1:``port`` with our settings."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    cmd = [sys.executable, "-m", "dashboard.serve", "run", str(APP), "--server.port", str(port)]
     for name, value in STREAMLIT_FLAGS.items():
         cmd += [f"--{name}", value]
     for host in ALLOWED_HOSTS:
@@ -345,8 +355,8 @@ def streamlit_command(port: int) -> list[str]:
     return cmd
 
 
-def cmd_dashboard(args: argparse.Namespace) -> int:
-    """Serve the dashboard of a study on 127.0.0.1 until Ctrl+C."""
+def start_dashboard(args: argparse.Namespace, *, quiet_server: bool = False) -> Dashboard:
+    """Start the dashboard's server for ``args.study`` on 127.0.0.1 (not waiting for it)."""
     from analysis.store import default_root
 
     study = Path(args.study).expanduser().resolve()
@@ -359,22 +369,49 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     env = dict(os.environ, PRUNESCOPE_STUDY=str(study), PRUNESCOPE_CACHE=str(cache.resolve()))
     if args.data_root:
         env["PRUNESCOPE_DATA"] = str(Path(args.data_root).expanduser().resolve())
-    print(f"prunescope dashboard: {study.name} at http://127.0.0.1:{port}  (Ctrl+C stops it)")
-    sys.stdout.flush()
-    server = subprocess.Popen(streamlit_command(port), env=env)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated CLI stops its server
-    try:
-        return server.wait()
-    except KeyboardInterrupt:
-        server.terminate()
+    # quiet_server: streamlit's banner would land in the middle of demo's progress bars.
+    out = subprocess.DEVNULL if quiet_server else None
+    server = subprocess.Popen(streamlit_command(port), env=env, stdout=out)
+    return Dashboard(server, study, port)
+
+
+@dataclass
+class Dashboard:
+    """A started dashboard server."""
+
+    server: subprocess.Popen
+    study: Path
+    port: int
+
+    def serve(self) -> int:
+        """Say where it is and wait until Ctrl+C (or SIGTERM) stops it."""
+        print(
+            f"prunescope dashboard: {self.study.name} at http://127.0.0.1:{self.port}"
+            "  (Ctrl+C stops it)"
+        )
+        sys.stdout.flush()
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated CLI stops its server
         try:
-            server.wait(timeout=15)
+            return self.server.wait()
+        except KeyboardInterrupt:
+            self.stop()
+            print("prunescope dashboard: stopped")
+            return 0
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def stop(self) -> None:
+        """Stop the server (politely, then not)."""
+        self.server.terminate()
+        try:
+            self.server.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            server.kill()
-        print("prunescope dashboard: stopped")
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            self.server.kill()
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard of a study on 127.0.0.1 until Ctrl+C."""
+    return start_dashboard(args).serve()
 
 
 def cmd_export(args: argparse.Namespace) -> int:

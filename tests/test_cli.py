@@ -167,3 +167,55 @@ def test_console_script_demo_fallback(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "dense" in done.stdout and "magnitude 50%" in done.stdout
+
+
+@pytest.mark.slow
+def test_demo_in_a_terminal_ends_serving_the_dashboard(tmp_path):
+    """In a terminal, `prunescope demo` computes, prints the summary, then serves the app."""
+    import pty
+    import re
+    import select
+    import urllib.request
+
+    from tests._browser import free_port
+
+    study = tmp_path / "small.toml"
+    study.write_text(SMALL.format(epochs=1))
+    exe = Path(sys.executable).with_name("prunescope")
+    cmd = [str(exe), "demo", "--study", str(study), "--cache-dir", str(tmp_path / "c"), "-q"]
+    cmd += ["--port", str(free_port())]
+    master, slave = pty.openpty()  # stdout is a terminal: demo opens the dashboard
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    proc = subprocess.Popen(
+        cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+    )
+    os.close(slave)
+    out, url = b"", None
+    try:
+        deadline = time.monotonic() + 600
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    break
+            found = re.search(rb"at (http://127\.0\.0\.1:\d+)", out)
+            url = found.group(1).decode() if found else None
+        assert url, out.decode(errors="replace")[-2000:]
+        assert b"dense" in out and b"magnitude 50%" in out  # the summary came first
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.5)
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.status == 200 and b"<html" in resp.read().lower()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.close(master)
