@@ -312,7 +312,7 @@ def test_dashboard_command_serves_on_loopback_only(filled, monkeypatch, capsys):
     assert cli.main(["dashboard", str(study), "--cache-dir", str(cache), "--port", "8765"]) == 0
     ((cmd, env),) = FakeServer.started
     flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))  # after the script: --name value
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    assert cmd[1:4] == ["-m", "dashboard.serve", "run"] and cmd[4].endswith("dashboard/app.py")
     assert flags["--server.address"] == "127.0.0.1"
     assert flags["--server.enableXsrfProtection"] == "true"
     assert flags["--browser.gatherUsageStats"] == "false"
