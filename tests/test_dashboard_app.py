@@ -343,10 +343,26 @@ def test_dashboard_command_rejects_a_missing_study(tmp_path, capsys):
 def test_demo_opens_the_dashboard_only_when_asked(monkeypatch, argv, ci, tty, opens):
     from dashboard import cli
 
-    opened = []
-    monkeypatch.setattr(cli, "cmd_compute", lambda args: 0)
+    opened, order = [], []
+
+    class Started:
+        """Stands in for the started server: records that demo served it, and when."""
+
+        def serve(self):
+            order.append("serve")
+            return 0
+
+        def stop(self):
+            order.append("stop")
+
+    def start(args, **_):
+        opened.append(args.study)
+        order.append("start")
+        return Started()
+
+    monkeypatch.setattr(cli, "cmd_compute", lambda args: order.append("compute") or 0)
     monkeypatch.setattr(cli, "cmd_show", lambda args: 0)
-    monkeypatch.setattr(cli, "cmd_dashboard", lambda args: opened.append(args.study) or 0)
+    monkeypatch.setattr(cli, "start_dashboard", start)
     monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: tty)
     if ci is None:
         monkeypatch.delenv("CI", raising=False)
@@ -354,6 +370,8 @@ def test_demo_opens_the_dashboard_only_when_asked(monkeypatch, argv, ci, tty, op
         monkeypatch.setenv("CI", ci)
     assert cli.main(["demo", *argv]) == 0
     assert bool(opened) is opens
+    # The server starts before the compute pass (their start-ups overlap), serves after it.
+    assert order == (["start", "compute", "serve"] if opens else ["compute"])
 
 
 def test_representations_page_draws_the_runs_side_by_side(app):
