@@ -126,26 +126,9 @@ def _run_prerequisites(spec: Any) -> list[Any]:
 
 def _representation_prerequisites(spec: Any) -> list[Any]:
     """The features and 2-D/3-D UMAP of every run, one job each (they fan out per run)."""
-    from analysis.representations import FeaturesSpec, UmapSpec
+    from analysis.representations import run_parts
 
-    s = spec.settings
-    out: list[Any] = []
-    for run in spec.runs:
-        fspec = FeaturesSpec(
-            run=run, subset_size=s.subset_size, subset_seed=s.subset_seed, layer=s.layer
-        )
-        out.append(fspec)
-        out += [
-            UmapSpec(
-                features=fspec,
-                n_components=dims,
-                n_neighbors=s.n_neighbors,
-                min_dist=s.min_dist,
-                seed=s.umap_seed,
-            )
-            for dims in (2, 3)
-        ]
-    return out
+    return [part for fspec, umaps in run_parts(spec) for part in (fspec, *umaps)]
 
 
 def _instability_prerequisites(spec: Any) -> list[Any]:

@@ -312,25 +312,36 @@ def representation_specs(study: StudySpec) -> list[RepresentationsSpec]:
     ]
 
 
+def run_parts(spec: RepresentationsSpec) -> list[tuple[FeaturesSpec, list[UmapSpec]]]:
+    """Per run of ``spec``: its features spec and its 2-D and 3-D UMAP specs.
+
+    The one place these are built: the compute gets them, and the executor runs
+    them as jobs of their own first.
+    """
+    s = spec.settings
+    out = []
+    for run in spec.runs:
+        fspec = FeaturesSpec(
+            run=run, subset_size=s.subset_size, subset_seed=s.subset_seed, layer=s.layer
+        )
+        umaps = [
+            UmapSpec(features=fspec, n_components=dims, n_neighbors=s.n_neighbors,
+                     min_dist=s.min_dist, seed=s.umap_seed)
+            for dims in (2, 3)
+        ]  # fmt: skip
+        out.append((fspec, umaps))
+    return out
+
+
 @register("representations", load=entry_result)
 def compute_representations(spec: RepresentationsSpec, ctx: Context) -> tuple[dict, dict]:
     """Aligned embeddings and every number beside them, for all runs of one objective."""
     s = spec.settings
     feats, emb2, emb3, trust2, trust3 = [], [], [], [], []
-    for i, run in enumerate(spec.runs):
+    for i, (fspec, umaps) in enumerate(run_parts(spec)):
         ctx.progress(spec.label, i, len(spec.runs))
-        fspec = FeaturesSpec(
-            run=run, subset_size=s.subset_size, subset_seed=s.subset_seed, layer=s.layer
-        )
         feats.append(ctx.get(fspec).read("features.npz"))
-        for dims, embs, trusts in ((2, emb2, trust2), (3, emb3, trust3)):
-            uspec = UmapSpec(
-                features=fspec,
-                n_components=dims,
-                n_neighbors=s.n_neighbors,
-                min_dist=s.min_dist,
-                seed=s.umap_seed,
-            )
+        for uspec, embs, trusts in zip(umaps, (emb2, emb3), (trust2, trust3), strict=True):
             entry = ctx.get(uspec)
             embs.append(entry.read("embedding.npz")["embedding"])
             trusts.append(entry.summary["trustworthiness"])

@@ -122,9 +122,8 @@ def sidebar() -> View:
     if "upload" not in st.session_state:
         st.session_state["upload"] = st.query_params.get("study")
     loaded = data.load(st.session_state["upload"])
-    if st.session_state["upload"] and not loaded.source.study_path.endswith(
-        f"{st.session_state['upload']}.toml"
-    ):
+    upload = st.session_state["upload"]
+    if upload and data.upload_path(loaded.source.cache_dir, upload) is None:
         st.session_state["upload"] = None  # an unknown or malformed id in the URL: ignored
     _set_param("study", st.session_state["upload"])
     with st.sidebar:
