@@ -22,7 +22,6 @@ Files are (de)serialised by extension: ``.safetensors`` (dict of tensors),
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
@@ -40,6 +39,9 @@ from typing import Any
 import filelock
 import numpy as np
 
+from analysis.atomic import fsync_dir as _fsync_dir
+from analysis.atomic import write_problem
+from analysis.atomic import write_synced as _write_synced
 from analysis.errors import StoreError
 from analysis.specs import SCHEMA_VERSION, canonical_json, spec_key, to_canonical
 
@@ -348,37 +350,3 @@ def _label(spec: Any) -> str:
     """A short human name of ``spec`` for messages (its label and key prefix)."""
     label = getattr(spec, "label", spec.kind)
     return f"'{label}' ({spec.kind} {spec_key(spec)[:12]})"
-
-
-def write_problem(err: OSError, where: Path) -> str:
-    """Why a write failed, in words a user can act on (read-only store, disk full, ...)."""
-    reason = err.strerror or str(err)
-    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return (
-            f"{reason}: the store is read-only here ({where}); cached results can still be "
-            "read, but computing needs a writable --cache-dir or $PRUNESCOPE_CACHE"
-        )
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"{reason}: the disk holding {where} is full; free some space and run again"
-    return f"{reason} (check free disk space and permissions of {where})"
-
-
-def _write_synced(path: Path, data: bytes, *, atomic: bool = False) -> None:
-    """Write bytes and fsync them (optionally via a temp file + rename)."""
-    target = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}") if atomic else path
-    with open(target, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if atomic:
-        os.replace(target, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it survives a power cut."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
