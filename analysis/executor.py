@@ -95,33 +95,15 @@ def _nested(value: Any) -> Iterable[Any]:
 
 
 def _run_prerequisites(spec: Any) -> list[Any]:
-    """Runs a run's sparsity method fetches from the store while training.
+    """Runs a run's sparsity method fetches from the store while training: the method says which.
 
-    Prune-then-fine-tune methods (those with a ``finetune_epochs`` option) start
-    from the dense run of the same seed; ``lottery`` round r from round r-1 and
-    the dense run (see ``analysis/sparsity/lottery.py``). ``tests/test_executor.py``
-    checks these against the gets the methods really make.
+    ``Method.prerequisites`` (``analysis/sparsity``); the spec's sparsity is checked
+    first (SpecError). ``tests/test_executor.py`` checks these against the gets the
+    methods really make.
     """
-    from analysis.sparsity import get_method
-    from analysis.sparsity.lottery import round_sparsity
-    from analysis.specs import SparsitySpec
+    from analysis.sparsity import prerequisites
 
-    s = spec.sparsity
-    method = get_method(s.method)
-    dense = spec.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0))
-    if s.method == "lottery":
-        rounds = s.opt("rounds")
-        if rounds == 1:
-            return [dense]
-        previous = SparsitySpec(
-            method="lottery",
-            sparsity=round_sparsity(s.sparsity, rounds, rounds - 1),
-            options=dict(s.options, rounds=rounds - 1),
-        )
-        return [spec.replace(sparsity=previous), dense]
-    if any(p.name == "finetune_epochs" for p in method.params):
-        return [dense]
-    return []
+    return prerequisites(spec)
 
 
 def _representation_prerequisites(spec: Any) -> list[Any]:

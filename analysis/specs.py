@@ -268,10 +268,14 @@ class TrainSpec:
 class SparsitySpec:
     """A sparsity method, its target sparsity, and its own options.
 
-    ``options`` is a sorted tuple of (name, value) pairs; the method's registry
-    entry declares the allowed names, types, ranges and defaults, and
-    :func:`analysis.sparsity.normalize` fills every default in, so the key of a
-    spec never depends on whether a default was written out.
+    ``options`` is a tuple of (name, value) pairs sorted by name (a dict is
+    accepted and sorted). This class checks only that shape: the method's
+    registry entry declares the allowed names, types, ranges and defaults, and
+    :func:`analysis.sparsity.sparsity_spec` builds a spec checked against them
+    with every default filled in, so the key of a spec never depends on whether
+    a default was written out. (Checking here would make specs import the
+    methods, which import specs.) Studies build their specs that way, and a run
+    spec whose options are not complete is refused when it is planned or computed.
     """
 
     method: str = "dense"
@@ -279,10 +283,24 @@ class SparsitySpec:
     options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or not self.method:
+            raise SpecError("method", "a method name (string)", self.method, owner="SparsitySpec")
         check_float("SparsitySpec", "sparsity", self.sparsity, 0.0, 1.0, hi_open=True)
-        from analysis.sparsity import validate  # late import: the registry imports specs
-
-        validate(self)
+        given = self.options
+        if isinstance(given, dict):
+            given = tuple(given.items())
+        pairs = isinstance(given, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in given
+        )
+        scalars = pairs and all(isinstance(v, bool | int | float | str) for _, v in given)
+        if not scalars or len({k for k, _ in given}) != len(given):
+            raise SpecError(
+                "options",
+                "a table of option = value (names unique, values scalars)",
+                given,
+                owner=f"method {self.method!r}",
+            )
+        object.__setattr__(self, "options", tuple(sorted(given, key=lambda p: p[0])))
 
     def opt(self, name: str) -> Any:
         """The value of option ``name`` (defaults are always present)."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from analysis.errors import DataError, SpecError
+from analysis.sparsity import check_run, sparsity_spec
 from analysis.specs import (
     DATASETS,
     SPEC,
@@ -78,9 +79,9 @@ class MethodEntry:
     options: tuple[tuple[str, Any], ...] = ()
 
     def specs(self) -> list[SparsitySpec]:
-        """The sparsity specs this entry expands to (validated)."""
+        """The sparsity specs this entry expands to (checked against the method, defaults filled in)."""
         levels = self.sparsities or ((0.0,) if self.method == "dense" else ())
-        return [SparsitySpec(method=self.method, sparsity=s, options=self.options) for s in levels]
+        return [sparsity_spec(self.method, s, self.options) for s in levels]
 
 
 @dataclass(**SPEC)
@@ -100,7 +101,12 @@ class StudySpec:
     analyses: tuple[tuple[str, Any], ...] = ()
 
     def runs(self) -> list[RunSpec]:
-        """Every run of the study: objectives x seeds x methods x sparsities."""
+        """Every run of the study: objectives x seeds x methods x sparsities.
+
+        Every run shares the study's data, model and training spec: no method adds
+        to another's (a run's key holds only what changes that run), and a
+        method's prerequisites (the dense run it prunes) are then study runs too.
+        """
         out = []
         for objective in self.objectives:
             train = dataclasses.replace(self.train, objective=objective)
@@ -248,15 +254,6 @@ def study_from_dict(doc: dict) -> StudySpec:
         check_option("study", "objectives", o, ("ce", "supcon"))
     methods = _methods(doc.get("methods"))
     train = from_dict(TrainSpec, doc.get("train", {}), prefix="train.")
-    # Lottery tickets rewound to step k need the dense run's snapshot at k: add every
-    # rewind step to the shared training spec so all runs keep the same key.
-    rewinds = {dict(m.options).get("rewind_step", 0) for m in methods if m.method == "lottery"} - {
-        0
-    }
-    if rewinds:
-        train = dataclasses.replace(
-            train, snapshot_steps=tuple(sorted(set(train.snapshot_steps) | rewinds))
-        )
     study = StudySpec(
         name=name,
         description=description,
@@ -272,7 +269,21 @@ def study_from_dict(doc: dict) -> StudySpec:
     n_runs = len(study.runs())
     if n_runs > MAX_RUNS:
         raise SpecError("methods", f"a grid of at most {MAX_RUNS} runs", n_runs, owner="study")
+    _check_methods_against_training(study)
     return study
+
+
+def _check_methods_against_training(study: StudySpec) -> None:
+    """Check each method entry's options against the run it trains (e.g. a rewind step in range)."""
+    for i, entry in enumerate(study.methods):
+        for sp in entry.specs():
+            run = RunSpec(data=study.data, model=study.model, train=study.train, sparsity=sp)
+            try:
+                check_run(run)
+            except SpecError as err:
+                raise SpecError(
+                    f"methods[{i}].{err.param}", err.allowed, err.received, owner="study"
+                ) from None
 
 
 def parse_study(text: str, *, source: str = "study") -> StudySpec:
