@@ -17,6 +17,7 @@ from typing import Any
 from analysis.errors import SpecError
 from analysis.sparsity.base import Method, Param
 from analysis.specs import RunSpec, SparsitySpec
+from analysis.train import planned_steps, train_set_size
 
 
 def _methods() -> dict[str, Method]:
@@ -113,8 +114,6 @@ def check(spec: SparsitySpec) -> None:
 def check_run(spec: RunSpec, steps: int | None = None) -> None:
     """Raise SpecError unless the sparsity of run ``spec`` is valid and complete, and its
     options fit the run's ``steps`` training steps (default: planned from the spec alone)."""
-    from analysis.train import planned_steps, train_set_size
-
     check(spec.sparsity)
     if steps is None:
         steps = planned_steps(train_set_size(spec.data), spec.train)

@@ -256,7 +256,8 @@ def ranked_masks(
 ) -> Masks:
     """:func:`masks_from_scores` with the output layer treated as the ``output_layer`` option says.
 
-    Raises SpecError naming ``output_layer`` when keeping the output layer (or
+    scores: {name: (weight shape)}; ``rounds`` equal-rate rounds reach
+    ``sparsity`` (for ``half``, see :func:`output_layer_sparsity`). Raises SpecError naming ``output_layer`` when keeping the output layer (or
     half of it) leaves the other layers too few weights to reach ``sparsity``.
     """
     head = output_layer_sparsity(output_layer, sparsity, rounds)

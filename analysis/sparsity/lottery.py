@@ -15,19 +15,27 @@ dense run.
 By default the output layer is left out of the global ranking
 (``output_layer = "keep"``: open_lth's ``pruning_layers_to_ignore = 'fc.weight'``,
 its default for the MNIST LeNet and CIFAR VGG); ``"half"`` prunes it at half the
-per-round rate as Frankle & Carbin 2019 do. Ranked with the rest, the output
-layer (small default initialisation) was removed entirely at 90% on the demo MLP.
+per-round rate as Frankle & Carbin 2019 do (their LeNet and Conv networks).
+Ranked with the rest, the output layer (small default initialisation) was
+removed entirely at 90% on the demo MLP.
 
 The rewind point (the dense run's weights at step ``k``) is replayed, not read
 from the dense run: every round rebuilds the seeded initialisation and trains
 it for ``k`` steps with the dense run's own schedule, data order and seed
 (``fit(stop_step=k)``), which gives the dense run's step-``k`` weights exactly
-(tests/test_sparsity_rewind.py). Reading a snapshot instead needed ``k`` in the
-dense run's ``train.snapshot_steps``, so adding a lottery entry re-keyed the
-dense run and every run after it. A replay costs ``k`` steps per round: for
-the demo MLP on digits (100 steps a run), rewinding to step 20 took about as
-long as 20 of the run's own steps (see the method's tests); for CIFAR-10
-ResNet-20 (rewind 500 of 23 400 steps) about 2% per round.
+on the same device and thread count (tests/test_sparsity_rewind.py; elsewhere
+up to the floating-point reduction order). Reading a snapshot instead needed
+``k`` in the dense run's ``train.snapshot_steps``, so adding a lottery entry
+re-keyed, and retrained, the dense run and every other run of the study. A
+replay costs ``k`` steps per round, about ``k / T`` of a round: on the demo MLP
+on digits (784-512-512-10, T = 100 steps, one thread) a full run took 4.1 s, a
+replay to step 20 0.7 s and to step 50 2.1 s (best of 3; ``fit(stop_step=k)``
+against ``fit()``). For the CIFAR-10 ResNet-20 study (k = 500 of 23 400 steps)
+that is about 2% per round.
+
+On digits at 90% (assets/studies/demo.toml with ``data.name = "digits"``) the
+default reaches 98.1% / 97.8% test accuracy (seeds 0 / 1) where ranking the
+output layer with the rest gave 24.5% / 11.4%.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ Deviation from Han et al., who set a threshold per layer: by default the output
 layer is left out of the ranking (``output_layer = "keep"``, open_lth's default
 for its MNIST and VGG networks). The output layer keeps PyTorch's small default
 initialisation, so a global threshold removed all of it on the demo MLP (90% on
-digits: 10.9% accuracy, chance); the hidden layers are pruned a little more
-instead, so the total sparsity is the one asked for.
+digits: 10.9% / 11.4% test accuracy for seeds 0 / 1, chance; kept: 97.8% /
+97.2%). The hidden layers are pruned a little more instead, so the total
+sparsity is the one asked for. ``output_layer = "prune"`` gives the old ranking.
 """
 
 from __future__ import annotations
