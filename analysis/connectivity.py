@@ -68,7 +68,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.api import Context, entry_result, register
+from analysis.api import Analysis, Context, Kind, Study
 from analysis.batchnorm import (  # noqa: F401  (re-exported for callers of this module)
     BN_BATCH,
     batchnorms,
@@ -99,7 +99,6 @@ from analysis.specs import (
     check_option,
     spec_key,
 )
-from analysis.study import ANALYSIS_SETTINGS, StudySpec
 from analysis.train import evaluate, fit, state_of, sub_seed
 
 ALIGNMENTS = ("naive", "weight", "activation")
@@ -167,9 +166,6 @@ class ConnectivitySettings:
                 self.instability_method,
                 owner="connectivity",
             )
-
-
-ANALYSIS_SETTINGS["connectivity"] = ConnectivitySettings
 
 
 @lru_cache(maxsize=64)
@@ -454,7 +450,6 @@ def check_same_function(
         raise RuntimeError("the aligned network computes a different function: a permutation bug")
 
 
-@register("connectivity", load=entry_result)
 def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, dict]:
     """Align B to A, then loss/accuracy/sparsity along the line, and its barriers."""
     run_a, run_b = ctx.get(spec.run_a), ctx.get(spec.run_b)
@@ -519,7 +514,6 @@ def copy_data_seed(spec: InstabilitySpec, copy: int) -> int:
     return sub_seed(spec.run.seed, "data", spec.seed, copy + 1)
 
 
-@register("instability", load=entry_result)
 def compute_instability(spec: InstabilitySpec, ctx: Context) -> tuple[dict, dict]:
     """Train two copies from the rewind point with different data orders; their barrier.
 
@@ -604,7 +598,7 @@ def compute_instability(spec: InstabilitySpec, ctx: Context) -> tuple[dict, dict
 # study level
 
 
-def check_settings(study: StudySpec, s: ConnectivitySettings) -> None:
+def check_settings(study: Study, s: ConnectivitySettings) -> None:
     """Plan-time checks that need the study: rewind steps and the instability method."""
     if not s.instability:
         return
@@ -621,7 +615,7 @@ def check_settings(study: StudySpec, s: ConnectivitySettings) -> None:
         )
 
 
-def connectivity_specs(study: StudySpec) -> list[ConnectivitySpec | InstabilitySpec]:
+def connectivity_specs(study: Study) -> list[ConnectivitySpec | InstabilitySpec]:
     """Every connectivity and instability spec of the study.
 
     With 2+ seeds: for every objective x method x sparsity, the runs of the
@@ -675,7 +669,7 @@ def _status_fields(spec: Any, store: Any) -> dict:
     return item
 
 
-def summarize_connectivity(study: StudySpec, store: Any) -> dict:
+def summarize_connectivity(study: Study, store: Any) -> dict:
     """The ``connectivity`` section of ``show --json`` (schema: docs/summary.md)."""
     from analysis import api
 
@@ -746,3 +740,22 @@ def summarize_connectivity(study: StudySpec, store: Any) -> dict:
         "pairs": pairs,
         "instability": list(instability.values()),
     }
+
+
+def instability_fetches(spec: InstabilitySpec) -> list[RunSpec]:
+    """The dense run of the same seed, whose rewind point a sparse run's copies start from."""
+    if spec.run.sparsity.method == "dense":
+        return []
+    return [spec.run.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0))]
+
+
+ANALYSIS = Analysis(
+    name="connectivity",
+    kinds=(
+        Kind("connectivity", ConnectivitySpec, compute_connectivity),
+        Kind("instability", InstabilitySpec, compute_instability, fetches=instability_fetches),
+    ),
+    specs=connectivity_specs,
+    summarize=summarize_connectivity,
+    settings=ConnectivitySettings,
+)

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.api import Context, entry_result, register
+from analysis.api import Analysis, Context, Kind, Study, status_record
+from analysis.api import get as get_result
 from analysis.data import eval_subset, load
 from analysis.errors import SpecError
 from analysis.limits import check_umap
 from analysis.specs import SPEC, RunSpec, check_float, check_int, spec_key
-from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 PENULTIMATE = "penultimate"
 
@@ -65,9 +65,6 @@ class RepresentationSettings:
         check_float("representations", "min_dist", self.min_dist, 0.0, 1.0)
         check_int("representations", "umap_seed", self.umap_seed, lo=0)
         check_int("representations", "knn_k", self.knn_k, lo=1, hi=100)
-
-
-ANALYSIS_SETTINGS["representations"] = RepresentationSettings
 
 
 @dataclass(**SPEC)
@@ -181,7 +178,6 @@ def geometry(
     }
 
 
-@register("features", load=entry_result)
 def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
     """Features, logits and geometry of a run on its fixed test subset."""
     run = ctx.get(spec.run)
@@ -211,7 +207,6 @@ def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
 # UMAP
 
 
-@register("umap", load=entry_result)
 def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
     """A seeded UMAP embedding of one run's features, with its trustworthiness."""
     import umap
@@ -291,14 +286,14 @@ def per_class(values: np.ndarray, labels: np.ndarray, n_classes: int) -> list[fl
     ]
 
 
-def representation_runs(study: StudySpec, objective: str) -> list[RunSpec]:
+def representation_runs(study: Study, objective: str) -> list[RunSpec]:
     """The runs of one objective, the dense seed-0-most run first (the alignment reference)."""
     runs = [r for r in study.runs() if r.train.objective == objective]
     runs.sort(key=lambda r: (r.sparsity.method != "dense", r.seed))
     return runs
 
 
-def representation_specs(study: StudySpec) -> list[RepresentationsSpec]:
+def representation_specs(study: Study) -> list[RepresentationsSpec]:
     """One study-level representations spec per objective."""
     settings = study.analysis("representations")
     if settings.layer != PENULTIMATE:  # refuse a bad layer name before anything is computed
@@ -333,7 +328,6 @@ def run_parts(spec: RepresentationsSpec) -> list[tuple[FeaturesSpec, list[UmapSp
     return out
 
 
-@register("representations", load=entry_result)
 def compute_representations(spec: RepresentationsSpec, ctx: Context) -> tuple[dict, dict]:
     """Aligned embeddings and every number beside them, for all runs of one objective."""
     s = spec.settings
@@ -448,20 +442,13 @@ def _pies(runs: tuple[RunSpec, ...], preds: np.ndarray) -> dict[str, np.ndarray]
     return out
 
 
-def summarize_representations(study: StudySpec, store: Any) -> list[dict]:
+def summarize_representations(study: Study, store: Any) -> list[dict]:
     """The ``representations`` section of ``show --json`` (one entry per objective)."""
-    from analysis import api
-
     out = []
     for spec in representation_specs(study):
-        status = api.status(spec, store)
-        item: dict = {
-            "objective": spec.runs[0].train.objective,
-            "status": status,
-            "key": spec_key(spec),
-        }
-        if status == "cached":
-            doc = api.get(spec, store=store, compute=False).read("summary.json")
+        item: dict = {"objective": spec.runs[0].train.objective, **status_record(spec, store)}
+        if item["status"] == "cached":
+            doc = get_result(spec, store=store, compute=False).read("summary.json")
             keep = (
                 "label",
                 "method",
@@ -485,3 +472,26 @@ def summarize_representations(study: StudySpec, store: Any) -> list[dict]:
             )
         out.append(item)
     return out
+
+
+def representation_fetches(spec: RepresentationsSpec) -> list[FeaturesSpec | UmapSpec]:
+    """The features and 2-D/3-D UMAP of every run, one job each (they fan out per run)."""
+    return [part for fspec, umaps in run_parts(spec) for part in (fspec, *umaps)]
+
+
+ANALYSIS = Analysis(
+    name="representations",
+    kinds=(
+        Kind("features", FeaturesSpec, compute_features),
+        Kind("umap", UmapSpec, compute_umap),
+        Kind(
+            "representations",
+            RepresentationsSpec,
+            compute_representations,
+            fetches=representation_fetches,
+        ),
+    ),
+    specs=representation_specs,
+    summarize=summarize_representations,
+    settings=RepresentationSettings,
+)

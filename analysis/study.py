@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from analysis.errors import DataError, SpecError
+from analysis.parts import SETTINGS
 from analysis.specs import (
     DATASETS,
     SPEC,
@@ -49,19 +50,8 @@ from analysis.specs import (
     from_dict,
 )
 
-#: Analysis settings specs by section name (``[analyses.<name>]``); analysis modules add theirs.
-ANALYSIS_SETTINGS: dict[str, type] = {}
-
-
-def analysis_settings() -> dict[str, type]:
-    """Every analysis's settings spec, importing the analysis modules on first use.
-
-    So a study loads the same whether or not the caller imported the analyses first.
-    """
-    from analysis.api import kinds
-
-    kinds()
-    return ANALYSIS_SETTINGS
+#: Analysis settings specs by section name (``[analyses.<name>]``), declared by each analysis.
+ANALYSIS_SETTINGS: dict[str, type] = SETTINGS
 
 
 MAX_STUDY_BYTES = 256 * 1024
@@ -127,7 +117,7 @@ class StudySpec:
         for key, value in self.analyses:
             if key == name:
                 return value
-        cls = analysis_settings().get(name)
+        cls = ANALYSIS_SETTINGS.get(name)
         if cls is None:
             raise SpecError(
                 "analyses",
@@ -192,7 +182,7 @@ def _analyses(raw: Any) -> tuple[tuple[str, Any], ...]:
         raise SpecError("analyses", "a table of [analyses.<name>] tables", raw, owner="study")
     out = []
     for name, table in sorted(raw.items()):
-        cls = analysis_settings().get(name)
+        cls = ANALYSIS_SETTINGS.get(name)
         if cls is None:
             raise SpecError(
                 "analyses",

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from analysis import api
-from analysis.api import entry_result, register
 from analysis.executor import (
     InProcess,
     ProcessPool,
@@ -68,7 +67,6 @@ def attempts(store: Store, name: str) -> int:
     return len(list((store.root / "attempts").glob(f"{name}-*")))
 
 
-@register("test_toy", load=entry_result)
 def compute_toy(spec: ToySpec, ctx: api.Context) -> tuple[dict, dict]:
     """Count the attempt in the store's folder, then die, fail or succeed as the spec says."""
     n = attempts(ctx.store, spec.name)
@@ -82,12 +80,19 @@ def compute_toy(spec: ToySpec, ctx: api.Context) -> tuple[dict, dict]:
     return {"value.json": {"attempt": n}}, {}
 
 
-@register("test_parent", load=entry_result)
 def compute_parent(spec: ParentSpec, ctx: api.Context) -> tuple[dict, dict]:
     """Read the child's value."""
     (ctx.store.root / "attempts").mkdir(parents=True, exist_ok=True)
     (ctx.store.root / "attempts" / f"parent-{spec.child.name}").touch()
     return {"value.json": ctx.get(spec.child).read("value.json")}, {}
+
+
+api.install(
+    [
+        api.Kind("test_toy", ToySpec, compute_toy),
+        api.Kind("test_parent", ParentSpec, compute_parent),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
