@@ -6,6 +6,7 @@ The pool tests run real spawned workers; the crash tests use the toy kinds below
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -284,7 +285,8 @@ def test_a_failure_fails_its_dependents_without_running_them(store):
     assert "bad input on purpose" in result.of(bad).error
     parent = result.of(ParentSpec(child=bad))
     assert parent.status == "failed"
-    assert parent.error == "parent of toy bad failed because toy bad failed"
+    assert parent.error.startswith("parent of toy bad failed because toy bad failed: ")
+    assert "bad input on purpose" in parent.error and "\n" not in parent.error  # the root cause
     assert not (store.root / "attempts" / "parent-bad").exists()
     assert "bad input on purpose" in store.failure(ParentSpec(child=bad))
     assert result.of(ToySpec(name="fine")).status == "done"  # the rest went on
@@ -427,3 +429,34 @@ def test_cli_accepts_the_executor_options():
     assert (args.executor, args.address, args.workers) == ("ray", "10.0.0.1:6379", 4)
     args = build_parser().parse_args(["demo", "--workers", "2"])
     assert (args.executor, args.workers, args.address) == ("local", 2, None)
+
+
+def test_any_error_of_one_job_is_recorded_once_and_the_rest_goes_on(store, monkeypatch):
+    """A bug (KeyError, TypeError...) in one job is one line; the others still run."""
+    real = api.KINDS["test_toy"]
+
+    def buggy(spec, ctx):
+        if spec.name == "buggy":
+            return {}[spec.name]  # KeyError, as a method's missing snapshot gave
+        return real.compute(spec, ctx)
+
+    monkeypatch.setitem(api.KINDS, "test_toy", dataclasses.replace(real, compute=buggy))
+    result = InProcess().run([ToySpec(name="buggy"), ToySpec(name="fine")], store)
+    error = result.of(ToySpec(name="buggy")).error
+    assert error.startswith("toy buggy failed") and "KeyError" in error and "\n" not in error
+    assert "KeyError" in store.failure(ToySpec(name="buggy"))
+    assert result.of(ToySpec(name="fine")).status == "done"
+
+
+def test_a_recorded_failure_is_not_recomputed_unless_asked(store):
+    """The second run reports the earlier failure without starting it; retry_failed reruns it."""
+    bad = ToySpec(name="again", error=True)
+    assert InProcess().run([bad], store).of(bad).status == "failed"
+    assert attempts(store, "again") == 1
+    second = InProcess().run([bad], store).of(bad)
+    assert second.status == "failed" and "failed earlier" in second.error
+    assert "bad input on purpose" in second.error
+    assert attempts(store, "again") == 1  # not started again
+    retry = make_executor("local", retry_failed=True)
+    assert retry.run([bad], store).of(bad).status == "failed"
+    assert attempts(store, "again") == 2

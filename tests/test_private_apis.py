@@ -26,7 +26,7 @@ def test_ray_reads_the_private_switches_we_set():
     import ray._private.worker as worker
 
     assert hasattr(constants, "ENABLE_RAY_CLUSTER")
-    assert private.RAY_CONSTANTS == constants.__name__
+    assert constants.__name__ == private.RAY_CONSTANTS
     source = inspect.getsource(worker.init)
     (name,) = private.ray_loopback_node()
     assert f'kwargs.pop("{name}"' in source

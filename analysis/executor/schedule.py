@@ -33,6 +33,12 @@ class Outcome:
     seconds: float = 0.0
     error: str = ""
     attempts: int = 0
+    #: The first line of the root cause: the job's own error, or the failed dependency's cause.
+    cause: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status == "failed" and not self.cause:
+            self.cause = self.error
 
 
 @dataclass
@@ -141,10 +147,11 @@ class Executor(ABC):
                 if failed:
                     del waiting[job.id]
                     dep = result.jobs[failed[0]]
-                    reason = f"{job.label} failed because {dep.label} failed"
+                    reason = f"{job.label} failed because {dep.label} failed: {dep.cause}"
                     if job.rows is None:
-                        store.record_failure(job.spec, f"{reason}: {dep.error}")
-                    finish(job, Outcome(job.key, job.label, "failed", error=reason))
+                        store.record_failure(job.spec, reason)
+                    outcome = Outcome(job.key, job.label, "failed", error=reason, cause=dep.cause)
+                    finish(job, outcome)
                 elif all(d in result.jobs for d in job.deps):
                     if job.id not in checked and store.exists(job.spec):
                         del waiting[job.id]

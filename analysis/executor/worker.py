@@ -41,9 +41,10 @@ def fill_rows(spec: Any, ctx: api.Context, rows: range) -> list[int]:
 
 
 def spec_payload(spec: Any) -> dict:
-    """A spec as JSON-able data: its class's module and name and its canonical fields."""
+    """A spec as JSON-able data: its kind, its class's module and name, its canonical fields."""
     cls = type(spec)
     return {
+        "kind": spec.kind,
         "module": cls.__module__,
         "class": cls.__qualname__,
         "fields": to_canonical(spec),
@@ -52,9 +53,22 @@ def spec_payload(spec: Any) -> dict:
 
 
 def spec_from_payload(payload: dict) -> Any:
-    """Rebuild a spec from :func:`spec_payload` (validated, and checked against its key)."""
-    module = importlib.import_module(payload["module"])
-    cls = getattr(module, payload["class"], None)
+    """Rebuild a spec from :func:`spec_payload` (validated, and checked against its key).
+
+    The spec class is the installed kind's (:mod:`analysis.parts`); a kind that is
+    not installed here (a kind a test or a plug-in declares) is installed by
+    importing the module that declares its spec class, named in the payload.
+
+    Raises:
+        PrunescopeError: the payload names no spec class, or the rebuilt spec's
+            key differs from the key sent.
+    """
+    kind = api.KINDS.get(payload.get("kind", ""))
+    if kind is not None and kind.spec.__qualname__ == payload["class"]:
+        cls = kind.spec
+    else:
+        module = importlib.import_module(payload["module"])
+        cls = getattr(module, payload["class"], None)
     if cls is None or not dataclasses.is_dataclass(cls) or not isinstance(cls.kind, str):
         raise PrunescopeError(f"{payload['module']}.{payload['class']} is not a spec class")
     spec = from_dict(cls, payload["fields"])
