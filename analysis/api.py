@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from analysis.errors import PrunescopeError, StoreError
 from analysis.specs import spec_key
-from analysis.store import Entry, Store
+from analysis.store import Entry, Store, check_structure
 
 
 class Progress(Protocol):
@@ -85,6 +85,9 @@ class Kind:
         memory: ``fn(spec) -> bytes``: refuse ``spec`` before it starts, raising
             :class:`~analysis.errors.PrunescopeError` with the estimate, when it
             would not fit in memory; returns the estimate.
+        files: the files an entry must hold, and for JSON files their structure
+            (a type, or a tuple of required keys): an entry that differs is
+            damaged (:func:`analysis.store.check_structure`), never served.
     """
 
     name: str
@@ -95,6 +98,7 @@ class Kind:
     rows: Callable[[Any], int | None] | None = None
     fill_rows: Callable[[Any, Context, range], list[int]] | None = None
     memory: Callable[[Any], int] | None = None
+    files: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,9 +180,33 @@ class Context:
             memory(spec)
 
 
+def load_entry(spec: Any, store: Store) -> Entry | None:
+    """The verified entry of ``spec`` whose files have its kind's structure, or None.
+
+    A checksum-valid entry of the wrong structure is quarantined like any damage
+    (and recomputed when asked for). The check runs once per state of the
+    entry's files (the store remembers the entry while no file changes).
+    """
+    entry = store.load(spec)
+    if entry is None or entry.meta.get("_structure_ok"):
+        return entry
+    files = KINDS[spec.kind].files if spec.kind in KINDS else {}
+    problem = check_structure(entry, files) if files else None
+    if problem:
+        store.quarantine(spec, problem)
+        return None
+    entry.meta["_structure_ok"] = True
+    return entry
+
+
+def exists(spec: Any, store: Store) -> bool:
+    """Whether a whole, well-formed entry of ``spec`` is in the store."""
+    return load_entry(spec, store) is not None
+
+
 def status(spec: Any, store: Store) -> str:
     """'cached', 'failed' or 'missing' for one spec (no computation)."""
-    if store.exists(spec):
+    if exists(spec, store):
         return "cached"
     return "failed" if store.failure(spec) else "missing"
 
@@ -214,14 +242,14 @@ def get(
     """The result of ``spec``: from the store if there, else computed once and stored."""
     store = store if store is not None else Store()
     kind = kind_of(spec)
-    entry = store.load(spec)
+    entry = load_entry(spec, store)
     if entry is not None:
         return kind.load(spec, entry)
     if not compute:
         raise NotComputed(f"{spec.kind} result not computed yet: {getattr(spec, 'label', spec)}")
     progress = progress or no_progress
     with store.lock(spec):
-        entry = store.load(spec)  # another process may have finished it while we waited
+        entry = load_entry(spec, store)  # another process may have finished it meanwhile
         if entry is None:
             ctx = Context(store=store, progress=progress, compute=compute)
             start = time.perf_counter()

@@ -482,13 +482,17 @@ def representation_fetches(spec: RepresentationsSpec) -> list[FeaturesSpec | Uma
 ANALYSIS = Analysis(
     name="representations",
     kinds=(
-        Kind("features", FeaturesSpec, compute_features),
-        Kind("umap", UmapSpec, compute_umap),
+        Kind("features", FeaturesSpec, compute_features, files={"features.npz": object}),
+        Kind("umap", UmapSpec, compute_umap, files={"embedding.npz": object}),
         Kind(
             "representations",
             RepresentationsSpec,
             compute_representations,
             fetches=representation_fetches,
+            files={
+                "embeddings.npz": object,
+                "summary.json": ("runs", "labels_of_runs", "cka", "pie_counts", "reference"),
+            },
         ),
     ),
     specs=representation_specs,

@@ -333,8 +333,20 @@ def summarize_robustness(study: Study, store: Any) -> list[dict]:
 ANALYSIS = Analysis(
     name="robustness",
     kinds=(
-        Kind("corrupted", CorruptedSpec, compute_corrupted),
-        Kind("robustness", RobustnessSpec, compute_robustness),
+        Kind("corrupted", CorruptedSpec, compute_corrupted, files={"corrupted.npz": object}),
+        Kind(
+            "robustness",
+            RobustnessSpec,
+            compute_robustness,
+            files={
+                "robustness.json": (
+                    "corruption",
+                    "noise",
+                    "clean_accuracy",
+                    "mean_corruption_accuracy",
+                )
+            },
+        ),
     ),
     specs=robustness_specs,
     summarize=summarize_robustness,

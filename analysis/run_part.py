@@ -97,7 +97,23 @@ def study_runs(study: Study) -> list[Any]:
 
 ANALYSIS = Analysis(
     name="runs",
-    kinds=(Kind("run", RunSpec, compute_run, load=load_run, fetches=run_fetches),),
+    kinds=(
+        Kind(
+            "run",
+            RunSpec,
+            compute_run,
+            load=load_run,
+            fetches=run_fetches,
+            files={
+                "model.safetensors": object,
+                "masks.safetensors": object,
+                "init.safetensors": object,
+                "trajectory.safetensors": object,
+                "history.json": list,
+                "metrics.json": ("test_acc", "test_loss", "achieved_sparsity", "layer_sparsity"),
+            },
+        ),
+    ),
     specs=study_runs,
     summarize=summarize_runs,
 )

@@ -153,7 +153,7 @@ class Executor(ABC):
                     outcome = Outcome(job.key, job.label, "failed", error=reason, cause=dep.cause)
                     finish(job, outcome)
                 elif all(d in result.jobs for d in job.deps):
-                    if job.id not in checked and store.exists(job.spec):
+                    if job.id not in checked and api.exists(job.spec, store):
                         del waiting[job.id]
                         finish(job, Outcome(job.key, job.label, "cached"))
                         continue

@@ -135,7 +135,7 @@ def run_job(payload: dict, queue: Any = None) -> dict:
         spec = spec_from_payload(payload["spec"])
         store = Store(payload["root"])
         progress = _Sender(queue) if queue is not None else no_progress
-        if store.exists(spec):
+        if api.exists(spec, store):
             record["status"] = "cached"
         elif payload["rows"]:
             start_row, stop_row = payload["rows"]
