@@ -166,13 +166,17 @@ def _methods(raw: Any) -> tuple[MethodEntry, ...]:
             raise SpecError(
                 f"{where}.sparsities", "a non-empty list of floats in (0, 1)", levels, owner="study"
             )
-        entries.append(
-            dataclasses.replace(
-                entry,
-                options=specs[0].options,
-                sparsities=tuple(float(s) for s in levels) or (0.0,),
-            )
+        entry = dataclasses.replace(
+            entry,
+            options=specs[0].options,
+            sparsities=tuple(float(s) for s in levels) or (0.0,),
         )
+        if entry in entries:
+            first = entries.index(entry)
+            raise SpecError(
+                where, f"a method entry unlike methods[{first}]", "a copy of it", owner="study"
+            )
+        entries.append(entry)
     return tuple(entries)
 
 
@@ -278,6 +282,10 @@ def parse_study(text: str, *, source: str = "study") -> StudySpec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError("file", "valid TOML", str(err), owner=source) from None
+    except RecursionError:  # tables nested thousands deep: tomllib recurses per level
+        raise SpecError(
+            "file", "TOML nested at most a few levels deep", "a deeper nesting", owner=source
+        ) from None
     try:
         return study_from_dict(doc)
     except SpecError as err:
