@@ -65,6 +65,11 @@ class RepresentationSettings:
         check_float("representations", "min_dist", self.min_dist, 0.0, 1.0)
         check_int("representations", "umap_seed", self.umap_seed, lo=0)
         check_int("representations", "knn_k", self.knn_k, lo=1, hi=100)
+        # Sizes checked against each other when the study loads, not as a NaN later:
+        # 5-fold cross-validation trains on 4/5 of the subset; UMAP needs n_neighbors < N.
+        most = knn_train_size(self.subset_size)
+        check_int("representations", "knn_k", self.knn_k, lo=1, hi=min(100, most))
+        check_int("representations", "n_neighbors", self.n_neighbors, lo=2, hi=self.subset_size - 1)
 
 
 @dataclass(**SPEC)
@@ -108,6 +113,8 @@ class RepresentationsSpec:
     """The aligned, study-level representation analysis of a set of runs."""
 
     kind: ClassVar[str] = "representations"
+    #: 2: CKA in float64 and exactly symmetric; k-NN settings checked against the subset.
+    version: ClassVar[int] = 2
     runs: tuple[RunSpec, ...] = ()
     settings: RepresentationSettings = field(default_factory=RepresentationSettings)
 
@@ -251,7 +258,13 @@ def procrustes_align(emb: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Linear CKA (Kornblith et al. 2019) between features x: (N, D1) and y: (N, D2)."""
+    """Linear CKA (Kornblith et al. 2019) between features x: (N, D1) and y: (N, D2).
+
+    Computed in float64: in float32 the N x D products lose enough to make the
+    matrix asymmetric (by about 2e-7) and CKA(x, x) differ from 1.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     x = x - x.mean(0)
     y = y - y.mean(0)
     num = np.linalg.norm(y.T @ x, "fro") ** 2
@@ -259,16 +272,46 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(num / den) if den > 0 else 0.0
 
 
+def cka_matrix(feats: list[np.ndarray]) -> np.ndarray:
+    """Linear CKA between every pair of runs' features (each (N, D_i)): (R, R), symmetric, unit diagonal."""
+    n = len(feats)
+    out = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[i, j] = out[j, i] = linear_cka(feats[i], feats[j])
+    return out
+
+
+#: Folds of the k-NN cross-validation (fewer when a class has fewer samples).
+KNN_FOLDS = 5
+
+
+def knn_train_size(n: int) -> int:
+    """Samples in the smallest training fold of a 5-fold split of ``n`` samples."""
+    return n - -(-n // KNN_FOLDS)
+
+
 def knn_cv_accuracy(feats: np.ndarray, labels: np.ndarray, k: int, seed: int = 0) -> float:
-    """5-fold cross-validated k-NN accuracy on the features (scikit-learn)."""
+    """5-fold cross-validated k-NN accuracy of feats: (N, D) with labels: (N,) (scikit-learn).
+
+    Raises:
+        ValueError: ``k`` is larger than a training fold, or a class has fewer
+            than 2 samples (no stratified split exists): never a silent NaN.
+    """
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    folds = min(5, int(np.bincount(labels).min()))
+    folds = min(KNN_FOLDS, int(np.bincount(labels)[np.bincount(labels) > 0].min()))
     if folds < 2:
-        return float("nan")
+        raise ValueError("k-NN accuracy needs at least 2 samples of every class in the subset")
+    if k > len(labels) - -(-len(labels) // folds):
+        raise ValueError(
+            f"knn_k = {k} exceeds the {len(labels) - -(-len(labels) // folds)} samples of a "
+            f"training fold of {len(labels)}; lower [analyses.representations] knn_k"
+        )
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), feats, labels, cv=cv).mean())
+    model = KNeighborsClassifier(n_neighbors=k)
+    return float(cross_val_score(model, feats, labels, cv=cv, error_score="raise").mean())
 
 
 def modal(preds: np.ndarray) -> np.ndarray:
@@ -346,7 +389,7 @@ def compute_representations(spec: RepresentationsSpec, ctx: Context) -> tuple[di
     aligned3 = np.stack([procrustes_align(e, emb3[0]) for e in emb3])
     preds = np.stack([f["preds"] for f in feats])
     correct = preds == labels[None]
-    cka = np.array([[linear_cka(a["features"], b["features"]) for b in feats] for a in feats])
+    cka = cka_matrix([f["features"] for f in feats])
     dense_of_seed = {r.seed: i for i, r in enumerate(spec.runs) if r.sparsity.method == "dense"}
     runs_out = []
     for i, (run, f) in enumerate(zip(spec.runs, feats, strict=True)):

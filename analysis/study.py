@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from analysis.errors import DataError, SpecError
-from analysis.parts import SETTINGS
+from analysis.parts import PARTS, SETTINGS
 from analysis.specs import (
     DATASETS,
     SPEC,
@@ -266,7 +266,23 @@ def study_from_dict(doc: dict) -> StudySpec:
     n_runs = len(study.runs())
     if n_runs > MAX_RUNS:
         raise SpecError("methods", f"a grid of at most {MAX_RUNS} runs", n_runs, owner="study")
+    check_parts(study)
     return study
+
+
+def check_parts(study: StudySpec) -> None:
+    """Build every part's specs, so a study that loads can always be computed and shown.
+
+    (A grayscale study naming a colour corruption, say, is refused here, not on
+    the first page that draws it.) Errors name the part's settings section.
+    """
+    for name, part in PARTS.items():
+        try:
+            part.specs(study)
+        except SpecError as err:
+            param = err.param if "." in err.param or name == "runs" else f"{name}.{err.param}"
+            prefix = "" if name == "runs" or param.startswith("analyses.") else "analyses."
+            raise SpecError(f"{prefix}{param}", err.allowed, err.received, owner="study") from None
 
 
 def parse_study(text: str, *, source: str = "study") -> StudySpec:
