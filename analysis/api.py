@@ -252,6 +252,7 @@ def get(
         entry = load_entry(spec, store)  # another process may have finished it meanwhile
         if entry is None:
             ctx = Context(store=store, progress=progress, compute=compute)
+            ctx.check_memory(spec)  # refuse what cannot fit before it starts
             start = time.perf_counter()
             try:
                 files, summary = kind.compute(spec, ctx)

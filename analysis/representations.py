@@ -343,7 +343,9 @@ def representation_specs(study: Study) -> list[RepresentationsSpec]:
         from analysis.data import dataset_info
         from analysis.models import build_for
 
-        check_layer(build_for(study.model, dataset_info(study.data.name)), settings.layer)
+        with torch.device("meta"):  # names only: a skeleton without storage
+            model = build_for(study.model, dataset_info(study.data.name))
+        check_layer(model, settings.layer)
     return [
         RepresentationsSpec(runs=tuple(representation_runs(study, o)), settings=settings)
         for o in study.objectives

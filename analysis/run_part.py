@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis import limits
 from analysis.api import Analysis, Kind, Study, status_record
 from analysis.api import get as get_result
 from analysis.runs import compute_run, load_run
@@ -65,6 +66,57 @@ def run_fetches(spec: RunSpec) -> list[RunSpec]:
     return []
 
 
+#: Samples (train + test) of each dataset, for the memory estimate of a run.
+DATASET_SAMPLES = {"digits": 1797, "fashion-mnist": 70000, "mnist": 70000, "cifar10": 60000}
+
+
+def run_bytes(spec: RunSpec) -> int:
+    """Peak bytes of training ``spec`` (an estimate on the high side, made without allocating).
+
+    The network is built on PyTorch's ``meta`` device (shapes, no storage), so
+    even a 16-layer MLP of width 16384 is measured without its 17 GB. Counts the
+    dataset in float32, the weights with gradients, two optimizer moments, the
+    initial and final copies and masks, every snapshot the run keeps (one per
+    epoch, one per rewind step, the start), and a batch's activations kept for
+    the backward pass (three copies of every module's output).
+    """
+    import torch
+
+    from analysis.data import dataset_info
+    from analysis.models import build_for
+
+    info = dataset_info(spec.data.name)
+    pixels = info.in_channels * info.image_size**2
+    samples = DATASET_SAMPLES.get(spec.data.name, 70000)
+    with torch.device("meta"):
+        model = build_for(spec.model, info)
+        params = sum(p.numel() for p in model.parameters())
+        outputs: list[int] = []
+        hooks = [
+            m.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].numel()))
+            for m in model.modules()
+            if not list(m.children())
+        ]
+        model(torch.zeros(1, info.in_channels, info.image_size, info.image_size))
+        for hook in hooks:
+            hook.remove()
+    batch = spec.train.batch_size * (2 if spec.train.objective == "supcon" else 1)
+    snapshots = spec.train.epochs + len(spec.train.snapshot_steps) + 1
+    data = samples * pixels * 4
+    weights = params * 4 * (6 + snapshots) + params  # masks as bool
+    activations = batch * sum(outputs) * 4 * 3
+    return data + weights + activations
+
+
+def check_run_memory(spec: RunSpec) -> int:
+    """Refuse a run whose training would not fit in memory, before anything trains."""
+    return limits.check_memory(
+        f"training {spec.label}",
+        run_bytes(spec),
+        lower="[model] width / depth / width_mult, [train] batch_size or epochs",
+    )
+
+
 def run_record(spec: RunSpec, store: Store) -> dict:
     """One record of the ``runs`` list: identity, status and (when cached) metrics."""
     status = status_record(spec, store)
@@ -104,6 +156,7 @@ ANALYSIS = Analysis(
             compute_run,
             load=load_run,
             fetches=run_fetches,
+            memory=check_run_memory,
             files={
                 "model.safetensors": object,
                 "masks.safetensors": object,

@@ -14,6 +14,7 @@ from analysis.api import Progress, no_progress
 from analysis.errors import PrunescopeError
 from analysis.executor.graph import Job, plan_jobs
 from analysis.executor.worker import fill_rows
+from analysis.limits import MemoryLimitError, memory_budget
 from analysis.specs import spec_key
 from analysis.store import Store
 
@@ -141,6 +142,10 @@ class Executor(ABC):
                 progress("study", finished_asked, len(asked))
 
         progress("study", 0, len(asked))
+        for job, error in refused_for_memory(jobs, store):
+            del waiting[job.id]  # refused before anything runs, with its estimate
+            store.record_failure(job.spec, error)
+            finish(job, Outcome(job.key, job.label, "failed", error=error))
         while waiting or running:
             for job in list(waiting.values()):
                 failed = [d for d in job.deps if _failed(result.jobs.get(d))]
@@ -217,6 +222,28 @@ class Executor(ABC):
         if outcome.status == "failed":
             raise api.ComputeFailed(outcome.error)
         return api.get(spec, store=store, compute=False)
+
+
+def refused_for_memory(jobs: list[Job], store: Store) -> list[tuple[Job, str]]:
+    """The jobs (not cached) whose memory estimate exceeds the budget, with why.
+
+    Every estimate is made when the plan is built, before any job runs, so a
+    grid that cannot fit is refused before the runs it needs are trained.
+
+    Raises:
+        PrunescopeError: ``$PRUNESCOPE_MEMORY_LIMIT`` is malformed (one line).
+    """
+    memory_budget()  # a malformed setting is one error, before anything starts
+    out = []
+    for job in jobs:
+        check = api.kind_of(job.spec).memory
+        if job.rows is not None or check is None or api.exists(job.spec, store):
+            continue
+        try:
+            check(job.spec)
+        except MemoryLimitError as err:
+            out.append((job, f"{job.label} failed: {api.first_line(str(err))}"))
+    return out
 
 
 def job_error(job: Job, err: Exception) -> str:
