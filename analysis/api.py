@@ -239,12 +239,37 @@ def get(
     progress: Progress | None = None,
     compute: bool = True,
 ) -> Any:
-    """The result of ``spec``: from the store if there, else computed once and stored."""
+    """The result of ``spec``: from the store if there, else computed once and stored.
+
+    Raises:
+        NotComputed: ``compute`` is False and the result is not in the store.
+        ComputeFailed: the computation failed (the failure is recorded first).
+        StoreError: the store cannot be read or written (nothing is recorded).
+        MemoryLimitError: the spec's memory estimate exceeds the budget.
+    """
     store = store if store is not None else Store()
+    return kind_of(spec).load(
+        spec, ensure(spec, store=store, progress=progress, compute=compute)[0]
+    )
+
+
+def ensure(
+    spec: Any,
+    *,
+    store: Store,
+    progress: Progress | None = None,
+    compute: bool = True,
+) -> tuple[Entry, bool]:
+    """The verified entry of ``spec`` and whether THIS call computed it (see :func:`get`).
+
+    ``False`` when it was in the store already, or when another process
+    finished it while this one waited for its lock: counts printed by
+    concurrent ``compute`` commands then say what each one did.
+    """
     kind = kind_of(spec)
     entry = load_entry(spec, store)
     if entry is not None:
-        return kind.load(spec, entry)
+        return entry, False
     if not compute:
         raise NotComputed(f"{spec.kind} result not computed yet: {getattr(spec, 'label', spec)}")
     progress = progress or no_progress
@@ -268,4 +293,5 @@ def get(
                 ) from err
             entry = store.commit(spec, files, seconds=time.perf_counter() - start, summary=summary)
             store.clear_failure(spec)
-    return kind.load(spec, entry)
+            return entry, True
+    return entry, False

@@ -460,3 +460,22 @@ def test_a_recorded_failure_is_not_recomputed_unless_asked(store):
     retry = make_executor("local", retry_failed=True)
     assert retry.run([bad], store).of(bad).status == "failed"
     assert attempts(store, "again") == 2
+
+
+def test_concurrent_computes_count_only_their_own_work(store):
+    """Two executors on one spec: one computed it, the other found it done (no double claim)."""
+    import threading
+
+    spec = ToySpec(name="shared")
+    results = []
+
+    def run():
+        results.append(InProcess().run([spec], store).of(spec).status)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(results) == ["cached", "done"]
+    assert attempts(store, "shared") == 1

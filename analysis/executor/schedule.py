@@ -285,7 +285,8 @@ class InProcess(Executor):
                 ctx = api.Context(store=store, progress=self._progress)
                 fill_rows(job.spec, ctx, range(*job.rows))
             else:
-                api.get(job.spec, store=store, progress=self._progress)
+                _, computed = api.ensure(job.spec, store=store, progress=self._progress)
+                record["status"] = "done" if computed else "cached"
         except Exception as err:  # noqa: BLE001  (one job's error never stops the others)
             record.update(status="failed", error=job_error(job, err))
         record["seconds"] = time.perf_counter() - start

@@ -143,8 +143,8 @@ def run_job(payload: dict, queue: Any = None) -> dict:
             fill_rows(spec, ctx, range(start_row, stop_row))
             record["status"] = "done"
         else:
-            api.get(spec, store=store, progress=progress)
-            record["status"] = "done"
+            _, computed = api.ensure(spec, store=store, progress=progress)
+            record["status"] = "done" if computed else "cached"  # another process did it
     except PrunescopeError as err:
         record.update(status="failed", error=_naming(payload["label"], str(err)))
     except Exception as err:  # a bug in a compute function: deterministic, reported with its place
