@@ -89,7 +89,7 @@ def run_bytes(spec: RunSpec) -> int:
     pixels = info.in_channels * info.image_size**2
     samples = DATASET_SAMPLES.get(spec.data.name, 70000)
     with torch.device("meta"):
-        model = build_for(spec.model, info)
+        model = build_for(spec.model, info).eval()  # eval: BatchNorm takes a batch of 1
         params = sum(p.numel() for p in model.parameters())
         outputs: list[int] = []
         hooks = [
