@@ -352,7 +352,10 @@ def _collect_moments(
     captured: dict[tuple[str, str], torch.Tensor] = {}
 
     def hook(side: str, p: str):
+        """A forward hook that keeps the output of ``side``'s module carrying ``p`` as (M, C)."""
+
         def store(_module, _inputs, out):
+            """Record ``out`` (N, C, ...) as (N * ..., C) samples."""
             captured[(side, p)] = out.movedim(1, -1).reshape(-1, out.shape[1])
 
         return store

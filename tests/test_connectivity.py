@@ -371,9 +371,9 @@ def test_instability_trains_two_copies_once(store, tiny_run, monkeypatch) -> Non
         assert set(a) == set(b) and any(not torch.equal(a[n], b[n]) for n in a)
         assert doc["steps_trained"] == total - k
         assert doc["barriers"]["test"]["barrier_entezari"] >= 0.0
-    import analysis.connectivity as conn
+    import analysis.connectivity.instability as inst
 
-    monkeypatch.setattr(conn, "fit", lambda *a, **k: pytest.fail("retrained a cached copy"))
+    monkeypatch.setattr(inst, "fit", lambda *a, **k: pytest.fail("retrained a cached copy"))
     api.get(InstabilitySpec(run=run, rewind_step=2, alphas=5, train_subset=100), store=store)
 
 
@@ -400,8 +400,9 @@ def test_bad_specs_are_spec_errors(tiny_run) -> None:
 
 
 #: Content keys of the default specs: a change is a reviewed decision (cached results go stale).
+#: connectivity changed once, on purpose, when ``matching_restarts`` was added (issue 12 #5).
 PINNED = {
-    "connectivity": "455ccc5fa6a8fb1130ecd059ad4158756bb195ff932c12b233592c7c375f4be3",
+    "connectivity": "cabca7b0423660b00cfe2746a80a41b939bb438c28b6867c6bd53db854588750",
     "instability": "a17734b671df829d43d4ff1caddf408b3595f8ec521699e466b32d4727b7fc73",
 }
 
@@ -410,11 +411,12 @@ def test_keys_are_pinned_and_change_with_every_field(tiny_run) -> None:
     """The default keys are pinned; changing any one field changes the key."""
     assert spec_key(ConnectivitySpec()) == PINNED["connectivity"]
     assert spec_key(InstabilitySpec()) == PINNED["instability"]
-    base = ConnectivitySpec(run_a=tiny_run, run_b=tiny_run.replace(seed=1))
+    base = ConnectivitySpec(run_a=tiny_run, run_b=tiny_run.replace(seed=1), alignment="weight")
     changes = {
         "run_a": tiny_run.replace(seed=2),
         "run_b": tiny_run.replace(seed=3),
-        "alignment": "weight",
+        "alignment": "activation",
+        "matching_restarts": 3,
         "alphas": 11,
         "train_subset": 100,
         "test_subset": 50,
@@ -424,6 +426,10 @@ def test_keys_are_pinned_and_change_with_every_field(tiny_run) -> None:
     assert len(keys | {spec_key(base)}) == len(changes) + 1
     inst = InstabilitySpec(run=tiny_run)
     assert spec_key(dataclasses.replace(inst, seed=1)) != spec_key(inst)
+    # only weight matching has visiting orders: the other alignments' keys ignore the field
+    naive = ConnectivitySpec(run_a=tiny_run, run_b=tiny_run.replace(seed=1), matching_restarts=5)
+    assert naive.matching_restarts == 1
+    assert spec_key(naive) == spec_key(dataclasses.replace(naive, matching_restarts=1))
 
 
 STUDY = """
