@@ -161,6 +161,11 @@ class _Costs:
                     self.moving[p].append(_Term(a.reshape(n, -1), b, others, torch.empty_like(b)))
                 else:
                     self.fixed[p].addmm_(a.reshape(n, -1), b.reshape(n, -1).T)
+        #: per permutation, the other permutations its cost depends on (sorted)
+        self.deps = {
+            p: sorted({q for term in terms for _, q in term.others})
+            for p, terms in self.moving.items()
+        }
         # Preallocated float32 cost and its float64 copy for scipy, per size.
         self._cost32 = {n: torch.empty(n, n) for n in set(sizes.values())}
         self._cost64 = {n: np.empty((n, n)) for n in set(sizes.values())}
@@ -199,22 +204,35 @@ def visiting_order(seed: int, restart: int, iteration: int, n: int) -> np.ndarra
 
 
 def _coordinate_descent(costs: _Costs, seed: int, restart: int, max_iter: int) -> tuple[dict, int]:
-    """One run of Git Re-Basin's coordinate descent from the identity: (perm, passes)."""
+    """One run of Git Re-Basin's coordinate descent from the identity: (perm, passes).
+
+    A step is skipped when none of the permutations its cost depends on changed
+    since it was last solved: the same cost gives the same assignment, so the
+    result is exactly that of solving it again, and the last, confirming pass
+    costs nothing.
+    """
     from scipy.optimize import linear_sum_assignment
 
     names = list(costs.sizes)
     perm = {p: torch.arange(n, dtype=torch.int64) for p, n in costs.sizes.items()}
+    version = dict.fromkeys(names, 0)  # bumped whenever perm[p] changes
+    solved_at: dict[str, tuple[int, ...]] = {}  # versions of p's dependencies at its last solve
     passes = 0
     for iteration in range(max_iter):
         passes += 1
         changed = False
         for p in (names[i] for i in visiting_order(seed, restart, iteration, len(names))):
+            seen = tuple(version[q] for q in costs.deps[p])
+            if solved_at.get(p) == seen:
+                continue
+            solved_at[p] = seen
             c = costs.of(p, perm)
             rows, cols = linear_sum_assignment(c, maximize=True)
             old = c[rows, perm[p].numpy()].sum()
             new = c[rows, cols].sum()
             if new > old + 1e-12 * max(1.0, abs(old)):
                 perm[p] = torch.from_numpy(cols.astype(np.int64))
+                version[p] += 1
                 changed = True
         if not changed:
             break

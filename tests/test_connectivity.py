@@ -350,7 +350,8 @@ def test_bn_reset_repairs_the_midpoint_and_repair_runs(store) -> None:
             train_subset=200,
         )
         doc = api.get(spec, store=store).read("connectivity.json")
-        assert doc["bn"] == ("repair" if repair else "reset")
+        assert doc["bn"] == doc["bn_rule"]["rule"] == ("repair" if repair else "reset")
+        assert doc["bn_rule"]["samples"] == 200
         for split in ("train", "test"):
             assert all(math.isfinite(v) for v in doc["barriers"][split].values())
 
@@ -370,6 +371,7 @@ def test_instability_trains_two_copies_once(store, tiny_run, monkeypatch) -> Non
         a, b = entry.read("copy_a.safetensors"), entry.read("copy_b.safetensors")
         assert set(a) == set(b) and any(not torch.equal(a[n], b[n]) for n in a)
         assert doc["steps_trained"] == total - k
+        assert doc["bn_rule"]["rule"] == doc["bn"] == "none"
         assert doc["barriers"]["test"]["barrier_entezari"] >= 0.0
     import analysis.connectivity.instability as inst
 
@@ -509,6 +511,17 @@ def test_compute_and_summarize_a_study(store) -> None:
                 "accuracy_barrier",
             }
         assert len(pair["curve"]["test_loss"]) == len(pair["curve"]["sparsity"]) == 3
+        assert pair["bn_rule"]["rule"] == "none"
+        if pair["alignment"] != "weight":
+            assert pair["matching"] is None and pair["matching_restarts"] == 1
+            continue
+        # weight matching: the chosen barrier and its spread over the visiting orders
+        assert pair["matching_restarts"] == pair["matching"]["restarts"] == 8
+        for split in ("train", "test"):
+            for name, value in pair["barriers"][split].items():
+                s = pair["matching"]["spread"][split][name]
+                assert s["min"] <= value <= s["max"]
+    assert doc["settings"]["matching_restarts"] == 8
     (group,) = doc["instability"]
     assert group["method"] == "dense" and group["points"][0]["rewind_step"] == 0
     assert group["points"][0]["status"] == "cached"
