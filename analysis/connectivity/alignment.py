@@ -139,7 +139,16 @@ def matching_record(found: list[Matching], chosen: Matching, barriers: list[dict
 
 @register("connectivity", load=entry_result)
 def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, dict]:
-    """Align B to A, then loss/accuracy/sparsity along the line, its barriers and their spread."""
+    """Align B to A, then loss/accuracy/sparsity along the line, its barriers and their spread.
+
+    Git Re-Basin (Ainsworth et al. 2023) / Entezari et al. 2022: the curve of
+    ``(1 - a) A + a P(B)`` on ``spec.alphas`` points, for the candidate with the
+    best matching objective; for ``weight`` also every distinct candidate's
+    barriers and their min / median / max (``matching``). Losses are mean
+    cross-entropy in nats, accuracies in [0, 1]. Raises PermutationError if the
+    runs differ in architecture, RuntimeError if an aligned network computes a
+    different function (a permutation bug).
+    """
     runs = (ctx.get(spec.run_a), ctx.get(spec.run_b))
     data = eval_data(spec.run_a.data, spec.train_subset, spec.test_subset, spec.seed)
     model_a, model_b = runs[0].model(), runs[1].model()

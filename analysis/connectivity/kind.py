@@ -37,8 +37,11 @@ from analysis.specs import (
 from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 ALIGNMENTS = ("naive", "weight", "activation")
-#: Weight matching's default number of seeded visiting orders (measured: see
-#: benchmarks/bench_alignment.py and benchmarks/results/alignment.json).
+#: Weight matching's default number of seeded visiting orders. Measured with
+#: ``benchmarks/bench_alignment.py --orders 32`` (results/alignment_orders_*.json): on the
+#: tiny study's dense pair and a Fashion-MNIST lottery pair, best of 8 orders reaches the
+#: best objective of 32 in 99% of draws (best of 1: 41%, of 4: 89%), for about 8-11x the
+#: time of one order.
 MATCHING_RESTARTS = 8
 
 
