@@ -478,7 +478,9 @@ def test_a_rewind_step_outside_snapshot_steps_is_refused_at_plan_time() -> None:
 
 def test_study_specs_pair_seeds_and_add_repair_for_bn_nets() -> None:
     """Seeds[0] x seeds[1] per method x alignment (+ REPAIR on BN nets), same-init, instability."""
-    assert "connectivity" in PARTS and "analysis.connectivity" in api.KIND_MODULES
+    import analysis.connectivity
+
+    assert PARTS["connectivity"] is analysis.connectivity.ANALYSIS
     mlp = connectivity_specs(parse_study(STUDY.format(arch="mlp", snap=2, rewind="0, 2")))
     pairs = [s for s in mlp if isinstance(s, ConnectivitySpec)]
     # 2 methods x 3 alignments between seeds, + 1 pruned run x 3 alignments against dense

@@ -33,13 +33,16 @@ prunescope does not do: it does not apply, and the study summary says "n/a".
 
 One concern per file:
 
-- ``kind``: settings, specs, the study's specs and its summary (registration);
+- this file: the ``ANALYSIS`` record (kinds, settings, specs, summary), the
+  package's one registration;
+- ``kind``: settings, specs, the study's specs and its summary;
 - ``barriers``: the barrier definitions and their spread;
 - ``path``: interpolation, masks on the path, the evaluation data and the curve;
 - ``alignment``: candidates from the matchers and the ``connectivity`` compute;
 - ``instability``: the rewind start, the two copies and the ``instability`` compute.
 """
 
+from analysis.api import Analysis, Kind
 from analysis.batchnorm import (
     BN_BATCH,
     batchnorms,
@@ -67,6 +70,7 @@ from analysis.connectivity.barriers import (
 from analysis.connectivity.instability import (
     compute_instability,
     copy_data_seed,
+    instability_fetches,
     rewind_start,
     train_copies,
 )
@@ -93,8 +97,20 @@ from analysis.connectivity.path import (
     zero_fraction,
 )
 
+ANALYSIS = Analysis(
+    name="connectivity",
+    kinds=(
+        Kind("connectivity", ConnectivitySpec, compute_connectivity),
+        Kind("instability", InstabilitySpec, compute_instability, fetches=instability_fetches),
+    ),
+    specs=connectivity_specs,
+    summarize=summarize_connectivity,
+    settings=ConnectivitySettings,
+)
+
 __all__ = [
     "ALIGNMENTS",
+    "ANALYSIS",
     "BARRIERS",
     "BN_BATCH",
     "MATCHING_RESTARTS",
@@ -122,6 +138,7 @@ __all__ = [
     "error_barrier",
     "eval_data",
     "has_batchnorm",
+    "instability_fetches",
     "interpolation_curve",
     "kept_fraction",
     "matching_record",

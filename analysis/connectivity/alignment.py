@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.api import Context, entry_result, register
+from analysis.api import Context
 from analysis.batchnorm import BNRule, bn_rule, bn_rule_record
 from analysis.connectivity.barriers import barrier_spread, curve_barriers, spread
 from analysis.connectivity.kind import ConnectivitySpec
@@ -137,7 +137,6 @@ def matching_record(found: list[Matching], chosen: Matching, barriers: list[dict
     }
 
 
-@register("connectivity", load=entry_result)
 def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, dict]:
     """Align B to A, then loss/accuracy/sparsity along the line, its barriers and their spread.
 

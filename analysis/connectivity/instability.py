@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.api import Context, entry_result, register
+from analysis.api import Context
 from analysis.batchnorm import bn_rule, bn_rule_record
 from analysis.connectivity.barriers import curve_barriers
 from analysis.connectivity.kind import InstabilitySpec
@@ -24,7 +24,7 @@ from analysis.connectivity.path import eval_data, interpolation_curve
 from analysis.data import load
 from analysis.errors import SpecError
 from analysis.sparsity.base import apply_masks
-from analysis.specs import SparsitySpec
+from analysis.specs import RunSpec, SparsitySpec
 from analysis.train import fit, state_of, sub_seed
 
 
@@ -33,13 +33,20 @@ def copy_data_seed(spec: InstabilitySpec, copy: int) -> int:
     return sub_seed(spec.run.seed, "data", spec.seed, copy + 1)
 
 
+def instability_fetches(spec: InstabilitySpec) -> list[RunSpec]:
+    """The dense run of the same seed, whose rewind point a sparse run's copies start from."""
+    if spec.run.sparsity.method == "dense":
+        return []
+    return [spec.run.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0))]
+
+
 def rewind_start(spec: InstabilitySpec, run: Any, ctx: Context) -> dict[str, torch.Tensor]:
     """The dense run's weights at ``spec.rewind_step`` (its initialisation for 0), same seed.
 
     Raises SpecError naming ``rewind_step`` if the dense run did not snapshot it.
     """
-    dense_spec = spec.run.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0))
-    dense = run if spec.run.sparsity.method == "dense" else ctx.get(dense_spec)
+    fetched = instability_fetches(spec)
+    dense = ctx.get(fetched[0]) if fetched else run
     k = spec.rewind_step
     if k == 0:
         return dense.init_state
@@ -89,7 +96,6 @@ def train_copies(
     return copies, total - k
 
 
-@register("instability", load=entry_result)
 def compute_instability(spec: InstabilitySpec, ctx: Context) -> tuple[dict, dict]:
     """Train two copies from the rewind point with different data orders; their barrier.
 

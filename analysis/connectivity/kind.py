@@ -8,9 +8,9 @@ Kinds (computed in ``analysis.connectivity.alignment`` and ``.instability``):
 - ``instability`` (:class:`InstabilitySpec`): Frankle et al. 2020's test of one
   run from a rewind step.
 
-Everything about registering these kinds sits in this one file: the
-``[analyses.connectivity]`` settings (:class:`ConnectivitySettings`, one
-``ANALYSIS_SETTINGS`` line), the specs, the study's specs
+Everything the package's ``ANALYSIS`` record declares, but the compute
+functions, sits in this one file: the ``[analyses.connectivity]`` settings
+(:class:`ConnectivitySettings`), the specs, the study's specs
 (:func:`connectivity_specs`) and the ``show --json`` section
 (:func:`summarize_connectivity`).
 """
@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
+from analysis import api
+from analysis.api import Study
 from analysis.batchnorm import has_batchnorm
 from analysis.errors import SpecError
 from analysis.specs import (
@@ -34,7 +36,6 @@ from analysis.specs import (
     check_option,
     spec_key,
 )
-from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 ALIGNMENTS = ("naive", "weight", "activation")
 #: Weight matching's default number of seeded visiting orders. Measured with
@@ -119,9 +120,6 @@ class ConnectivitySettings:
                 self.instability_method,
                 owner="connectivity",
             )
-
-
-ANALYSIS_SETTINGS["connectivity"] = ConnectivitySettings
 
 
 @lru_cache(maxsize=64)
@@ -240,7 +238,7 @@ def check_rewind_step(owner: str, name: str, step: Any, train: Any) -> None:
 # study level
 
 
-def check_settings(study: StudySpec, s: ConnectivitySettings) -> None:
+def check_settings(study: Study, s: ConnectivitySettings) -> None:
     """Plan-time checks that need the study: rewind steps and the instability method."""
     if not s.instability:
         return
@@ -257,7 +255,7 @@ def check_settings(study: StudySpec, s: ConnectivitySettings) -> None:
         )
 
 
-def connectivity_specs(study: StudySpec) -> list[ConnectivitySpec | InstabilitySpec]:
+def connectivity_specs(study: Study) -> list[ConnectivitySpec | InstabilitySpec]:
     """Every connectivity and instability spec of the study.
 
     With 2+ seeds: for every objective x method x sparsity, the runs of the
@@ -307,17 +305,6 @@ def connectivity_specs(study: StudySpec) -> list[ConnectivitySpec | InstabilityS
     return out
 
 
-def _status_fields(spec: Any, store: Any) -> dict:
-    """Key, status and (when failed) the first line of the error of one spec."""
-    from analysis import api
-
-    status = api.status(spec, store)
-    item: dict = {"key": spec_key(spec), "status": status}
-    if status == "failed":
-        item["error"] = (store.failure(spec) or "").splitlines()[0]
-    return item
-
-
 #: What a cached pair's summary item copies from its connectivity.json.
 PAIR_FIELDS = (
     "bn",
@@ -334,12 +321,10 @@ PAIR_FIELDS = (
 
 def _pair_item(spec: ConnectivitySpec, store: Any) -> dict:
     """One pair of the summary: what it compares and, when cached, its barriers and spread."""
-    from analysis import api
-
     run_b = spec.run_b
     item = {
         "label": spec.label,
-        **_status_fields(spec, store),
+        **api.status_record(spec, store),
         "pair": "seeds" if spec.run_a.seed != run_b.seed else "same-init",
         "run_a": spec.run_a.label,
         "run_b": run_b.label,
@@ -358,9 +343,7 @@ def _pair_item(spec: ConnectivitySpec, store: Any) -> dict:
 
 def _instability_point(spec: InstabilitySpec, store: Any) -> dict:
     """One rewind step of the summary's instability group: when cached, its barriers and curve."""
-    from analysis import api
-
-    point = {"rewind_step": spec.rewind_step, "label": spec.label, **_status_fields(spec, store)}
+    point = {"rewind_step": spec.rewind_step, "label": spec.label, **api.status_record(spec, store)}
     if point["status"] == "cached":
         doc = api.get(spec, store=store, compute=False).read("instability.json")
         point.update(barriers=doc["barriers"], curve=doc["curve"], bn=doc["bn"])
@@ -368,7 +351,7 @@ def _instability_point(spec: InstabilitySpec, store: Any) -> dict:
     return point
 
 
-def summarize_connectivity(study: StudySpec, store: Any) -> dict:
+def summarize_connectivity(study: Study, store: Any) -> dict:
     """The ``connectivity`` section of ``show --json`` (schema: docs/summary.md)."""
     s = study.analysis("connectivity")
     bn = arch_has_batchnorm(study.model, study.data.name)
