@@ -463,17 +463,13 @@ same_init_pairs = true
 """
 
 
-def test_a_rewind_step_outside_snapshot_steps_is_refused_at_plan_time() -> None:
-    """The study loads, but planning it names the bad step and the field before any compute."""
-    study = parse_study(STUDY.format(arch="mlp", snap=2, rewind="0, 7"))
+def test_a_rewind_step_outside_snapshot_steps_is_refused_when_the_study_loads() -> None:
+    """Loading the study builds its specs: the bad step and the field are named before compute."""
     with pytest.raises(SpecError, match="rewind_steps") as err:
-        connectivity_specs(study)
+        parse_study(STUDY.format(arch="mlp", snap=2, rewind="0, 7"))
     assert "7" in str(err.value) and "snapshot_steps" in str(err.value)
-    study = parse_study(
-        STUDY.format(arch="mlp", snap=2, rewind=0) + 'instability_method = "snip"\n'
-    )
     with pytest.raises(SpecError, match="instability_method"):
-        connectivity_specs(study)
+        parse_study(STUDY.format(arch="mlp", snap=2, rewind=0) + 'instability_method = "snip"\n')
 
 
 def test_study_specs_pair_seeds_and_add_repair_for_bn_nets() -> None:
