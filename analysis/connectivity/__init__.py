@@ -100,8 +100,26 @@ from analysis.connectivity.path import (
 ANALYSIS = Analysis(
     name="connectivity",
     kinds=(
-        Kind("connectivity", ConnectivitySpec, compute_connectivity),
-        Kind("instability", InstabilitySpec, compute_instability, fetches=instability_fetches),
+        Kind(
+            "connectivity",
+            ConnectivitySpec,
+            compute_connectivity,
+            files={
+                "connectivity.json": dict,
+                "permutation.safetensors": object,
+            },
+        ),
+        Kind(
+            "instability",
+            InstabilitySpec,
+            compute_instability,
+            fetches=instability_fetches,
+            files={
+                "instability.json": dict,
+                "copy_a.safetensors": object,
+                "copy_b.safetensors": object,
+            },
+        ),
     ),
     specs=connectivity_specs,
     summarize=summarize_connectivity,

@@ -128,7 +128,10 @@ def arch_has_batchnorm(model: ModelSpec, dataset: str) -> bool:
     from analysis.data import dataset_info
     from analysis.models import build_for
 
-    return has_batchnorm(build_for(model, dataset_info(dataset)))
+    import torch
+
+    with torch.device("meta"):  # the layers only: a skeleton without storage
+        return has_batchnorm(build_for(model, dataset_info(dataset)))
 
 
 def _check_subsets(owner: str, train_subset: int, test_subset: int, seed: int) -> None:
