@@ -100,9 +100,7 @@ def test_server_output_goes_to_a_log_in_the_store_not_the_terminal(
     assert f"at http://127.0.0.1:{port}" in out
 
 
-def test_a_server_that_never_answers_is_stopped_with_one_line(
-    study, tmp_path, monkeypatch, capsys
-):
+def test_a_server_that_never_answers_is_stopped_with_one_line(study, tmp_path, monkeypatch, capsys):
     pids = tmp_path / "pids"
     fake(monkeypatch, SILENT, str(pids))
     monkeypatch.setenv(START_TIMEOUT_ENV, "1.5")
@@ -126,9 +124,7 @@ def test_a_server_that_exits_early_says_so(study, tmp_path, monkeypatch, capsys)
 
 def test_end_group_ends_the_children_too(tmp_path):
     pids = tmp_path / "pids"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SILENT, "0", str(pids)], start_new_session=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", SILENT, "0", str(pids)], start_new_session=True)
     end = time.monotonic() + 20
     while not (pids.exists() and pids.read_text()) and time.monotonic() < end:
         time.sleep(0.05)

@@ -307,6 +307,23 @@ def test_representations_page_draws_the_runs_side_by_side(app):
     assert charts(app)["embedding"]["data"][0]["type"] == "scatter3d"
 
 
+def test_an_emptied_runs_choice_round_trips_as_empty(app):
+    """Clearing the Runs multiselect gives ``?runs=``; opening that URL shows no runs again."""
+    app.run()
+    app.switch_page("app_pages/representations.py").run()
+    app.multiselect(key="pick_runs").set_value([]).run()
+    assert app.query_params.get("runs") in ("", [""])
+    assert any("Pick at least one run" in i.value for i in app.info)
+    url = dict(app.query_params)
+    again = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    again.query_params.update(url)
+    again.run()
+    again.switch_page("app_pages/representations.py").run()
+    assert not again.exception, [e.value for e in again.exception]
+    assert again.multiselect(key="pick_runs").value == []  # not the default runs
+    assert any("Pick at least one run" in i.value for i in again.info)
+
+
 def test_robustness_page_draws_every_figure(app):
     app.query_params = {"heat": "ce"}
     app.run()

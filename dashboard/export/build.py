@@ -148,6 +148,7 @@ class _Formats:
     """Where finished formats go: kept (``keep`` first) or recorded as failed."""
 
     def __init__(self, out: Export, keep: Keep | None):
+        """Record into ``out``; hand each finished format to ``keep`` first."""
         self.out, self.keep = out, keep
 
     def done(self, fmt: str, files: dict[str, bytes]) -> None:
@@ -222,6 +223,18 @@ def _render_formats(
                 formats.fail(fmt, err)
 
 
+def _image_jobs(
+    static: list[str], items: list[FigureItem], deck_items: list[FigureItem], theme: Theme
+) -> dict[str, list[Job]]:
+    """The images each static format needs: PNG/SVG in ``theme``'s width, the deck's PNGs wider."""
+    width = IMAGE_WIDTH[theme.name]
+    groups = {f: [(i.name, i.figure, f, width) for i in items] for f in static if f != "pptx"}
+    if "pptx" in static:
+        width = IMAGE_WIDTH["presentation"]
+        groups["pptx"] = [(i.name, i.figure, "png", width) for i in deck_items]
+    return groups
+
+
 def build_export(
     summary: dict,
     reader: Reader,
@@ -263,15 +276,12 @@ def build_export(
             static = []
     items = study_catalogue(summary, reader, theme, progress)
     out.figures = len(items)
-    width = IMAGE_WIDTH[theme.name]
-    groups = {f: [(i.name, i.figure, f, width) for i in items] for f in static if f != "pptx"}
     deck_items: list[FigureItem] = []
     if "pptx" in static:
         deck_items = items if theme == PRESENTATION else study_catalogue(
             summary, reader, PRESENTATION
         )  # fmt: skip
-        width = IMAGE_WIDTH["presentation"]
-        groups["pptx"] = [(i.name, i.figure, "png", width) for i in deck_items]
+    groups = _image_jobs(static, items, deck_items, theme)
     n_jobs = sum(len(g) for g in groups.values())
     total = n_jobs + ("html" in formats) + ("pptx" in static)
     if "html" in formats:
