@@ -22,7 +22,9 @@ from analysis.study import load_study  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGES = sorted(
-    p.relative_to(APP.parent).as_posix() for p in (APP.parent / "app_pages").glob("*.py")
+    p.relative_to(APP.parent).as_posix()
+    for p in (APP.parent / "app_pages").glob("*.py")
+    if not p.name.startswith("_")  # the package's __init__.py is no page
 )
 TIMEOUT = 120  # seconds per script run: the first one imports torch on a busy machine
 
