@@ -66,7 +66,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.api import Context, entry_result, register
+from analysis import limits
+from analysis.api import Analysis, Context, Kind, Study
 from analysis.data import eval_subset, load
 from analysis.errors import SpecError
 from analysis.permutation import (
@@ -87,7 +88,6 @@ from analysis.specs import (
     check_option,
     spec_key,
 )
-from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 Params = dict[str, torch.Tensor]
 #: Samples per forward pass of the engine.
@@ -162,9 +162,6 @@ class LandscapeSettings:
         check_int(owner, "sharpness_topk", self.sharpness_topk, lo=0, hi=50)
         check_int(owner, "hutchinson_samples", self.hutchinson_samples, lo=0, hi=10_000)
         check_int(owner, "sharpness_batch", self.sharpness_batch, lo=1, hi=100_000)
-
-
-ANALYSIS_SETTINGS["landscape"] = LandscapeSettings
 
 
 @dataclass(**SPEC)
@@ -911,7 +908,6 @@ def _landscape_problem(
     return problem, xs, (xs if spec.dims == 2 else None)
 
 
-@register("landscape", load=entry_result)
 def compute_landscape(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
     """The surface around ``spec.run`` along filter-normalised random directions."""
     ctx.check_memory(spec)  # refuse a grid that cannot fit, before anything starts
@@ -987,7 +983,6 @@ def _plane_problem(
     return problem, xs, ys, coords, extra
 
 
-@register("landscape_plane", load=entry_result)
 def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
     """The surface in the plane of three networks or of a training trajectory."""
     ctx.check_memory(spec)  # refuse a grid that cannot fit, before anything starts
@@ -1177,7 +1172,6 @@ def hutchinson_trace(
     return float(arr.mean()), stderr
 
 
-@register("sharpness", load=entry_result)
 def compute_sharpness(spec: SharpnessSpec, ctx: Context) -> tuple[dict, dict]:
     """Top-k Hessian eigenvalues (Lanczos) and Hutchinson trace of the run's loss."""
     run = ctx.get(spec.run)
@@ -1216,13 +1210,13 @@ def compute_sharpness(spec: SharpnessSpec, ctx: Context) -> tuple[dict, dict]:
 # study level
 
 
-def _runs(study: StudySpec, s: LandscapeSettings) -> list[RunSpec]:
+def _runs(study: Study, s: LandscapeSettings) -> list[RunSpec]:
     """The runs the landscape part looks at (first seed only, unless ``seeds='all'``)."""
     runs = study.runs()
     return runs if s.seeds == "all" else [r for r in runs if r.seed == study.seeds[0]]
 
 
-def landscape_specs(study: StudySpec) -> list[Any]:
+def landscape_specs(study: Study) -> list[Any]:
     """Every landscape, plane and sharpness spec of the study.
 
     Per run (see :func:`_runs`): one surface per ``dims``, the trajectory plane
@@ -1283,7 +1277,7 @@ SURFACE_FIELDS = (
 )
 
 
-def summarize_landscape(study: StudySpec, store: Any) -> dict:
+def summarize_landscape(study: Study, store: Any) -> dict:
     """The ``landscape`` section of ``show --json`` (schema: docs/summary.md)."""
     from analysis import api
 
@@ -1338,3 +1332,78 @@ def summarize_landscape(study: StudySpec, store: Any) -> dict:
         "runs": list(by_run.values()),
         "planes": planes,
     }
+
+
+# ---------------------------------------------------------------------------
+# memory: refuse a grid that cannot fit, before anything starts
+
+
+def _shape_facts(model_spec: Any, data_name: str) -> tuple[int, int, int]:
+    """(input numel, first layer's output numel per sample, parameter count) of a skeleton."""
+    import torch
+
+    from analysis.data import dataset_info
+    from analysis.models import build_for
+
+    info = dataset_info(data_name)
+    model = build_for(model_spec, info).eval()
+    layer = model.get_submodule(first_layer(model))
+    seen: list[int] = []
+    hook = layer.register_forward_hook(lambda _m, _i, out: seen.append(out[0].numel()))
+    x = torch.zeros(1, info.in_channels, info.image_size, info.image_size)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        hook.remove()
+    return x.numel(), seen[0], sum(p.numel() for p in model.parameters())
+
+
+def check_landscape(spec: Any) -> int:
+    """Refuse a landscape surface or plane whose grid would not fit in memory (before it starts)."""
+    run = spec.run if hasattr(spec, "run") else spec.runs[0]
+    dims = getattr(spec, "dims", 2)
+    n = len(eval_batch(run.data, spec.split, spec.subset, spec.subset_seed)[1])
+    input_numel, first_out, params = _shape_facts(run.model, run.data.name)
+    estimate = limits.landscape_bytes(
+        n=n,
+        input_numel=input_numel,
+        first_out=first_out,
+        params=params,
+        dims=dims,
+        grid=spec.grid,
+        precision=spec.precision,
+        batch=ENGINE_BATCH,
+    )
+    return limits.check_memory(
+        f"{spec.label} ({n} samples)",
+        estimate,
+        lower="[analyses.landscape] subset (or grid / plane_grid)",
+    )
+
+
+ANALYSIS = Analysis(
+    name="landscape",
+    kinds=(
+        Kind(
+            "landscape",
+            LandscapeSpec,
+            compute_landscape,
+            rows=grid_rows,
+            fill_rows=fill_rows,
+            memory=check_landscape,
+        ),
+        Kind(
+            "landscape_plane",
+            PlaneSpec,
+            compute_plane,
+            rows=grid_rows,
+            fill_rows=fill_rows,
+            memory=check_landscape,
+        ),
+        Kind("sharpness", SharpnessSpec, compute_sharpness),
+    ),
+    specs=landscape_specs,
+    summarize=summarize_landscape,
+    settings=LandscapeSettings,
+)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis.api import Context, register
+from analysis.api import Context
 from analysis.checkpoints import check_state
 from analysis.data import Splits, load
 from analysis.errors import TrainingDiverged
@@ -226,7 +226,6 @@ SUMMARY_FIELDS = (
 )
 
 
-@register("run", load=load_run)
 def compute_run(spec: RunSpec, ctx: Context) -> tuple[dict[str, Any], dict]:
     """Train (and prune) the network of ``spec`` with its sparsity method."""
     start = time.perf_counter()

@@ -109,8 +109,16 @@ def to_canonical(value: Any) -> Any:
 
 
 def canonical_json(spec: Any) -> str:
-    """Canonical JSON of kind + schema version + every field of ``spec``."""
+    """Canonical JSON of kind + schema version + every field of ``spec``.
+
+    A spec class whose computation changed meaning sets a class attribute
+    ``version`` (> 1): it joins the key, so that kind alone is recomputed and
+    every other key stays as it was.
+    """
     doc = {"kind": spec.kind, "schema": SCHEMA_VERSION, "spec": to_canonical(spec)}
+    version = getattr(type(spec), "version", 1)
+    if version != 1:
+        doc["version"] = version
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 

@@ -203,6 +203,9 @@ def test_demo_in_a_terminal_ends_serving_the_dashboard(tmp_path):
             url = found.group(1).decode() if found else None
         assert url, out.decode(errors="replace")[-2000:]
         assert b"dense" in out and b"magnitude 50%" in out  # the summary came first
+        # A clean terminal: the server's lines are in its log, torch's warning is filtered.
+        assert b"server log: " in out and b"Uvicorn" not in out and b"Streamlit app" not in out
+        assert b"FutureWarning" not in out and b"torch.jit.script" not in out
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
