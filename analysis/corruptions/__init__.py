@@ -4,12 +4,16 @@ Two published benchmarks define what "corrupted" means here, and each corruption
 reference *as the reference ran* (with the libraries of its time), not as its code reads:
 
 * MNIST-C -- Mu & Gilmer, "MNIST-C: A Robustness Benchmark for Computer Vision", 2019
-  (google-research/mnist-c ``corruptions.py``; skimage 0.15, scipy 1.2). 15 corruptions of
-  28x28 grayscale digits at one setting each; :mod:`.mnist_c` builds five severities around it.
+  (google-research/mnist-c ``corruptions.py``). 15 corruptions of 28x28 grayscale digits at one
+  setting each; :mod:`.mnist_c` builds five severities around it.
 * CIFAR-10-C -- Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common
   Corruptions and Perturbations", ICLR 2019 (hendrycks/robustness
-  ``ImageNet-C/create_c/make_cifar_c.py``; skimage 0.14, scipy 1.1, Pillow with libjpeg 9,
-  ImageMagick 6). 15 corruptions of 32x32 colour images at five severities (:mod:`.cifar_c`).
+  ``ImageNet-C/create_c/make_cifar_c.py``). 15 corruptions of 32x32 colour images at five
+  severities (:mod:`.cifar_c`).
+
+Both were run with the libraries of their time: skimage 0.14-0.15, scipy < 1.6, Pillow wheels
+carrying IJG libjpeg 9, ImageMagick 6 through Wand (the reference statistics were measured with
+skimage 0.15.0, scipy 1.2.3, Pillow 6.2.2, OpenCV 4.1.2, ImageMagick 6.9.11).
 
 Every corruption works on a whole batch ``x: (N, C, H, W)`` float in [0, 1] at once with tensor
 ops (:mod:`.ops`); the only per-image loop is Canny (skimage). Randomness comes from a
@@ -45,7 +49,7 @@ Deliberate deviations, with their size measured against the reference code on 12
   average at decay 1.4): 72.8/73.2, 77.2/78.9, 80.9/81.6, 83.6/85.3, 88.0/88.1 (the fractal's
   per-image spread makes the standard error ~1.5).
 * jpeg_compression: exact float DCTs for libjpeg's integer ones: the same mean |change| to 0.01
-  grey levels; 19% of pixels differ from libjpeg 9's by a grey level or more (mean 0.29).
+  grey levels; 16% of pixels differ from libjpeg 9's by a grey level or more (mean 0.26).
 * motion_blur, snow: ImageMagick is not a Python dependency; its MotionBlurImage kernel and
   offsets are reproduced (:func:`~.ops.motion_streak`), checked against ImageMagick 6.9.11 Q16.
 * Outputs stay float in [0, 1]: the quantisation a reference does inside a corruption is kept

@@ -194,30 +194,37 @@ def elastic_transform(x: Tensor, c: tuple[float, float, float], g: torch.Generat
 
 
 @functools.cache
-def _pil_box_weights(n_in: int, n_out: int) -> Tensor:
-    """PIL's 8-bit ``Image.BOX`` resampling of one axis as integer weights: (n_out, n_in).
+def _pil_box(n_in: int, n_out: int) -> tuple[Tensor, Tensor]:
+    """PIL's 8-bit ``Image.BOX`` resampling of one axis: (taps (n_out, n_in), weight (n_out,)).
 
-    PIL samples the box at input pixel centres (no partial coverage), normalises each row and
-    stores the weights as integers scaled by 2^22 (``normalize_coeffs_8bpc``).
+    PIL samples the box at input pixel centres (no partial coverage) and normalises each
+    output's equal weights to an integer scaled by 2^22 (``normalize_coeffs_8bpc``): an output
+    is (weight * sum of its taps' values + 2^21) >> 22.
     """
     scale = n_in / n_out
     support = 0.5 * max(scale, 1.0)
     centre = (np.arange(n_out) + 0.5) * scale
     t = (np.arange(n_in)[None, :] + 0.5 - centre[:, None]) / max(scale, 1.0)
-    m = ((t > -0.5) & (t <= 0.5)).astype(np.float64)
+    taps = (t > -0.5) & (t <= 0.5)
     # PIL's window also stops at int(centre +- support + 0.5); the box never reaches past it
     lo = np.maximum((centre - support + 0.5).astype(int), 0)
     hi = np.minimum((centre + support + 0.5).astype(int), n_in)
     idx = np.arange(n_in)[None, :]
-    m *= (idx >= lo[:, None]) & (idx < hi[:, None])
-    m /= m.sum(axis=1, keepdims=True)
-    return torch.from_numpy(np.floor(0.5 + m * (1 << 22)))
+    taps &= (idx >= lo[:, None]) & (idx < hi[:, None])
+    weight = np.floor(0.5 + (1 << 22) / taps.sum(axis=1))
+    return torch.from_numpy(taps).float(), torch.from_numpy(weight).to(torch.int32)
 
 
-def _pil_resize_axis(x: Tensor, weights: Tensor, dim: int) -> Tensor:
-    """One PIL 8-bit resampling pass along ``dim`` (-1 or -2) of uint8 levels in float64."""
-    out = x @ weights.T if dim == -1 else weights @ x
-    return torch.floor((out + (1 << 21)) / (1 << 22)).clamp(0, 255)
+def _pil_resize_rows(x: Tensor, n_out: int) -> Tensor:
+    """One PIL 8-bit BOX pass along the last axis of uint8 levels ``x: (..., n_in)``.
+
+    The sums of uint8 values are exact in float32 and the fixed-point products fit int32, so
+    the result is PIL's to the grey level; one matrix product for the whole batch.
+    """
+    taps, weight = _pil_box(x.shape[-1], n_out)
+    sums = (x.reshape(-1, x.shape[-1]) @ taps.T).to(torch.int32)
+    out = ((sums * weight + (1 << 21)) >> 22).clamp(0, 255)
+    return out.reshape(*x.shape[:-1], n_out).float()
 
 
 def pixelate(x: Tensor, factor: float, g: torch.Generator) -> Tensor:
@@ -228,12 +235,11 @@ def pixelate(x: Tensor, factor: float, g: torch.Generator) -> Tensor:
     """
     h, w = x.shape[-2:]
     dh, dw = int(h * factor), int(w * factor)
-    y = torch.round(x.clamp(0, 1).double() * 255)
-    y = _pil_resize_axis(y, _pil_box_weights(w, dw), -1)
-    y = _pil_resize_axis(y, _pil_box_weights(h, dh), -2)
-    y = _pil_resize_axis(y, _pil_box_weights(dw, w), -1)
-    y = _pil_resize_axis(y, _pil_box_weights(dh, h), -2)
-    return (y / 255).to(x.dtype)
+    y = torch.round(x.clamp(0, 1) * 255)
+    for ow, oh in ((dw, dh), (w, h)):
+        y = _pil_resize_rows(y, ow)  # horizontal pass, then vertical
+        y = _pil_resize_rows(y.transpose(-1, -2), oh).transpose(-1, -2)
+    return y / 255
 
 
 # ---------------------------------------------------------------------------

@@ -98,6 +98,13 @@ def local_shuffle(
         there = (r + dy) * w + (c + dx)
         if p_visit < 1:
             there = torch.where(torch.rand((n, rows, cols), generator=g) < p_visit, there, here)
+        if not swap and delta == 1:
+            # copies from offsets in {-1, 0}^2 read pixels the loop has not reached yet (or the
+            # pixel itself), so every visit sees the original image: one gather does the pass
+            src = torch.arange(h * w).repeat(n, 1)
+            src[:, here.flatten()] = there.reshape(n, -1)
+            flat = flat.gather(2, src[:, None, :].expand(n, ch, h * w))
+            continue
         for ii, jj in steps:
             p = here[ii, jj]  # (k,)
             q = there[:, ii, jj][:, None, :].expand(n, ch, p.numel())  # (n, ch, k)
