@@ -16,8 +16,8 @@ import torch
 
 from analysis.corruptions import common
 from analysis.corruptions.jpeg import jpeg_compression
-from analysis.corruptions.mnist_c import Corruption
 from analysis.corruptions.ops import (
+    Corruption,
     Tensor,
     clipped_zoom,
     conv_same,

@@ -38,7 +38,7 @@ def shot_noise(x: Tensor, photons: float, g: torch.Generator) -> Tensor:
 def impulse_noise(x: Tensor, amount: float, g: torch.Generator) -> Tensor:
     """skimage ``random_noise(mode='s&p')``: a fraction ``amount`` of values set to 0 or 1 (50/50).
 
-    skimage >= 0.12 (both references ran 0.14-0.15) draws each value's hit independently.
+    skimage 0.14 and 0.15, as the references ran it, draw each value's hit independently.
     """
     hit = torch.rand(x.shape, generator=g) < amount
     salt = (torch.rand(x.shape, generator=g) < 0.5).to(x.dtype)

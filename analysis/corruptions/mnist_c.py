@@ -31,8 +31,6 @@ are fixed in MNIST-C, so only their s3 has a reference.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
@@ -40,14 +38,13 @@ from skimage import feature
 
 from analysis.corruptions import common
 from analysis.corruptions.ops import (
+    Corruption,
     Tensor,
     gaussian,
     linear_about_centre,
     randint,
     random_sign,
 )
-
-Corruption = tuple[Callable[[Tensor, Any, torch.Generator], Tensor], tuple[Any, ...]]
 
 # ---------------------------------------------------------------------------
 # geometry (skimage ``warp`` with an ``AffineTransform`` as the inverse map, about (13.5, 13.5))

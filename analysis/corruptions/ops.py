@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 Tensor = torch.Tensor
+
+#: A corruption: (function(x, parameter, generator) -> x', its parameters at severities 1..5).
+Corruption = tuple[Callable[[Tensor, Any, torch.Generator], Tensor], tuple[Any, ...]]
 
 
 # ---------------------------------------------------------------------------

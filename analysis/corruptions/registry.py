@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from analysis.corruptions import cifar_c, mnist_c
-from analysis.corruptions.mnist_c import Corruption
-from analysis.corruptions.ops import Tensor, generator
+from analysis.corruptions.ops import Corruption, Tensor, generator
 from analysis.errors import SpecError
 
 GRAY_CORRUPTIONS: tuple[str, ...] = tuple(mnist_c.TABLE)
