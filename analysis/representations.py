@@ -227,6 +227,7 @@ def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
         n_neighbors=min(spec.n_neighbors, len(feats) - 1),
         min_dist=spec.min_dist,
         random_state=spec.seed,
+        n_jobs=1,  # a random_state makes umap run single-threaded anyway; saying so is quiet
     )
     threads = torch.get_num_threads()
     try:

@@ -87,6 +87,8 @@ class CorruptedSpec:
     """A dataset's corruption suite on a fixed test subset (computed once per dataset)."""
 
     kind: ClassVar[str] = "corrupted"
+    #: 2: every corruption as its reference ran (CIFAR-10-C glass blur copies, ...).
+    version: ClassVar[int] = 2
     dataset: str = "digits"
     subset_size: int = 1000
     subset_seed: int = 0

@@ -112,14 +112,30 @@ def canonical_json(spec: Any) -> str:
     """Canonical JSON of kind + schema version + every field of ``spec``.
 
     A spec class whose computation changed meaning sets a class attribute
-    ``version`` (> 1): it joins the key, so that kind alone is recomputed and
-    every other key stays as it was.
+    ``version`` (> 1): it joins the key of that kind and of every spec that
+    nests it (whose results were computed from it), so those alone are
+    recomputed and every other key stays as it was.
     """
     doc = {"kind": spec.kind, "schema": SCHEMA_VERSION, "spec": to_canonical(spec)}
-    version = getattr(type(spec), "version", 1)
-    if version != 1:
-        doc["version"] = version
+    versions = spec_versions(spec)
+    if versions:
+        doc["versions"] = versions
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def spec_versions(value: Any, found: dict | None = None) -> dict[str, int]:
+    """``{kind: version}`` of ``value`` and every spec nested in it whose version is not 1."""
+    found = {} if found is None else found
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        version = getattr(type(value), "version", 1)
+        if version != 1:
+            found[getattr(value, "kind", type(value).__name__)] = version
+        for f in dataclasses.fields(value):
+            spec_versions(getattr(value, f.name), found)
+    elif isinstance(value, tuple | list):
+        for v in value:
+            spec_versions(v, found)
+    return dict(sorted(found.items()))
 
 
 def spec_key(spec: Any) -> str:

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from analysis.errors import PrunescopeError
@@ -50,6 +51,11 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
         help="Ray cluster to join, HEAD:PORT (default: start a local Ray bound to 127.0.0.1)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="compute again what failed before (by default it is reported with its reason)",
     )
 
 
@@ -168,14 +174,22 @@ def _store(args: argparse.Namespace):
 
 
 def _study(args: argparse.Namespace, path: str):
-    """Load the study, switching to its fallback dataset (and saying so) when needed."""
+    """Load the study, switching to its fallback dataset (and saying so) when needed.
+
+    Decided once per command: ``demo`` computes and then summarises the same
+    study, even if the dataset appears (or goes) in between.
+    """
     from analysis.study import load_study, with_available_data
 
-    study = load_study(path)
-    study, note = with_available_data(study, args.data_root)
-    if note:
-        print(f"note: {note.splitlines()[0]}", file=sys.stderr)
-    return study
+    resolved = getattr(args, "resolved_studies", None)
+    if resolved is None:
+        resolved = args.resolved_studies = {}
+    if path not in resolved:
+        study, note = with_available_data(load_study(path), args.data_root)
+        if note:
+            print(f"note: {note.splitlines()[0]}", file=sys.stderr)
+        resolved[path] = study
+    return resolved[path]
 
 
 def cmd_compute(args: argparse.Namespace) -> int:
@@ -189,7 +203,10 @@ def cmd_compute(args: argparse.Namespace) -> int:
         raise PrunescopeError(f"--workers must be at least 1, got {workers}")
     bars = Bars(args.quiet)
     executor = make_executor(
-        getattr(args, "executor", "local"), workers=workers, address=getattr(args, "address", None)
+        getattr(args, "executor", "local"),
+        workers=workers,
+        address=getattr(args, "address", None),
+        retry_failed=getattr(args, "retry_failed", False),
     )
     try:
         report = compute_study(
@@ -381,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("prunescope: interrupted; finished results are kept in the store", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001  (a bug, or a library's surprise: one line, never a traceback)
+        where = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+        place = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
+        text = " ".join(str(err).split())[:300]
+        print(f"prunescope: error: {type(err).__name__}: {text}{place}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

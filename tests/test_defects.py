@@ -54,7 +54,7 @@ def test_a_spec_version_rekeys_that_kind_only():
     run = RunSpec()
     assert '"version"' not in canonical_json(run)  # pinned run keys are untouched
     spec = RepresentationsSpec(runs=(run,))
-    assert '"version":2' in canonical_json(spec)
+    assert '"versions":{"representations":2}' in canonical_json(spec)
 
     @dataclasses.dataclass(frozen=True)
     class V1:
@@ -66,3 +66,10 @@ def test_a_spec_version_rekeys_that_kind_only():
         version: ClassVar[int] = 3
 
     assert spec_key(V1()) != spec_key(V3())
+
+    @dataclasses.dataclass(frozen=True)
+    class Holder:
+        kind: ClassVar[str] = "holder"
+        inner: V1 = V1()
+
+    assert spec_key(Holder(inner=V1())) != spec_key(Holder(inner=V3()))  # nesting re-keys too

@@ -125,10 +125,10 @@ class ConnectivitySettings:
 @lru_cache(maxsize=64)
 def arch_has_batchnorm(model: ModelSpec, dataset: str) -> bool:
     """Whether the network of ``model`` on ``dataset`` has BatchNorm layers."""
+    import torch
+
     from analysis.data import dataset_info
     from analysis.models import build_for
-
-    import torch
 
     with torch.device("meta"):  # the layers only: a skeleton without storage
         return has_batchnorm(build_for(model, dataset_info(dataset)))
