@@ -74,7 +74,8 @@ from analysis.permutation import (  # noqa: E402
     weight_matching,
     weight_matching_restarts,
 )
-from analysis.specs import DataSpec, ModelSpec, RunSpec, SparsitySpec, TrainSpec  # noqa: E402
+from analysis.sparsity import sparsity_spec  # noqa: E402
+from analysis.specs import DataSpec, ModelSpec, RunSpec, TrainSpec  # noqa: E402
 from analysis.store import Store  # noqa: E402
 from analysis.study import load_study  # noqa: E402
 from analysis.train import evaluate, fit, sub_seed  # noqa: E402
@@ -198,7 +199,7 @@ def order_pair(name: str) -> tuple[RunSpec, RunSpec]:
         data=DataSpec(name="fashion-mnist", train_size=10_000),
         model=DEMO_MODEL,
         train=TrainSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=3, schedule="cosine"),
-        sparsity=SparsitySpec(method="lottery", sparsity=0.9, options={"rounds": 2}),
+        sparsity=sparsity_spec("lottery", 0.9, {"rounds": 2}),
         seed=0,
     )
     return lottery, lottery.replace(seed=1)

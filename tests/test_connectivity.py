@@ -49,6 +49,7 @@ from analysis.permutation import (
     weight_matching,
 )
 from analysis.plan import PARTS, compute_study
+from analysis.sparsity import sparsity_spec
 from analysis.specs import DataSpec, ModelSpec, RunSpec, SparsitySpec, TrainSpec, spec_key
 from analysis.study import parse_study
 from analysis.train import evaluate, fit
@@ -281,7 +282,7 @@ def test_alignment_removes_most_of_the_barrier(store) -> None:
 def test_sparse_masks_follow_the_permutation(store, tiny_run) -> None:
     """Pruned weights of B stay zero where its permuted mask says; the path's sparsity is reported."""
     sparse = {"method": "magnitude", "sparsity": 0.5, "options": {"finetune_epochs": 1}}
-    spec_a = tiny_run.replace(sparsity=SparsitySpec(**sparse))
+    spec_a = tiny_run.replace(sparsity=sparsity_spec(**sparse))
     spec_b = spec_a.replace(seed=1)
     run_a, run_b = api.get(spec_a, store=store), api.get(spec_b, store=store)
     ps = run_a.model().permutation_spec()

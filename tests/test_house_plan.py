@@ -49,7 +49,9 @@ def import_graph() -> dict[str, set[str]]:
                     here = name.split(".") if is_package else name.split(".")[:-1]
                     here = here[: len(here) - node.level + 1]
                     base = ".".join(here + ([node.module] if node.module else []))
-                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+                # ``from pkg import submodule`` imports the submodule, not the package's names
+                subs = [f"{base}.{a.name}" for a in node.names]
+                targets = [s for s in subs if s in files] or [base]
             for target in targets:
                 if target in files and target != name:
                     graph[name].add(target)
