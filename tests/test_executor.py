@@ -479,3 +479,22 @@ def test_concurrent_computes_count_only_their_own_work(store):
         t.join(120)
     assert sorted(results) == ["cached", "done"]
     assert attempts(store, "shared") == 1
+
+
+def test_an_entry_that_cannot_be_written_fails_alone(store, monkeypatch):
+    """A store error on one entry (an immutable folder, a full disk) fails that job only."""
+    from analysis.errors import StoreError
+
+    real = Store.commit
+
+    def commit(self, spec, files, **kw):
+        if getattr(spec, "name", "") == "stuck":
+            raise StoreError(f"could not write the test_toy result {spec.name} (while renaming)")
+        return real(self, spec, files, **kw)
+
+    monkeypatch.setattr(Store, "commit", commit)
+    specs = [ToySpec(name="stuck"), ToySpec(name="after")]
+    result = InProcess().run(specs, store)
+    assert result.of(specs[0]).status == "failed" and "renaming" in result.of(specs[0]).error
+    assert result.of(specs[1]).status == "done"
+    assert store.failure(specs[0]) is None  # not remembered: freeing the disk and rerunning works

@@ -426,8 +426,9 @@ def test_umap_over_budget_is_refused_before_it_starts(store, monkeypatch):
 
     # a stand-in umap module: proves UMAP is never started (and skips umap's slow import)
     monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=never))
-    monkeypatch.setenv("PRUNESCOPE_MEMORY_LIMIT", "1MiB")
     spec = _umap_spec()
+    api.get(spec.features, store=store)  # the run and its features fit; only UMAP must not
+    monkeypatch.setenv("PRUNESCOPE_MEMORY_LIMIT", "1MiB")
     with pytest.raises(api.ComputeFailed) as info:
         api.get(spec, store=store)
     message = str(info.value)
