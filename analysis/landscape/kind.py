@@ -428,7 +428,7 @@ def landscape_specs(study: StudySpec) -> list[Any]:
 #: Fields of a cached surface or plane copied into its summary record.
 SURFACE_FIELDS = (
     "centre_loss", "centre_acc", "min_loss", "max_loss", "precision", "precision_rel_error",
-    "split", "bn", "bn_samples", "fused", "fused_path", "nonfinite_points",
+    "split", "n", "bn", "bn_samples", "fused", "fused_path", "nonfinite_points",
 )  # fmt: skip
 #: Fields of a cached sharpness entry copied into its summary record.
 SHARPNESS_FIELDS = (
