@@ -435,8 +435,19 @@ def test_study_landscape_end_to_end(store):
             assert "loss" not in surf and surf["key"]
             if rec["method"] != "dense":
                 assert surf["sparsity"] == pytest.approx(rec["sparsity"], abs=0.01)
-        assert len(rec["sharpness"]["eigenvalues"]) == 2
-        assert rec["sharpness"]["eigenvalues"][0] >= rec["sharpness"]["eigenvalues"][1]
+        sharp = rec["sharpness"]
+        assert len(sharp["eigenvalues"]) == 2
+        assert sharp["eigenvalues"][0] >= sharp["eigenvalues"][1]
+        # 3 probes at most: the error reached is reported beside the trace
+        assert sharp["trace_probes"] == 3 and sharp["trace_rel_error"] > 0
+        assert sharp["split"] == "train" and sharp["n"] == 100
+    for surf in (s for rec in doc["runs"] for s in rec["surfaces"]):
+        assert surf["split"] == "train" and surf["bn"] == "none" and surf["n"] == 100
+        assert surf["fused"] is False and surf["fused_path"] and surf["nonfinite_points"] == 0
+    for plane in doc["planes"]:
+        ev = plane["explained_variance"]
+        assert 0 <= ev[1] <= ev[0] <= 1 and ev[0] + ev[1] <= 1 + 1e-9
+        assert plane["explained_variance_method"].startswith("sklearn PCA")
     spec = next(s for s in specs if s.kind == "landscape" and s.dims == 2)
     arrays = api.get(spec, store=store).read("surface.npz")
     assert arrays["loss"].shape == (3, 3)
@@ -476,3 +487,9 @@ def test_study_model_plane_through_a_run_its_twin_and_the_aligned_twin(store):
     run_a = api.get(study.runs()[0], store=store)
     x, y = eval_batch(run_a.spec.data, "train", 100, 0)
     assert plane["centre_loss"] == pytest.approx(evaluate(run_a.model(), x, y)[0], rel=1e-5)
+    # each network's own point of the plane gives its own loss (no BatchNorm here)
+    run_b = api.get(study.runs()[1], store=store)
+    assert run_b.spec.seed == 1
+    assert plane["network_loss"][0] == pytest.approx(plane["centre_loss"], rel=1e-6)
+    assert plane["network_loss"][1] == pytest.approx(evaluate(run_b.model(), x, y)[0], rel=1e-4)
+    assert plane["network_loss"][2] == pytest.approx(plane["network_loss"][1], rel=1e-4)

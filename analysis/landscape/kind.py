@@ -105,6 +105,7 @@ class LandscapeSettings:
     sharpness_batch: int = 1000
 
     def __post_init__(self) -> None:
+        """Validate every field (SpecError naming it)."""
         owner = "landscape"
         _check_grid(owner, self.grid, self.span)
         _check_data(owner, self.subset, self.subset_seed)
@@ -150,6 +151,7 @@ class LandscapeSpec:
     bn_stats: Literal["reset"] = BN_RULE
 
     def __post_init__(self) -> None:
+        """Validate every field (SpecError naming it)."""
         check_literals(self)
         check_int("LandscapeSpec", "dims", self.dims, lo=1, hi=2)
         _check_grid("LandscapeSpec", self.grid, self.span)
@@ -191,6 +193,7 @@ class PlaneSpec:
     bn_stats: Literal["reset"] = BN_RULE
 
     def __post_init__(self) -> None:
+        """Validate every field and the runs' count and architecture (SpecError naming it)."""
         owner = "PlaneSpec"
         check_literals(self)
         check_bool(owner, "align", self.align)
@@ -245,6 +248,7 @@ class SharpnessSpec:
     respect_mask: bool = True
 
     def __post_init__(self) -> None:
+        """Validate every field (SpecError naming it)."""
         owner = "SharpnessSpec"
         check_literals(self)
         check_int(owner, "topk", self.topk, lo=0, hi=50)
@@ -304,6 +308,7 @@ def fill_rows(spec: LandscapeSpec | PlaneSpec, ctx: Context, rows: range) -> lis
     done = 0
 
     def on_row(i: int, n: int) -> None:
+        """Progress of this chunk's rows."""
         nonlocal done
         done += 1
         ctx.progress(f"{spec.label} rows {rows.start}-{rows.stop - 1}", done, len(rows))
@@ -355,6 +360,7 @@ def check_settings(study: StudySpec, s: LandscapeSettings) -> None:
     params, has_bn = _network_facts(study.model, study.data.name)
 
     def at_most(name: str, value: int, limit: int, what: str) -> None:
+        """SpecError naming ``analyses.landscape.<name>`` when ``value`` exceeds ``limit``."""
         if value > limit:
             raise SpecError(f"analyses.landscape.{name}", f"at most {limit} ({what})", value, owner="study")  # fmt: skip
 

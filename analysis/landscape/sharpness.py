@@ -59,10 +59,12 @@ class HessianProblem:
         )
 
         def loss(p: Params) -> torch.Tensor:
+            """Mean cross-entropy with parameters ``p``."""
             out = functional_call(self.model, (p, self.buffers), (self.x,))
             return F.cross_entropy(out, self.y)
 
         def hvp(v: Params) -> Params:
+            """Forward-over-reverse Hessian-vector product."""
             return jvp(grad(loss), (self.params,), (v,))[1]
 
         self._hvp = hvp
