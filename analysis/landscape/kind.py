@@ -45,6 +45,10 @@ DATASET_SIZES = {
 #: Lanczos steps of the sharpness part: at least this many (more for a larger top-k).
 LANCZOS_STEPS = 30
 BN_RULE = "reset"
+#: Default target relative standard error of the Hutchinson trace. Measured on the demo MLP
+#: (670k parameters, 1000 samples, 0.18 s per HVP on a busy 2-core machine): 20 probes gave
+#: 9.5%; 5% took 59 probes (14 s per run); 2% took 360 probes (83 s per run).
+TRACE_REL_ERROR = 0.05
 
 
 def _check_grid(owner: str, grid: Any, span: Any) -> None:
@@ -101,7 +105,7 @@ class LandscapeSettings:
     plane_margin: float = 0.3
     sharpness_topk: int = 3
     hutchinson_samples: int = 500
-    hutchinson_rel_error: float = 0.02
+    hutchinson_rel_error: float = TRACE_REL_ERROR
     sharpness_batch: int = 1000
 
     def __post_init__(self) -> None:
@@ -239,7 +243,7 @@ class SharpnessSpec:
     run: RunSpec = field(default_factory=RunSpec)
     topk: int = 3
     hutchinson_samples: int = 500
-    hutchinson_rel_error: float = 0.02
+    hutchinson_rel_error: float = TRACE_REL_ERROR
     batch: int = 1000
     subset_seed: int = 0
     split: Literal["train", "test"] = "train"
