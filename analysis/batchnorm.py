@@ -6,11 +6,13 @@ do not belong to them. prunescope's rule, as in Jordan et al. 2022 (REPAIR) and
 Izmailov et al. 2018 (SWA): recompute every BatchNorm's statistics on a fixed
 training subset before evaluating (:func:`reset_bn_stats`), or renormalise with
 REPAIR (:func:`repair_bn`). Networks without BatchNorm are evaluated as they are.
+:func:`bn_rule` picks the rule, :func:`apply_bn_rule` applies it before an
+evaluation, :func:`bn_rule_record` is what a result stores about it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -66,7 +68,10 @@ def bn_output_stats(
     sums: dict[str, dict[str, Any]] = {}
 
     def hook(name: str):
+        """A forward hook accumulating the per-channel sums of BatchNorm ``name``'s output."""
+
         def record(_module, _inputs, out):
+            """Add ``out`` (N, C, ...) as N * ... samples of C channels."""
             o = out.movedim(1, -1).reshape(-1, out.shape[1]).double()
             s = sums.setdefault(name, {"sum": 0.0, "sq": 0.0, "n": 0})
             s["sum"] = s["sum"] + o.sum(0)
@@ -118,3 +123,86 @@ def repair_bn(
         bn.weight.copy_(torch.sign(bn.weight) * goal_std)
         bn.bias.copy_(goal_mean)
     reset_bn_stats(model, x, batch)
+
+
+# ---------------------------------------------------------------------------
+# the rule, applied and recorded
+
+#: What is done to BatchNorm statistics before weights that are not a network's own are
+#: evaluated: nothing (networks without BatchNorm only), a reset, or REPAIR.
+BNRule = Literal["none", "reset", "repair"]
+
+_RULE_TEXT = {
+    "none": "no BatchNorm: evaluated as they are",
+    "reset": "BatchNorm statistics recomputed on the {n}-sample train subset before every "
+    "evaluation (Jordan et al. 2022; Izmailov et al. 2018)",
+    "repair": "REPAIR: BatchNorm outputs renormalised to the interpolated endpoint statistics, "
+    "then statistics recomputed on the {n}-sample train subset (Jordan et al. 2022)",
+}
+
+
+def bn_rule(model: nn.Module, *, repair: bool = False) -> BNRule:
+    """The rule for ``model``: 'none' without BatchNorm, else 'repair' if asked, else 'reset'.
+
+    Raises ValueError when REPAIR is asked of a network without BatchNorm (it
+    would need inserted normalisation layers).
+    """
+    if not has_batchnorm(model):
+        if repair:
+            raise ValueError("REPAIR needs BatchNorm layers; this network has none")
+        return "none"
+    return "repair" if repair else "reset"
+
+
+def bn_rule_record(rule: BNRule, samples: int) -> dict[str, Any]:
+    """The rule as stored with a result: rule, samples, batch size and a one-line description."""
+    return {
+        "rule": rule,
+        "samples": samples,
+        "batch": BN_BATCH,
+        "description": _RULE_TEXT[rule].format(n=samples),
+    }
+
+
+def endpoint_stats(
+    model: nn.Module, states: list[dict[str, torch.Tensor]], x: torch.Tensor
+) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """REPAIR's goal statistics: per state, statistics reset on x, then :func:`bn_output_stats`.
+
+    ``model`` is any network of the architecture; its weights are overwritten.
+    """
+    out = []
+    for state in states:
+        model.load_state_dict(state)
+        reset_bn_stats(model, x)
+        out.append(bn_output_stats(model, x))
+    return out
+
+
+def apply_bn_rule(
+    model: nn.Module,
+    rule: BNRule,
+    x: torch.Tensor,
+    *,
+    stats: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None,
+    alpha: float = 0.0,
+) -> None:
+    """Ready the loaded weights of ``model`` for evaluation by ``rule``; leaves eval mode.
+
+    x: (N, C, H, W) training subset for the statistics; ``stats`` the two
+    endpoints' :func:`endpoint_stats` and ``alpha`` the interpolation weight
+    (REPAIR only). Raises ValueError for 'none' on a BatchNorm network (its
+    running statistics do not belong to these weights) or 'repair' without stats.
+    """
+    if rule == "none":
+        if has_batchnorm(model):
+            raise ValueError("a BatchNorm network needs the 'reset' or 'repair' rule, not 'none'")
+        model.eval()
+    elif rule == "reset":
+        reset_bn_stats(model, x)
+    elif rule == "repair":
+        if stats is None or len(stats) != 2:
+            raise ValueError("REPAIR needs the two endpoints' statistics (endpoint_stats)")
+        repair_bn(model, stats[0], stats[1], alpha, x)
+    else:
+        raise ValueError(f"unknown BatchNorm rule {rule!r}; one of 'none', 'reset', 'repair'")

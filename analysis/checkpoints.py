@@ -50,17 +50,67 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0] if lines else ''}"
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+#: Bytes a checkpoint may hold beyond its tensors' data (names, headers, pickle opcodes).
+OVERHEAD_BYTES = 1 << 20
+
+
+def expected_bytes(model: nn.Module) -> int:
+    """The bytes of ``model``'s state dict's tensor data (what a checkpoint of it holds)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def check_archive(path: Path, limit: int | None) -> None:
+    """Refuse a file larger than ``limit`` bytes, and a zip whose records are compressed or too big.
+
+    torch writes its zip checkpoints uncompressed (``ZIP_STORED``); a compressed
+    record can inflate a 1 MB file to gigabytes, so it is refused before anything
+    is inflated, as is any archive whose records add up to more than ``limit``.
+    """
+    import zipfile
+
+    size = path.stat().st_size
+    if limit is not None and size > limit:
+        raise CheckpointError(
+            f"{path} has {size:,} bytes, more than the {limit:,} a checkpoint of this model "
+            "can hold; refused"
+        )
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({_first_line(err)})") from None
+    packed = [r.filename for r in records if r.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise CheckpointError(
+            f"{path} holds compressed records ({packed[0]}...), which torch never writes; refused"
+        )
+    inflated = sum(r.file_size for r in records)
+    if limit is not None and inflated > limit:
+        raise CheckpointError(
+            f"{path} unpacks to {inflated:,} bytes, more than the {limit:,} a checkpoint of "
+            "this model can hold; refused"
+        )
+
+
+def read_checkpoint(path: str | Path, *, limit: int | None = None) -> dict[str, torch.Tensor]:
     """Read a user-supplied checkpoint without running code from it.
 
     ``.safetensors`` files are read with safetensors; anything else only with
     ``torch.load(weights_only=True)``, which refuses pickled objects other than
     tensors and plain containers (a pickle carrying a payload is refused).
-    A ``{"state_dict": {...}}`` wrapper is unwrapped.
+    A ``{"state_dict": {...}}`` wrapper is unwrapped. ``limit``: the most bytes
+    the file (and, for a zip, its records) may hold, checked before loading.
+
+    Raises:
+        CheckpointError: one line naming the problem (missing, too large,
+            compressed, pickled code, not tensors, sparse tensors).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    check_archive(path, limit)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -98,6 +148,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise CheckpointError(f"{path} does not hold a mapping of names to tensors")
+    sparse = [k for k, v in state.items() if v.layout != torch.strided]
+    if sparse:
+        raise CheckpointError(f"{path}: {sparse[0]} is a sparse tensor; dense tensors only")
     return state
 
 
@@ -153,9 +206,10 @@ def inspect_checkpoint(
     from analysis.train import evaluate
 
     path = Path(path)
-    state = read_checkpoint(path)
     data = load(run.data)
     model = build_for(run.model, data.info)
+    limit = expected_bytes(model) + OVERHEAD_BYTES
+    state = read_checkpoint(path, limit=limit)
     check_state(model, state, what=f"checkpoint {path.name}")
     model.load_state_dict(state)
     beside = path.with_name("masks.safetensors")
@@ -163,7 +217,7 @@ def inspect_checkpoint(
         masks_path = beside
     masks = {}
     if masks_path is not None:
-        raw = read_checkpoint(masks_path)
+        raw = read_checkpoint(masks_path, limit=limit)
         masks = check_masks(model, raw, what=f"masks {Path(masks_path).name}")
     params = dict(model.named_parameters())
     layers = {}

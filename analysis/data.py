@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from analysis import seeding
 from analysis.errors import DataError, SpecError
 from analysis.specs import DATASETS, DataSpec, check_int, check_option
 
@@ -182,10 +183,7 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def _generator(seed: int, stream: int) -> torch.Generator:
     """A CPU torch.Generator seeded from SeedSequence([seed, stream])."""
-    state = np.random.SeedSequence([seed, stream]).generate_state(2, dtype=np.uint32)
-    # manual_seed takes a 64-bit int; two 32-bit words from SeedSequence are
-    # well mixed, so nearby seeds still give unrelated streams.
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return seeding.generator(seeding.seed_words(seed, stream))
 
 
 def _permutation(total: int, seed: int, stream: int) -> torch.Tensor:

@@ -19,8 +19,21 @@ class SpecError(PrunescopeError, ValueError):
         self.allowed = allowed
         self.received = received
         super().__init__(
-            f"The '{param}' parameter of {owner} must be {allowed}. Got {received!r} instead."
+            f"The '{param}' parameter of {owner} must be {allowed}. Got {shown(received)} instead."
         )
+
+
+#: Longest value an error message repeats (a 10,000-seed list must not make a 59 KB line).
+SHOWN_CHARS = 100
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` on one line, cut to about 100 characters with its length said."""
+    text = " ".join(repr(value).split())
+    if len(text) <= SHOWN_CHARS:
+        return text
+    size = f"{len(value)} items, " if isinstance(value, list | tuple | dict | set) else ""
+    return f"{text[:SHOWN_CHARS]}... ({size}{len(text)} characters)"
 
 
 class DataError(PrunescopeError):

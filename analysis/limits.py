@@ -175,53 +175,6 @@ def landscape_bytes(
     return subset + products + activations + weights + surface
 
 
-def _shape_facts(model_spec: Any, data_name: str) -> tuple[int, int, int]:
-    """(input numel, first layer's output numel per sample, parameter count) of a skeleton."""
-    import torch
-
-    from analysis.data import dataset_info
-    from analysis.landscape import first_layer
-    from analysis.models import build_for
-
-    info = dataset_info(data_name)
-    model = build_for(model_spec, info).eval()
-    layer = model.get_submodule(first_layer(model))
-    seen: list[int] = []
-    hook = layer.register_forward_hook(lambda _m, _i, out: seen.append(out[0].numel()))
-    x = torch.zeros(1, info.in_channels, info.image_size, info.image_size)
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        hook.remove()
-    return x.numel(), seen[0], sum(p.numel() for p in model.parameters())
-
-
-def check_landscape(spec: Any) -> int:
-    """Refuse a landscape surface or plane whose grid would not fit in memory (before it starts)."""
-    from analysis.landscape import ENGINE_BATCH, eval_batch
-
-    run = spec.run if hasattr(spec, "run") else spec.runs[0]
-    dims = getattr(spec, "dims", 2)
-    n = len(eval_batch(run.data, spec.split, spec.subset, spec.subset_seed)[1])
-    input_numel, first_out, params = _shape_facts(run.model, run.data.name)
-    estimate = landscape_bytes(
-        n=n,
-        input_numel=input_numel,
-        first_out=first_out,
-        params=params,
-        dims=dims,
-        grid=spec.grid,
-        precision=spec.precision,
-        batch=ENGINE_BATCH,
-    )
-    return check_memory(
-        f"{spec.label} ({n} samples)",
-        estimate,
-        lower="[analyses.landscape] subset (or grid / plane_grid)",
-    )
-
-
 def check_umap(spec: Any, n: int, dim: int) -> int:
     """Refuse a UMAP fit of ``n`` points of ``dim`` features that would not fit in memory."""
     estimate = umap_bytes(n, dim, spec.n_neighbors, spec.n_components)
@@ -230,14 +183,3 @@ def check_umap(spec: Any, n: int, dim: int) -> int:
         estimate,
         lower="[analyses.representations] subset_size",
     )
-
-
-#: The memory check of each kind that has one (called through ``Context.check_memory``).
-CHECKS = {"landscape": check_landscape, "landscape_plane": check_landscape}
-
-
-def check_spec(spec: Any) -> None:
-    """Run the memory check of ``spec``'s kind, if it has one."""
-    check = CHECKS.get(spec.kind)
-    if check is not None:
-        check(spec)

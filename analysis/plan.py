@@ -1,9 +1,10 @@
 """What a study asks for: the specs of each part, computing them, and the JSON summary.
 
-A part (``runs``, and one per analysis) turns a study into the list of specs it
-needs and summarises the cached results into one section of ``prunescope show
---json`` (schema: ``docs/summary.md``). Computing a study hands its specs to an
-executor (``analysis/executor.py``: in-process by default, or a process pool, or
+A part (``runs``, and one per analysis: the :class:`analysis.api.Analysis` records
+listed in :mod:`analysis.parts`) turns a study into the list of specs it needs
+and summarises the cached results into one section of ``prunescope show --json``
+(schema: ``docs/summary.md``). Computing a study hands its specs to an
+executor (:mod:`analysis.executor`: in-process by default, or a process pool, or
 Ray), which computes them and what they depend on; a failed job is recorded and
 reported, and the rest of the study goes on.
 """
@@ -14,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from analysis import api
 from analysis.api import Progress, no_progress
-from analysis.specs import spec_key
+from analysis.parts import PARTS
 from analysis.store import Store
 from analysis.study import StudySpec
 
@@ -25,83 +25,6 @@ if TYPE_CHECKING:
 
 #: JSON summary schema version (docs/summary.md); bump on an incompatible change.
 SUMMARY_SCHEMA = 1
-
-
-@dataclass(frozen=True)
-class Part:
-    """One computable part of a study."""
-
-    specs: Callable[[StudySpec], list[Any]]
-    summarize: Callable[[StudySpec, Store], Any]
-
-
-def _run_specs(study: StudySpec) -> list[Any]:
-    """Every training run of the study."""
-    return study.runs()
-
-
-RUN_FIELDS = (
-    "method",
-    "objective",
-    "seed",
-    "requested_sparsity",
-    "achieved_sparsity",
-    "sparsity_unit",
-    "test_acc",
-    "test_loss",
-    "val_acc",
-    "test_knn_acc",
-    "nonzero_params",
-    "total_params",
-    "prunable_params",
-    "kept_prunable_params",
-    "seconds",
-)
-
-
-def run_record(spec: Any, store: Store) -> dict:
-    """One record of the ``runs`` list: identity, status and (when cached) metrics."""
-    record = {
-        "label": spec.label,
-        "key": spec_key(spec),
-        "method": spec.sparsity.method,
-        "objective": spec.train.objective,
-        "seed": spec.seed,
-        "requested_sparsity": spec.sparsity.sparsity,
-        "options": dict(spec.sparsity.options),
-        "status": api.status(spec, store),
-    }
-    if record["status"] == "cached":
-        metrics = api.get(spec, store=store, compute=False).metrics
-        record.update({k: metrics.get(k) for k in RUN_FIELDS})
-        record["layer_sparsity"] = metrics.get("layer_sparsity", {})
-    elif record["status"] == "failed":
-        record["error"] = (store.failure(spec) or "").splitlines()[0]
-    return record
-
-
-def _summarize_runs(study: StudySpec, store: Store) -> list[dict]:
-    """The ``runs`` section: a record per run."""
-    return [run_record(spec, store) for spec in study.runs()]
-
-
-def _parts() -> dict[str, Part]:
-    """Every part, in compute order (runs first: the analyses build on them)."""
-    from analysis.connectivity import connectivity_specs, summarize_connectivity
-    from analysis.landscape import landscape_specs, summarize_landscape
-    from analysis.representations import representation_specs, summarize_representations
-    from analysis.robustness import robustness_specs, summarize_robustness
-
-    return {
-        "runs": Part(_run_specs, _summarize_runs),
-        "representations": Part(representation_specs, summarize_representations),
-        "robustness": Part(robustness_specs, summarize_robustness),
-        "connectivity": Part(connectivity_specs, summarize_connectivity),
-        "landscape": Part(landscape_specs, summarize_landscape),
-    }
-
-
-PARTS: dict[str, Part] = _parts()
 
 
 @dataclass

@@ -32,12 +32,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.api import Context, entry_result, register
+from analysis.api import Analysis, Context, Kind, Study, status_record
+from analysis.api import get as get_result
 from analysis.data import eval_subset, load
 from analysis.errors import SpecError
 from analysis.limits import check_umap
+from analysis.representation_metrics import (  # noqa: F401  (re-exported: tests, figures)
+    KNN_FOLDS,
+    cka_matrix,
+    knn_cv_accuracy,
+    knn_train_size,
+    linear_cka,
+    modal,
+    per_class,
+    procrustes_align,
+)
 from analysis.specs import SPEC, RunSpec, check_float, check_int, spec_key
-from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 PENULTIMATE = "penultimate"
 
@@ -65,9 +75,11 @@ class RepresentationSettings:
         check_float("representations", "min_dist", self.min_dist, 0.0, 1.0)
         check_int("representations", "umap_seed", self.umap_seed, lo=0)
         check_int("representations", "knn_k", self.knn_k, lo=1, hi=100)
-
-
-ANALYSIS_SETTINGS["representations"] = RepresentationSettings
+        # Sizes checked against each other when the study loads, not as a NaN later:
+        # 5-fold cross-validation trains on 4/5 of the subset; UMAP needs n_neighbors < N.
+        most = knn_train_size(self.subset_size)
+        check_int("representations", "knn_k", self.knn_k, lo=1, hi=min(100, most))
+        check_int("representations", "n_neighbors", self.n_neighbors, lo=2, hi=self.subset_size - 1)
 
 
 @dataclass(**SPEC)
@@ -111,6 +123,8 @@ class RepresentationsSpec:
     """The aligned, study-level representation analysis of a set of runs."""
 
     kind: ClassVar[str] = "representations"
+    #: 2: CKA in float64 and exactly symmetric; k-NN settings checked against the subset.
+    version: ClassVar[int] = 2
     runs: tuple[RunSpec, ...] = ()
     settings: RepresentationSettings = field(default_factory=RepresentationSettings)
 
@@ -181,7 +195,6 @@ def geometry(
     }
 
 
-@register("features", load=entry_result)
 def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
     """Features, logits and geometry of a run on its fixed test subset."""
     run = ctx.get(spec.run)
@@ -211,7 +224,6 @@ def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
 # UMAP
 
 
-@register("umap", load=entry_result)
 def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
     """A seeded UMAP embedding of one run's features, with its trustworthiness."""
     import umap
@@ -225,6 +237,7 @@ def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
         n_neighbors=min(spec.n_neighbors, len(feats) - 1),
         min_dist=spec.min_dist,
         random_state=spec.seed,
+        n_jobs=1,  # a random_state makes umap run single-threaded anyway; saying so is quiet
     )
     threads = torch.get_num_threads()
     try:
@@ -239,73 +252,23 @@ def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
     return {"embedding.npz": {"embedding": emb}}, {"trustworthiness": trust}
 
 
-# ---------------------------------------------------------------------------
-# study level
-
-
-def procrustes_align(emb: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Rotate/reflect and scale ``emb`` (N, k) onto ``reference`` (N, k) about its centroid."""
-    from scipy.linalg import orthogonal_procrustes
-
-    a = emb - emb.mean(0)
-    b = reference - reference.mean(0)
-    rotation, _ = orthogonal_procrustes(a, b)
-    aligned = a @ rotation
-    scale = np.linalg.norm(b) / max(np.linalg.norm(aligned), 1e-12)
-    return (aligned * scale + reference.mean(0)).astype(np.float32)
-
-
-def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Linear CKA (Kornblith et al. 2019) between features x: (N, D1) and y: (N, D2)."""
-    x = x - x.mean(0)
-    y = y - y.mean(0)
-    num = np.linalg.norm(y.T @ x, "fro") ** 2
-    den = np.linalg.norm(x.T @ x, "fro") * np.linalg.norm(y.T @ y, "fro")
-    return float(num / den) if den > 0 else 0.0
-
-
-def knn_cv_accuracy(feats: np.ndarray, labels: np.ndarray, k: int, seed: int = 0) -> float:
-    """5-fold cross-validated k-NN accuracy on the features (scikit-learn)."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-
-    folds = min(5, int(np.bincount(labels).min()))
-    if folds < 2:
-        return float("nan")
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), feats, labels, cv=cv).mean())
-
-
-def modal(preds: np.ndarray) -> np.ndarray:
-    """Most frequent label per column of ``preds`` (S, N); ties go to the smallest label."""
-    n_classes = int(preds.max()) + 1
-    counts = np.stack([(preds == c).sum(0) for c in range(n_classes)])
-    return counts.argmax(0)
-
-
-def per_class(values: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float]:
-    """Mean of ``values`` (N,) per class."""
-    return [
-        float(values[labels == c].mean()) if (labels == c).any() else float("nan")
-        for c in range(n_classes)
-    ]
-
-
-def representation_runs(study: StudySpec, objective: str) -> list[RunSpec]:
+def representation_runs(study: Study, objective: str) -> list[RunSpec]:
     """The runs of one objective, the dense seed-0-most run first (the alignment reference)."""
     runs = [r for r in study.runs() if r.train.objective == objective]
     runs.sort(key=lambda r: (r.sparsity.method != "dense", r.seed))
     return runs
 
 
-def representation_specs(study: StudySpec) -> list[RepresentationsSpec]:
+def representation_specs(study: Study) -> list[RepresentationsSpec]:
     """One study-level representations spec per objective."""
     settings = study.analysis("representations")
     if settings.layer != PENULTIMATE:  # refuse a bad layer name before anything is computed
         from analysis.data import dataset_info
         from analysis.models import build_for
 
-        check_layer(build_for(study.model, dataset_info(study.data.name)), settings.layer)
+        with torch.device("meta"):  # names only: a skeleton without storage
+            model = build_for(study.model, dataset_info(study.data.name))
+        check_layer(model, settings.layer)
     return [
         RepresentationsSpec(runs=tuple(representation_runs(study, o)), settings=settings)
         for o in study.objectives
@@ -333,7 +296,6 @@ def run_parts(spec: RepresentationsSpec) -> list[tuple[FeaturesSpec, list[UmapSp
     return out
 
 
-@register("representations", load=entry_result)
 def compute_representations(spec: RepresentationsSpec, ctx: Context) -> tuple[dict, dict]:
     """Aligned embeddings and every number beside them, for all runs of one objective."""
     s = spec.settings
@@ -352,7 +314,7 @@ def compute_representations(spec: RepresentationsSpec, ctx: Context) -> tuple[di
     aligned3 = np.stack([procrustes_align(e, emb3[0]) for e in emb3])
     preds = np.stack([f["preds"] for f in feats])
     correct = preds == labels[None]
-    cka = np.array([[linear_cka(a["features"], b["features"]) for b in feats] for a in feats])
+    cka = cka_matrix([f["features"] for f in feats])
     dense_of_seed = {r.seed: i for i, r in enumerate(spec.runs) if r.sparsity.method == "dense"}
     runs_out = []
     for i, (run, f) in enumerate(zip(spec.runs, feats, strict=True)):
@@ -448,20 +410,13 @@ def _pies(runs: tuple[RunSpec, ...], preds: np.ndarray) -> dict[str, np.ndarray]
     return out
 
 
-def summarize_representations(study: StudySpec, store: Any) -> list[dict]:
+def summarize_representations(study: Study, store: Any) -> list[dict]:
     """The ``representations`` section of ``show --json`` (one entry per objective)."""
-    from analysis import api
-
     out = []
     for spec in representation_specs(study):
-        status = api.status(spec, store)
-        item: dict = {
-            "objective": spec.runs[0].train.objective,
-            "status": status,
-            "key": spec_key(spec),
-        }
-        if status == "cached":
-            doc = api.get(spec, store=store, compute=False).read("summary.json")
+        item: dict = {"objective": spec.runs[0].train.objective, **status_record(spec, store)}
+        if item["status"] == "cached":
+            doc = get_result(spec, store=store, compute=False).read("summary.json")
             keep = (
                 "label",
                 "method",
@@ -485,3 +440,30 @@ def summarize_representations(study: StudySpec, store: Any) -> list[dict]:
             )
         out.append(item)
     return out
+
+
+def representation_fetches(spec: RepresentationsSpec) -> list[FeaturesSpec | UmapSpec]:
+    """The features and 2-D/3-D UMAP of every run, one job each (they fan out per run)."""
+    return [part for fspec, umaps in run_parts(spec) for part in (fspec, *umaps)]
+
+
+ANALYSIS = Analysis(
+    name="representations",
+    kinds=(
+        Kind("features", FeaturesSpec, compute_features, files={"features.npz": object}),
+        Kind("umap", UmapSpec, compute_umap, files={"embedding.npz": object}),
+        Kind(
+            "representations",
+            RepresentationsSpec,
+            compute_representations,
+            fetches=representation_fetches,
+            files={
+                "embeddings.npz": object,
+                "summary.json": ("runs", "labels_of_runs", "cka", "pie_counts", "reference"),
+            },
+        ),
+    ),
+    specs=representation_specs,
+    summarize=summarize_representations,
+    settings=RepresentationSettings,
+)

@@ -28,12 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from analysis.api import Context, entry_result, register
+from analysis import seeding
+from analysis.api import Analysis, Context, Kind, Study, status_record
+from analysis.api import get as get_result
 from analysis.corruptions import SEVERITIES, corrupt, corruptions_for
 from analysis.data import dataset_info, eval_subset, load
 from analysis.errors import SpecError
 from analysis.specs import SPEC, DataSpec, RunSpec, check_float, check_int, check_option, spec_key
-from analysis.study import ANALYSIS_SETTINGS, StudySpec
 
 
 @dataclass(**SPEC)
@@ -81,14 +82,13 @@ class RobustnessSettings:
         return self.corruptions or suite
 
 
-ANALYSIS_SETTINGS["robustness"] = RobustnessSettings
-
-
 @dataclass(**SPEC)
 class CorruptedSpec:
     """A dataset's corruption suite on a fixed test subset (computed once per dataset)."""
 
     kind: ClassVar[str] = "corrupted"
+    #: 2: every corruption as its reference ran (CIFAR-10-C glass blur copies, ...).
+    version: ClassVar[int] = 2
     dataset: str = "digits"
     subset_size: int = 1000
     subset_seed: int = 0
@@ -126,7 +126,6 @@ def test_subset(dataset: str, size: int, seed: int) -> tuple[torch.Tensor, torch
     return data.test_x[idx], data.test_y[idx]
 
 
-@register("corrupted", load=entry_result)
 def compute_corrupted(spec: CorruptedSpec, ctx: Context) -> tuple[dict, dict]:
     """Apply every corruption x severity to the subset; store uint8 images (K, S, N, C, H, W)."""
     x, y = test_subset(spec.dataset, spec.subset_size, spec.subset_seed)
@@ -170,7 +169,6 @@ def perturb(
     return out
 
 
-@register("robustness", load=entry_result)
 def compute_robustness(spec: RobustnessSpec, ctx: Context) -> tuple[dict, dict]:
     """Accuracy/loss per corruption and severity, and under weight noise, for one run."""
     run = ctx.get(spec.run)
@@ -195,9 +193,7 @@ def compute_robustness(spec: RobustnessSpec, ctx: Context) -> tuple[dict, dict]:
     for si, sigma in enumerate(spec.sigmas):
         ctx.progress(spec.label, len(c.names) + si, len(c.names) + len(spec.sigmas))
         for trial in range(spec.trials):
-            gen = torch.Generator().manual_seed(
-                int(np.random.SeedSequence([spec.noise_seed, si, trial]).generate_state(1)[0])
-            )
+            gen = seeding.generator(seeding.seed_word(spec.noise_seed, si, trial))
             noisy = perturb(state, names, sigma, gen)
             model.load_state_dict(noisy)
             acc, loss = accuracy_and_loss(model, x, y)
@@ -233,7 +229,7 @@ def compute_robustness(spec: RobustnessSpec, ctx: Context) -> tuple[dict, dict]:
 # study level
 
 
-def robustness_specs(study: StudySpec) -> list[RobustnessSpec]:
+def robustness_specs(study: Study) -> list[RobustnessSpec]:
     """One robustness spec per run of the study (they share one corruption suite)."""
     s = study.analysis("robustness")
     corrupted = CorruptedSpec(
@@ -283,22 +279,24 @@ def mce(errors: dict, baseline: dict) -> tuple[float, float, dict[str, float]]:
     return float(np.mean(list(ce.values()))), float(np.nanmean(list(rel.values()))), ce
 
 
-def summarize_robustness(study: StudySpec, store: Any) -> list[dict]:
+def summarize_robustness(study: Study, store: Any) -> list[dict]:
     """The ``robustness`` section: per run, corruption table, mCE, relative mCE, noise curve."""
-    from analysis import api
-
     specs = robustness_specs(study)
+    records = {spec_key(spec.run): status_record(spec, store) for spec in specs}
     docs = {}
     for spec in specs:
-        if api.status(spec, store) == "cached":
-            docs[spec_key(spec.run)] = api.get(spec, store=store, compute=False).read(
+        if records[spec_key(spec.run)]["status"] == "cached":
+            docs[spec_key(spec.run)] = get_result(spec, store=store, compute=False).read(
                 "robustness.json"
             )
     dense = {(r.seed, r.train.objective): spec_key(r) for r in study.dense_runs()}
     out = []
     for spec in specs:
         run = spec.run
-        item: dict = {"label": run.label, "key": spec_key(run), "status": api.status(spec, store)}
+        record = records[spec_key(run)]
+        item: dict = {"label": run.label, "key": spec_key(run), "status": record["status"]}
+        if "error" in record:
+            item["error"] = record["error"]
         doc = docs.get(spec_key(run))
         if doc is not None:
             errors = corruption_errors(doc["corruption"])
@@ -332,3 +330,27 @@ def summarize_robustness(study: StudySpec, store: Any) -> list[dict]:
             )
         out.append(item)
     return out
+
+
+ANALYSIS = Analysis(
+    name="robustness",
+    kinds=(
+        Kind("corrupted", CorruptedSpec, compute_corrupted, files={"corrupted.npz": object}),
+        Kind(
+            "robustness",
+            RobustnessSpec,
+            compute_robustness,
+            files={
+                "robustness.json": (
+                    "corruption",
+                    "noise",
+                    "clean_accuracy",
+                    "mean_corruption_accuracy",
+                )
+            },
+        ),
+    ),
+    specs=robustness_specs,
+    summarize=summarize_robustness,
+    settings=RobustnessSettings,
+)

@@ -23,15 +23,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis.api import Context, register
+from analysis.api import Context
 from analysis.checkpoints import check_state
 from analysis.data import Splits, load
 from analysis.errors import TrainingDiverged
-from analysis.sparsity import get_method
+from analysis.sparsity import check_run, get_method
 from analysis.sparsity.base import Masks, count_kept, layer_sparsity, sparsity_of
 from analysis.specs import RunSpec
 from analysis.store import Entry
-from analysis.train import RunContext, evaluate, features_of, knn_accuracy, sub_seed
+from analysis.train import (
+    Snapshots,
+    evaluate,
+    features_of,
+    fit,
+    generator,
+    knn_accuracy,
+    planned_steps,
+    sub_seed,
+)
+from analysis.training_types import Fit
 
 
 @dataclass
@@ -90,6 +100,59 @@ class TrainedRun:
     def label(self) -> str:
         """Human label of the run."""
         return self.spec.label
+
+
+@dataclass
+class StoreRunContext:
+    """The :class:`~analysis.training_types.RunContext` of a run computed into the store."""
+
+    spec: RunSpec
+    data: Splits
+    api: Context
+
+    def build(self) -> nn.Module:
+        """The network at its seeded initialisation (the same for every method of one seed)."""
+        from analysis.models import build_for
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sub_seed(self.spec.seed, "init"))
+            model = build_for(self.spec.model, self.data.info)
+        return model
+
+    def generator(self, purpose: str, *extra: int) -> torch.Generator:
+        """A generator for one purpose of this run."""
+        return generator(self.spec.seed, purpose, *extra)
+
+    def total_steps(self) -> int:
+        """Optimizer steps of a full training run of the spec on this data."""
+        return planned_steps(len(self.data.train_x), self.spec.train)
+
+    def fit(
+        self, model: nn.Module, masks: Masks | None = None, *, phase: str = "train", **kw: Any
+    ) -> Fit:
+        """Train with the run's spec and seed; snapshots at every epoch and at snapshot_steps."""
+        steps = kw.pop("snapshot_steps", self.spec.train.snapshot_steps)
+        callbacks = [Snapshots(steps), *kw.pop("callbacks", ())]
+        return fit(
+            model,
+            self.data,
+            self.spec.train,
+            seed=self.spec.seed,
+            masks=masks,
+            callbacks=callbacks,
+            progress=self.api.progress,
+            label=f"{self.spec.label}: {phase}",
+            **kw,
+        )
+
+    def get(self, spec: RunSpec) -> TrainedRun:
+        """A run this one builds on (from the store, or trained once)."""
+        return self.api.get(spec)
+
+    def score_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed, seeded batch of ``n`` training samples for pruning-at-init scores."""
+        idx = torch.randperm(len(self.data.train_x), generator=self.generator("score"))[:n]
+        return self.data.train_x[idx], self.data.train_y[idx]
 
 
 def load_run(spec: RunSpec, entry: Entry) -> TrainedRun:
@@ -163,14 +226,14 @@ SUMMARY_FIELDS = (
 )
 
 
-@register("run", load=load_run)
 def compute_run(spec: RunSpec, ctx: Context) -> tuple[dict[str, Any], dict]:
     """Train (and prune) the network of ``spec`` with its sparsity method."""
     start = time.perf_counter()
+    check_run(spec)
     data = load(spec.data)
-    method = get_method(spec.sparsity.method)
-    out = method.run(RunContext(spec=spec, data=data, api=ctx))
-    model = RunContext(spec=spec, data=data, api=ctx).build()
+    run_ctx = StoreRunContext(spec=spec, data=data, api=ctx)
+    out = get_method(spec.sparsity.method).run(run_ctx)
+    model = run_ctx.build()
     model.load_state_dict(out.state)
     for name, mask in out.masks.items():  # a method bug must never reach the store
         weight = dict(model.named_parameters())[name]

@@ -109,9 +109,33 @@ def to_canonical(value: Any) -> Any:
 
 
 def canonical_json(spec: Any) -> str:
-    """Canonical JSON of kind + schema version + every field of ``spec``."""
+    """Canonical JSON of kind + schema version + every field of ``spec``.
+
+    A spec class whose computation changed meaning sets a class attribute
+    ``version`` (> 1): it joins the key of that kind and of every spec that
+    nests it (whose results were computed from it), so those alone are
+    recomputed and every other key stays as it was.
+    """
     doc = {"kind": spec.kind, "schema": SCHEMA_VERSION, "spec": to_canonical(spec)}
+    versions = spec_versions(spec)
+    if versions:
+        doc["versions"] = versions
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def spec_versions(value: Any, found: dict | None = None) -> dict[str, int]:
+    """``{kind: version}`` of ``value`` and every spec nested in it whose version is not 1."""
+    found = {} if found is None else found
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        version = getattr(type(value), "version", 1)
+        if version != 1:
+            found[getattr(value, "kind", type(value).__name__)] = version
+        for f in dataclasses.fields(value):
+            spec_versions(getattr(value, f.name), found)
+    elif isinstance(value, tuple | list):
+        for v in value:
+            spec_versions(v, found)
+    return dict(sorted(found.items()))
 
 
 def spec_key(spec: Any) -> str:
@@ -268,10 +292,14 @@ class TrainSpec:
 class SparsitySpec:
     """A sparsity method, its target sparsity, and its own options.
 
-    ``options`` is a sorted tuple of (name, value) pairs; the method's registry
-    entry declares the allowed names, types, ranges and defaults, and
-    :func:`analysis.sparsity.normalize` fills every default in, so the key of a
-    spec never depends on whether a default was written out.
+    ``options`` is a tuple of (name, value) pairs sorted by name (a dict is
+    accepted and sorted). This class checks only that shape: the method's
+    registry entry declares the allowed names, types, ranges and defaults, and
+    :func:`analysis.sparsity.sparsity_spec` builds a spec checked against them
+    with every default filled in, so the key of a spec never depends on whether
+    a default was written out. (Checking here would make specs import the
+    methods, which import specs.) Studies build their specs that way, and a run
+    spec whose options are not complete is refused when it is planned or computed.
     """
 
     method: str = "dense"
@@ -279,10 +307,24 @@ class SparsitySpec:
     options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or not self.method:
+            raise SpecError("method", "a method name (string)", self.method, owner="SparsitySpec")
         check_float("SparsitySpec", "sparsity", self.sparsity, 0.0, 1.0, hi_open=True)
-        from analysis.sparsity import validate  # late import: the registry imports specs
-
-        validate(self)
+        given = self.options
+        if isinstance(given, dict):
+            given = tuple(given.items())
+        pairs = isinstance(given, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in given
+        )
+        scalars = pairs and all(isinstance(v, bool | int | float | str) for _, v in given)
+        if not scalars or len({k for k, _ in given}) != len(given):
+            raise SpecError(
+                "options",
+                "a table of option = value (names unique, values scalars)",
+                given,
+                owner=f"method {self.method!r}",
+            )
+        object.__setattr__(self, "options", tuple(sorted(given, key=lambda p: p[0])))
 
     def opt(self, name: str) -> Any:
         """The value of option ``name`` (defaults are always present)."""

@@ -174,13 +174,12 @@ class Store:
             if path.exists():
                 self._quarantine(path, "meta.json is missing")
             return None
-        try:
-            stamp = meta_path.stat().st_mtime_ns
-        except FileNotFoundError:
+        stamp = _stamp(path)
+        if stamp is None:
             return None
         cached = self._verified.get(path)
         if cached is not None and cached.meta.get("_stamp") == stamp:
-            return cached
+            return cached  # no file of the entry changed since it was verified
         problem, meta = self._check(spec, path)
         if problem:
             self._quarantine(path, problem)
@@ -202,9 +201,19 @@ class Store:
             return f"written by schema {meta.get('schema')!r}, this is {SCHEMA_VERSION}", meta
         if meta.get("key") != spec_key(spec) or meta.get("canonical") != canonical_json(spec):
             return "meta.json's spec does not match its key", meta
+        digest = meta.get("digest")
+        if digest is not None and digest != meta_digest(meta):  # entries before it have none
+            return "meta.json was edited after it was written (its digest does not match)", meta
         files = meta.get("files")
-        if not isinstance(files, dict):
+        if not isinstance(files, dict) or not all(isinstance(i, dict) for i in files.values()):
             return "meta.json lists no files", meta
+        try:
+            present = {p.name for p in path.iterdir()} - {"meta.json"}
+        except OSError as err:
+            return f"the entry cannot be listed ({err})", meta
+        if present != set(files):
+            extra, missing = sorted(present - set(files)), sorted(set(files) - present)
+            return f"files not in meta.json: {extra}, missing: {missing}", meta
         for name, info in files.items():
             fpath = path / name
             try:
@@ -216,6 +225,12 @@ class Store:
             if sha256_file(fpath) != info.get("sha256"):
                 return f"{name} fails its checksum", meta
         return None, meta
+
+    def quarantine(self, spec: Any, problem: str) -> None:
+        """Move the entry of ``spec`` aside as damaged (e.g. a file of the wrong structure)."""
+        path = self.path(spec)
+        if path.exists():
+            self._quarantine(path, problem)
 
     def _quarantine(self, path: Path, problem: str) -> None:
         """Move a damaged entry aside (never serve it) and report it once."""
@@ -304,6 +319,7 @@ class Store:
                 "versions": _versions(),
                 "summary": summary or {},
             }
+            meta["digest"] = meta_digest(meta)
             step = "writing meta.json"
             _write_synced(tmp / "meta.json", json.dumps(meta, indent=1, allow_nan=True).encode())
             if final.exists():
@@ -350,3 +366,47 @@ def _label(spec: Any) -> str:
     """A short human name of ``spec`` for messages (its label and key prefix)."""
     label = getattr(spec, "label", spec.kind)
     return f"'{label}' ({spec.kind} {spec_key(spec)[:12]})"
+
+
+def meta_digest(meta: dict) -> str:
+    """sha256 of a meta.json's canonical JSON without its ``digest`` (and private ``_`` keys)."""
+    doc = {k: v for k, v in meta.items() if k != "digest" and not k.startswith("_")}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stamp(path: Path) -> tuple | None:
+    """(name, size, mtime) of every file of an entry: a remembered verification holds while equal.
+
+    None when the entry has gone.
+    """
+    try:
+        return tuple(
+            sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path))
+        )
+    except OSError:
+        return None
+
+
+def check_structure(entry: Entry, files: Mapping[str, Any]) -> str | None:
+    """The first way ``entry`` differs from the files its kind declares, or None.
+
+    ``files`` maps each required file to what it must hold: for a ``.json`` file
+    a type (``dict``/``list``) or a tuple of keys its object must have; for other
+    files ``object`` (presence only; their checksums are already verified).
+    """
+    for name, want in files.items():
+        if name not in entry.meta.get("files", {}):
+            return f"{name} is missing (its kind requires it)"
+        if not name.endswith(".json") or want is object:
+            continue
+        try:
+            value = entry.read(name)
+        except (OSError, ValueError) as err:
+            return f"{name} is unreadable ({err})"
+        if isinstance(want, tuple):
+            if not isinstance(value, dict) or any(k not in value for k in want):
+                return f"{name} lacks the keys {[k for k in want if k not in (value or {})]}"
+        elif not isinstance(value, want):
+            return f"{name} holds a {type(value).__name__}, expected a {want.__name__}"
+    return None

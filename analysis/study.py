@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from analysis.errors import DataError, SpecError
+from analysis.parts import PARTS, SETTINGS
+from analysis.sparsity import check_run, sparsity_spec
 from analysis.specs import (
     DATASETS,
     SPEC,
@@ -49,19 +51,8 @@ from analysis.specs import (
     from_dict,
 )
 
-#: Analysis settings specs by section name (``[analyses.<name>]``); analysis modules add theirs.
-ANALYSIS_SETTINGS: dict[str, type] = {}
-
-
-def analysis_settings() -> dict[str, type]:
-    """Every analysis's settings spec, importing the analysis modules on first use.
-
-    So a study loads the same whether or not the caller imported the analyses first.
-    """
-    from analysis.api import kinds
-
-    kinds()
-    return ANALYSIS_SETTINGS
+#: Analysis settings specs by section name (``[analyses.<name>]``), declared by each analysis.
+ANALYSIS_SETTINGS: dict[str, type] = SETTINGS
 
 
 MAX_STUDY_BYTES = 256 * 1024
@@ -78,9 +69,9 @@ class MethodEntry:
     options: tuple[tuple[str, Any], ...] = ()
 
     def specs(self) -> list[SparsitySpec]:
-        """The sparsity specs this entry expands to (validated)."""
+        """The sparsity specs this entry expands to (checked against the method, defaults filled in)."""
         levels = self.sparsities or ((0.0,) if self.method == "dense" else ())
-        return [SparsitySpec(method=self.method, sparsity=s, options=self.options) for s in levels]
+        return [sparsity_spec(self.method, s, self.options) for s in levels]
 
 
 @dataclass(**SPEC)
@@ -100,7 +91,12 @@ class StudySpec:
     analyses: tuple[tuple[str, Any], ...] = ()
 
     def runs(self) -> list[RunSpec]:
-        """Every run of the study: objectives x seeds x methods x sparsities."""
+        """Every run of the study: objectives x seeds x methods x sparsities.
+
+        Every run shares the study's data, model and training spec: no method adds
+        to another's (a run's key holds only what changes that run), and a
+        method's prerequisites (the dense run it prunes) are then study runs too.
+        """
         out = []
         for objective in self.objectives:
             train = dataclasses.replace(self.train, objective=objective)
@@ -127,7 +123,7 @@ class StudySpec:
         for key, value in self.analyses:
             if key == name:
                 return value
-        cls = analysis_settings().get(name)
+        cls = ANALYSIS_SETTINGS.get(name)
         if cls is None:
             raise SpecError(
                 "analyses",
@@ -176,13 +172,17 @@ def _methods(raw: Any) -> tuple[MethodEntry, ...]:
             raise SpecError(
                 f"{where}.sparsities", "a non-empty list of floats in (0, 1)", levels, owner="study"
             )
-        entries.append(
-            dataclasses.replace(
-                entry,
-                options=specs[0].options,
-                sparsities=tuple(float(s) for s in levels) or (0.0,),
-            )
+        entry = dataclasses.replace(
+            entry,
+            options=specs[0].options,
+            sparsities=tuple(float(s) for s in levels) or (0.0,),
         )
+        if entry in entries:
+            first = entries.index(entry)
+            raise SpecError(
+                where, f"a method entry unlike methods[{first}]", "a copy of it", owner="study"
+            )
+        entries.append(entry)
     return tuple(entries)
 
 
@@ -192,7 +192,7 @@ def _analyses(raw: Any) -> tuple[tuple[str, Any], ...]:
         raise SpecError("analyses", "a table of [analyses.<name>] tables", raw, owner="study")
     out = []
     for name, table in sorted(raw.items()):
-        cls = analysis_settings().get(name)
+        cls = ANALYSIS_SETTINGS.get(name)
         if cls is None:
             raise SpecError(
                 "analyses",
@@ -248,15 +248,6 @@ def study_from_dict(doc: dict) -> StudySpec:
         check_option("study", "objectives", o, ("ce", "supcon"))
     methods = _methods(doc.get("methods"))
     train = from_dict(TrainSpec, doc.get("train", {}), prefix="train.")
-    # Lottery tickets rewound to step k need the dense run's snapshot at k: add every
-    # rewind step to the shared training spec so all runs keep the same key.
-    rewinds = {dict(m.options).get("rewind_step", 0) for m in methods if m.method == "lottery"} - {
-        0
-    }
-    if rewinds:
-        train = dataclasses.replace(
-            train, snapshot_steps=tuple(sorted(set(train.snapshot_steps) | rewinds))
-        )
     study = StudySpec(
         name=name,
         description=description,
@@ -272,7 +263,37 @@ def study_from_dict(doc: dict) -> StudySpec:
     n_runs = len(study.runs())
     if n_runs > MAX_RUNS:
         raise SpecError("methods", f"a grid of at most {MAX_RUNS} runs", n_runs, owner="study")
+    _check_methods_against_training(study)
+    check_parts(study)
     return study
+
+
+def check_parts(study: StudySpec) -> None:
+    """Build every part's specs, so a study that loads can always be computed and shown.
+
+    (A grayscale study naming a colour corruption, say, is refused here, not on
+    the first page that draws it.) Errors name the part's settings section.
+    """
+    for name, part in PARTS.items():
+        try:
+            part.specs(study)
+        except SpecError as err:
+            param = err.param if "." in err.param or name == "runs" else f"{name}.{err.param}"
+            prefix = "" if name == "runs" or param.startswith("analyses.") else "analyses."
+            raise SpecError(f"{prefix}{param}", err.allowed, err.received, owner="study") from None
+
+
+def _check_methods_against_training(study: StudySpec) -> None:
+    """Check each method entry's options against the run it trains (e.g. a rewind step in range)."""
+    for i, entry in enumerate(study.methods):
+        for sp in entry.specs():
+            run = RunSpec(data=study.data, model=study.model, train=study.train, sparsity=sp)
+            try:
+                check_run(run)
+            except SpecError as err:
+                raise SpecError(
+                    f"methods[{i}].{err.param}", err.allowed, err.received, owner="study"
+                ) from None
 
 
 def parse_study(text: str, *, source: str = "study") -> StudySpec:
@@ -288,6 +309,10 @@ def parse_study(text: str, *, source: str = "study") -> StudySpec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError("file", "valid TOML", str(err), owner=source) from None
+    except RecursionError:  # tables nested thousands deep: tomllib recurses per level
+        raise SpecError(
+            "file", "TOML nested at most a few levels deep", "a deeper nesting", owner=source
+        ) from None
     try:
         return study_from_dict(doc)
     except SpecError as err:

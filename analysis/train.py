@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,11 +21,37 @@ from torch import nn
 
 from analysis.data import Splits, augment
 from analysis.errors import TrainingDiverged
-from analysis.sparsity.base import Masks, apply_masks
-from analysis.specs import RunSpec, TrainSpec
+from analysis.specs import DataSpec, TrainSpec
+from analysis.training_types import (  # re-exported: callbacks and the state they see
+    Callback,
+    Fit,
+    Masks,
+    TrainState,
+    apply_masks,
+    state_of,
+)
 
-if TYPE_CHECKING:
-    from analysis.api import Context
+__all__ = [  # the loop's own names, and the shared types it re-exports for old imports
+    "Callback",
+    "DivergenceGuard",
+    "Fit",
+    "KeepMasks",
+    "Snapshots",
+    "TrainState",
+    "evaluate",
+    "features_of",
+    "fit",
+    "fit_probe",
+    "generator",
+    "knn_accuracy",
+    "lr_factor",
+    "planned_steps",
+    "state_of",
+    "steps_per_epoch",
+    "sub_seed",
+    "supcon_loss",
+    "train_set_size",
+]
 
 #: Sub-seed purposes: one independent stream per use of randomness.
 PURPOSES = {"init": 0, "data": 1, "prune": 2, "augment": 3, "probe": 4, "score": 5, "head": 6}
@@ -125,38 +150,6 @@ def supcon_loss(z: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.T
 # the loop and its callbacks
 
 
-@dataclass
-class TrainState:
-    """What callbacks see and may change."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    total_steps: int
-    steps_per_epoch: int
-    masks: Masks = field(default_factory=dict)
-    step: int = 0
-    epoch: int = 0
-    loss: float = 0.0
-    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
-
-
-class Callback:
-    """A hook into training; override what you need."""
-
-    def on_start(self, state: TrainState) -> None:
-        """Before the first step."""
-
-    def before_step(self, state: TrainState) -> None:
-        """After backward, before the optimizer step."""
-
-    def after_step(self, state: TrainState) -> None:
-        """After the optimizer step (``state.step`` already counts it)."""
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        """After an epoch's last step."""
-
-
 class KeepMasks(Callback):
     """Masks stay applied: gradients of pruned weights are zeroed before the step and the
     weights re-zeroed after it, so neither momentum nor weight decay (SGD or Adam)
@@ -212,16 +205,6 @@ class DivergenceGuard(Callback):
             )
 
 
-@dataclass
-class Fit:
-    """The outcome of one training phase."""
-
-    history: list[dict]
-    snapshots: dict[int, dict[str, torch.Tensor]]
-    masks: Masks
-    steps: int
-
-
 def make_optimizer(params: Any, spec: TrainSpec, lr: float) -> torch.optim.Optimizer:
     """SGD (momentum) or Adam as the spec says; weight decay is L2 (coupled), as in open_lth."""
     if spec.optimizer == "sgd":
@@ -241,6 +224,77 @@ def projection_head(dim_in: int, dim_out: int, gen: torch.Generator) -> nn.Modul
     return head
 
 
+#: Size of each dataset's pool that train and validation are split from (the
+#: training split; digits: the 80% not held out for testing). Mirrors what
+#: ``analysis.data.load`` yields, without loading anything (tests/test_train.py checks digits).
+TRAIN_POOL = {"digits": 1438, "fashion-mnist": 60000, "mnist": 60000, "cifar10": 50000}
+
+
+def train_set_size(spec: DataSpec) -> int:
+    """Training samples ``analysis.data.load(spec)`` yields, computed without loading the data."""
+    pool = TRAIN_POOL[spec.name]
+    rest = pool - round(spec.val_fraction * pool)
+    return rest if spec.train_size is None else min(spec.train_size, rest)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps per epoch: the last partial batch is dropped (stable BN, stable steps)."""
+    return max(1, n_train // batch_size)
+
+
+def planned_steps(n_train: int, spec: TrainSpec) -> int:
+    """Optimizer steps of a full training run of ``spec`` on ``n_train`` samples."""
+    return steps_per_epoch(n_train, spec.batch_size) * spec.epochs
+
+
+def _batch_loss(
+    model: nn.Module,
+    head: nn.Module | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data: Splits,
+    spec: TrainSpec,
+    aug_gen: torch.Generator,
+) -> tuple[torch.Tensor, int]:
+    """(loss, correct predictions) of one batch: SupCon through ``head``, else cross-entropy."""
+    if head is not None:
+        views = torch.cat([augment(x, data.info, aug_gen), augment(x, data.info, aug_gen)])
+        z = F.normalize(head(model.features(views)), dim=1)
+        return supcon_loss(z, torch.cat([y, y]), spec.supcon_temperature), 0
+    if spec.augment:
+        x = augment(x, data.info, aug_gen)
+    logits = model(x)
+    return F.cross_entropy(logits, y), int((logits.argmax(1) == y).sum())
+
+
+def _epoch_record(
+    model: nn.Module,
+    data: Splits,
+    state: TrainState,
+    epoch: int,
+    sums: tuple,
+    t0: float,
+    supcon: bool,
+) -> dict:
+    """The history row of one finished epoch: LR, train loss/accuracy, val/test metrics."""
+    loss_sum, correct, seen = sums
+    record = {
+        "epoch": epoch + 1,
+        "step": state.step,
+        "lr": state.optimizer.param_groups[0]["lr"],
+        "train_loss": loss_sum / max(seen, 1),
+        "seconds": time.perf_counter() - t0,
+    }
+    if supcon:
+        record["train_acc"] = None
+        record.update(_supcon_epoch_metrics(model, data))
+    else:
+        record["train_acc"] = correct / max(seen, 1)
+        record["val_loss"], record["val_acc"] = evaluate(model, data.val_x, data.val_y)
+        record["test_loss"], record["test_acc"] = evaluate(model, data.test_x, data.test_y)
+    return record
+
+
 def fit(
     model: nn.Module,
     data: Splits,
@@ -256,6 +310,7 @@ def fit(
     data_seed: int | None = None,
     start_step: int = 0,
     max_steps: int | None = None,
+    stop_step: int | None = None,
 ) -> Fit:
     """Train ``model`` in place for ``epochs`` (default: the spec's) and return history and snapshots.
 
@@ -264,17 +319,18 @@ def fit(
     ``start_step`` is the global step training resumes from (a rewind point):
     step numbers, snapshots and the LR schedule continue from there, and the
     schedule ends at ``start_step + max_steps``. ``max_steps`` caps the steps
-    taken (default: ``epochs`` whole epochs).
+    taken (default: ``epochs`` whole epochs). ``stop_step`` stops after that
+    global step without shortening the schedule: the weights are then exactly
+    those the full run has at that step (a replayed rewind point); a stopped fit
+    records no partial epoch and fits no SupCon probe. The loop is one block so
+    that the order of random draws, which replays rely on, is visible in one place.
     """
     epochs = spec.epochs if epochs is None else epochs
     n = len(data.train_x)
-    steps_per_epoch = max(
-        1, n // spec.batch_size
-    )  # drop the last partial batch (stable BN, stable steps)
-    total = (
-        steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
-    )
+    per_epoch = steps_per_epoch(n, spec.batch_size)
+    total = per_epoch * epochs if max_steps is None else min(max_steps, per_epoch * epochs)
     end = start_step + total
+    stop = end if stop_step is None else max(start_step, min(stop_step, end))
     supcon = spec.objective == "supcon"
     params = list(model.parameters())
     head = None
@@ -283,9 +339,7 @@ def fit(
         params += list(head.parameters())
     base_lr = spec.lr * lr_scale
     optimizer = make_optimizer(params, spec, base_lr)
-    state = TrainState(
-        model, optimizer, end, steps_per_epoch, masks=dict(masks or {}), step=start_step
-    )
+    state = TrainState(model, optimizer, end, per_epoch, masks=dict(masks or {}), step=start_step)
     cbs: list[Callback] = [DivergenceGuard(), KeepMasks(), *callbacks]
     order_gen = torch.Generator().manual_seed(
         sub_seed(seed if data_seed is None else data_seed, "data")
@@ -296,25 +350,17 @@ def fit(
     for cb in cbs:
         cb.on_start(state)
     t0 = time.perf_counter()
-    for epoch in range(math.ceil(total / steps_per_epoch)):
+    for epoch in range(math.ceil(total / per_epoch)):
         state.epoch = epoch
         perm = torch.randperm(n, generator=order_gen)
         loss_sum, correct, seen = 0.0, 0, 0
-        for b in range(min(steps_per_epoch, end - state.step)):
+        for b in range(min(per_epoch, stop - state.step)):
             idx = perm[b * spec.batch_size : (b + 1) * spec.batch_size]
             x, y = data.train_x[idx], data.train_y[idx]
             for group in optimizer.param_groups:
                 group["lr"] = base_lr * lr_factor(state.step, end, spec.schedule)
-            if supcon:
-                views = torch.cat([augment(x, data.info, aug_gen), augment(x, data.info, aug_gen)])
-                z = F.normalize(head(model.features(views)), dim=1)
-                loss = supcon_loss(z, torch.cat([y, y]), spec.supcon_temperature)
-            else:
-                if spec.augment:
-                    x = augment(x, data.info, aug_gen)
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-                correct += int((logits.argmax(1) == y).sum())
+            loss, batch_correct = _batch_loss(model, head, x, y, data, spec, aug_gen)
+            correct += batch_correct
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.loss = float(loss.detach())
@@ -326,26 +372,15 @@ def fit(
             state.step += 1
             for cb in cbs:
                 cb.after_step(state)
-            if b % 20 == 0 or state.step == end:
-                progress(label, state.step - start_step, total)
-        record = {
-            "epoch": epoch + 1,
-            "step": state.step,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / max(seen, 1),
-            "seconds": time.perf_counter() - t0,
-        }
-        if supcon:
-            record["train_acc"] = None
-            record.update(_supcon_epoch_metrics(model, data))
-        else:
-            record["train_acc"] = correct / max(seen, 1)
-            record["val_loss"], record["val_acc"] = evaluate(model, data.val_x, data.val_y)
-            record["test_loss"], record["test_acc"] = evaluate(model, data.test_x, data.test_y)
-        state.history.append(record)
+            if b % 20 == 0 or state.step == stop:
+                progress(label, state.step - start_step, stop - start_step)
+        if state.step == stop < end:
+            break  # stopped early: no partial-epoch record, no probe
+        sums = (loss_sum, correct, seen)
+        state.history.append(_epoch_record(model, data, state, epoch, sums, t0, supcon))
         for cb in cbs:
             cb.on_epoch_end(state)
-    if supcon:
+    if supcon and state.step == end:
         fit_probe(model, data, spec, seed=seed, masks=state.masks)
     return Fit(
         history=state.history, snapshots=state.snapshots, masks=state.masks, steps=state.step
@@ -390,83 +425,3 @@ def fit_probe(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, mas
         if head_mask is not None:
             with torch.no_grad():
                 head.weight.mul_(head_mask)
-
-
-# ---------------------------------------------------------------------------
-# what a sparsity method works with
-
-
-@dataclass
-class MethodOutput:
-    """What a sparsity method hands back: final weights, masks, history, trajectory."""
-
-    state: dict[str, torch.Tensor]
-    masks: Masks
-    history: list[dict]
-    init_state: dict[str, torch.Tensor]
-    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
-    notes: dict = field(default_factory=dict)
-
-
-@dataclass
-class RunContext:
-    """Everything a sparsity method needs to train the network of ``spec``."""
-
-    spec: RunSpec
-    data: Splits
-    api: Context
-
-    def build(self) -> nn.Module:
-        """The network at its seeded initialisation (the same for every method of one seed)."""
-        from analysis.models import build_for
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sub_seed(self.spec.seed, "init"))
-            model = build_for(self.spec.model, self.data.info)
-        return model
-
-    def generator(self, purpose: str, *extra: int) -> torch.Generator:
-        """A generator for one purpose of this run."""
-        return generator(self.spec.seed, purpose, *extra)
-
-    def progress(self, task: str, done: float, total: float) -> None:
-        """Forward progress to the caller's callback."""
-        self.api.progress(task, done, total)
-
-    def fit(
-        self, model: nn.Module, masks: Masks | None = None, *, phase: str = "train", **kw: Any
-    ) -> Fit:
-        """Train with the run's spec and seed; snapshots at every epoch and at snapshot_steps."""
-        steps = kw.pop("snapshot_steps", self.spec.train.snapshot_steps)
-        callbacks = [Snapshots(steps), *kw.pop("callbacks", ())]
-        return fit(
-            model,
-            self.data,
-            self.spec.train,
-            seed=self.spec.seed,
-            masks=masks,
-            callbacks=callbacks,
-            progress=self.progress,
-            label=f"{self.spec.label}: {phase}",
-            **kw,
-        )
-
-    def dense_spec(self) -> RunSpec:
-        """The dense run with the same data, model, training and seed."""
-        from analysis.specs import SparsitySpec
-
-        return self.spec.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0))
-
-    def get(self, spec: RunSpec) -> Any:
-        """A run this one builds on (from the store, or trained once)."""
-        return self.api.get(spec)
-
-    def score_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fixed, seeded batch of ``n`` training samples for pruning-at-init scores."""
-        idx = torch.randperm(len(self.data.train_x), generator=self.generator("score"))[:n]
-        return self.data.train_x[idx], self.data.train_y[idx]
-
-
-def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of a model's state_dict."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}

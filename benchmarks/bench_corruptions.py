@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from analysis.atomic import write_atomic
 from analysis.corruptions import COLOR_CORRUPTIONS, GRAY_CORRUPTIONS, SEVERITIES, corrupt
 
 RESULTS = Path(__file__).parent / "results" / "corruptions.json"
@@ -242,8 +243,7 @@ def main() -> None:
         },
         "notes": notes,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(args.out, (json.dumps(result, indent=2) + "\n").encode(), what="benchmark result")
     print(f"wrote {args.out}")
 
 

@@ -47,7 +47,6 @@ sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 from analysis import api  # noqa: E402
-from analysis.api import entry_result, register  # noqa: E402
 from analysis.specs import SPEC  # noqa: E402
 from analysis.store import Store  # noqa: E402
 
@@ -68,10 +67,12 @@ class NoopSpec:
         return f"noop {self.i}"
 
 
-@register("bench_noop", load=entry_result)
 def compute_noop(spec: NoopSpec, ctx: api.Context) -> tuple[dict, dict]:
     """Return a one-number result."""
     return {"n.json": {"i": spec.i}}, {}
+
+
+api.install([api.Kind("bench_noop", NoopSpec, compute_noop)])
 
 
 def executors(pool: bool) -> list[tuple[str, object]]:

@@ -1,8 +1,11 @@
-"""The ``prunescope`` command: compute, show, demo and the web dashboard.
+"""The ``prunescope`` command: parses the command line and dispatches to each command.
 
 Every command accepts ``--cache-dir`` (default ``$PRUNESCOPE_CACHE`` or ``./cache``)
 and ``--data-root`` (default ``$PRUNESCOPE_DATA``). Errors the user can cause are
-printed as one line and exit with status 2; nothing already computed is lost.
+printed as one line and exit with status 2; nothing already computed is lost. A
+command whose parts partly failed (compute jobs, export formats) says which, one
+line each, and exits with status 1. The web server is started by
+:mod:`dashboard.server`, the export made by :mod:`dashboard.export`.
 """
 
 from __future__ import annotations
@@ -12,41 +15,16 @@ import json
 import logging
 import math
 import os
-import signal
-import socket
-import subprocess
 import sys
-from dataclasses import dataclass
+import traceback
 from pathlib import Path
 
 from analysis.errors import PrunescopeError
+from dashboard import known_warnings
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "assets" / "studies"
 DEMO_STUDY = STUDIES / "demo.toml"
-APP = Path(__file__).resolve().with_name("app.py")
-
-#: Streamlit settings passed on every start, so they hold whatever the working
-#: directory (.streamlit/config.toml is read only from there; keep the two in step).
-STREAMLIT_FLAGS = {
-    "server.address": "127.0.0.1",
-    "server.headless": "true",
-    "server.enableCORS": "true",
-    "server.enableXsrfProtection": "true",
-    "server.maxUploadSize": "1",
-    "server.maxMessageSize": "50",
-    "server.fileWatcherType": "none",
-    "server.runOnSave": "false",
-    "browser.serverAddress": "127.0.0.1",
-    "browser.gatherUsageStats": "false",
-    "client.showErrorDetails": "none",
-    "client.toolbarMode": "viewer",
-    "runner.magicEnabled": "false",
-    "theme.base": "light",
-    "theme.primaryColor": "#0072B2",
-}
-#: Host headers the server accepts (protects the loopback server from DNS rebinding).
-ALLOWED_HOSTS = ("127.0.0.1", "localhost")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -73,6 +51,11 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
         help="Ray cluster to join, HEAD:PORT (default: start a local Ray bound to 127.0.0.1)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="compute again what failed before (by default it is reported with its reason)",
     )
 
 
@@ -191,14 +174,22 @@ def _store(args: argparse.Namespace):
 
 
 def _study(args: argparse.Namespace, path: str):
-    """Load the study, switching to its fallback dataset (and saying so) when needed."""
+    """Load the study, switching to its fallback dataset (and saying so) when needed.
+
+    Decided once per command: ``demo`` computes and then summarises the same
+    study, even if the dataset appears (or goes) in between.
+    """
     from analysis.study import load_study, with_available_data
 
-    study = load_study(path)
-    study, note = with_available_data(study, args.data_root)
-    if note:
-        print(f"note: {note.splitlines()[0]}", file=sys.stderr)
-    return study
+    resolved = getattr(args, "resolved_studies", None)
+    if resolved is None:
+        resolved = args.resolved_studies = {}
+    if path not in resolved:
+        study, note = with_available_data(load_study(path), args.data_root)
+        if note:
+            print(f"note: {note.splitlines()[0]}", file=sys.stderr)
+        resolved[path] = study
+    return resolved[path]
 
 
 def cmd_compute(args: argparse.Namespace) -> int:
@@ -212,7 +203,10 @@ def cmd_compute(args: argparse.Namespace) -> int:
         raise PrunescopeError(f"--workers must be at least 1, got {workers}")
     bars = Bars(args.quiet)
     executor = make_executor(
-        getattr(args, "executor", "local"), workers=workers, address=getattr(args, "address", None)
+        getattr(args, "executor", "local"),
+        workers=workers,
+        address=getattr(args, "address", None),
+        retry_failed=getattr(args, "retry_failed", False),
     )
     try:
         report = compute_study(
@@ -308,13 +302,24 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _start_server(args: argparse.Namespace):
+    """Start the dashboard's server for ``args.study`` (see :mod:`dashboard.server`)."""
+    from analysis.store import default_root
+    from dashboard import server
+
+    cache = Path(args.cache_dir) if args.cache_dir else default_root()
+    return server.start_dashboard(
+        args.study, port=args.port, cache_dir=cache, data_root=args.data_root
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Compute the demo study, print its summary, then open the dashboard on it."""
     args.only = None
     opens = not (args.no_dashboard or os.environ.get("CI") == "true" or not sys.stdout.isatty())
     # The server starts first: its start-up (importing torch and the analyses) overlaps
     # the compute pass, and pages show results as they land.
-    dashboard = start_dashboard(args, quiet_server=True) if opens else None
+    dashboard = _start_server(args) if opens else None
     try:
         print(f"prunescope demo: computing {Path(args.study).name} (cached results are reused)")
         status = cmd_compute(args)
@@ -329,89 +334,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return dashboard.serve() or status
 
 
-def free_port(port: int, tries: int = 20) -> int:
-    """``port`` if nothing listens on 127.0.0.1 there, else the next free one."""
-    for candidate in range(port, port + tries):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            # As the server will: a port left in TIME_WAIT by a stopped dashboard is free.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return candidate
-    raise PrunescopeError(
-        f"ports {port}-{port + tries - 1} on 127.0.0.1 are all taken; pick --port"
-    )
-
-
-def streamlit_command(port: int) -> list[str]:
-    """``streamlit run dashboard/app.py`` bound to 127.0.0.1:``port`` with our settings."""
-    cmd = [sys.executable, "-m", "dashboard.serve", "run", str(APP), "--server.port", str(port)]
-    for name, value in STREAMLIT_FLAGS.items():
-        cmd += [f"--{name}", value]
-    for host in ALLOWED_HOSTS:
-        cmd += ["--server.allowedHosts", host]
-    return cmd
-
-
-def start_dashboard(args: argparse.Namespace, *, quiet_server: bool = False) -> Dashboard:
-    """Start the dashboard's server for ``args.study`` on 127.0.0.1 (not waiting for it)."""
-    from analysis.store import default_root
-
-    study = Path(args.study).expanduser().resolve()
-    if not study.is_file():
-        raise PrunescopeError(f"no study file at {study}")
-    port = free_port(args.port)
-    if port != args.port:
-        print(f"note: port {args.port} is taken, using {port}", file=sys.stderr)
-    cache = Path(args.cache_dir) if args.cache_dir else default_root()
-    env = dict(os.environ, PRUNESCOPE_STUDY=str(study), PRUNESCOPE_CACHE=str(cache.resolve()))
-    if args.data_root:
-        env["PRUNESCOPE_DATA"] = str(Path(args.data_root).expanduser().resolve())
-    # quiet_server: streamlit's banner would land in the middle of demo's progress bars.
-    out = subprocess.DEVNULL if quiet_server else None
-    server = subprocess.Popen(streamlit_command(port), env=env, stdout=out)
-    return Dashboard(server, study, port)
-
-
-@dataclass
-class Dashboard:
-    """A started dashboard server."""
-
-    server: subprocess.Popen
-    study: Path
-    port: int
-
-    def serve(self) -> int:
-        """Say where it is and wait until Ctrl+C (or SIGTERM) stops it."""
-        print(
-            f"prunescope dashboard: {self.study.name} at http://127.0.0.1:{self.port}"
-            "  (Ctrl+C stops it)"
-        )
-        sys.stdout.flush()
-        previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated CLI stops its server
-        try:
-            return self.server.wait()
-        except KeyboardInterrupt:
-            self.stop()
-            print("prunescope dashboard: stopped")
-            return 0
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    def stop(self) -> None:
-        """Stop the server (politely, then not)."""
-        self.server.terminate()
-        try:
-            self.server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-
-
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serve the dashboard of a study on 127.0.0.1 until Ctrl+C."""
-    return start_dashboard(args).serve()
+    return _start_server(args).serve()
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -443,12 +368,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{report.figures} figures, {len(report.written)} files written ({seconds}):")
     for path in report.written:
         print(f"  {path}")
-    return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM handler: stop like Ctrl+C does."""
-    raise KeyboardInterrupt
+    for fmt, reason in report.failed.items():
+        print(f"prunescope: export: {fmt} failed: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 COMMANDS = {
@@ -464,6 +386,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``prunescope`` console script."""
     args = build_parser().parse_args(argv)
+    known_warnings.install()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.data_root:
         os.environ["PRUNESCOPE_DATA"] = args.data_root
@@ -475,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("prunescope: interrupted; finished results are kept in the store", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001  (a bug, or a library's surprise: one line, never a traceback)
+        where = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+        place = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
+        text = " ".join(str(err).split())[:300]
+        print(f"prunescope: error: {type(err).__name__}: {text}{place}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

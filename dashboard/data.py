@@ -29,7 +29,8 @@ from pathlib import Path
 import streamlit as st
 
 from analysis import api, plan
-from analysis.errors import PrunescopeError, SpecError, StoreError
+from analysis.atomic import write_atomic
+from analysis.errors import PrunescopeError, SpecError
 from analysis.specs import spec_key
 from analysis.store import Store, default_root
 from analysis.study import (
@@ -39,6 +40,8 @@ from analysis.study import (
     parse_study,
     with_available_data,
 )
+from dashboard import export
+from dashboard.figures import Theme
 from dashboard.jobs import JobBoard, JobView
 from dashboard.results import Reader
 
@@ -110,7 +113,9 @@ def save_upload(payload: bytes, cache_dir: str | Path, *, name: str = "upload") 
     """Validate an uploaded study and keep it in the store; return its id.
 
     Refused (a ``SpecError`` naming the problem, nothing written) when it is larger
-    than a study may be, not UTF-8 text, not TOML, or not a valid study.
+    than a study may be, not UTF-8 text, not TOML, or not a valid study. A failed
+    write (disk full, read-only store) is a one-line ``StoreError`` naming the
+    upload, the path, the step and the reason (:func:`analysis.atomic.write_atomic`).
     """
     label = f"uploaded study {Path(name).name!r}"
     if len(payload) > MAX_STUDY_BYTES:
@@ -124,16 +129,9 @@ def save_upload(payload: bytes, cache_dir: str | Path, *, name: str = "upload") 
         raise SpecError("file", "UTF-8 TOML text", "binary data", owner=label) from None
     parse_study(text, source=label)
     upload = hashlib.sha256(payload).hexdigest()[:16]
-    folder = Path(cache_dir) / UPLOADS
-    target = folder / f"{upload}.toml"
-    if not target.is_file():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{upload}.{os.getpid()}.tmp"
-            tmp.write_bytes(payload)
-            os.replace(tmp, target)
-        except OSError as err:
-            raise StoreError(f"cannot keep the uploaded study in {folder}: {err}") from None
+    target = Path(cache_dir) / UPLOADS / f"{upload}.toml"
+    if not target.is_file():  # named by content: an existing file already holds these bytes
+        write_atomic(target, payload, what=label)
     return upload
 
 
@@ -343,3 +341,31 @@ def _surface(
 def surface(loaded: Loaded, key: str) -> dict | None:
     """The grid arrays of the landscape entry with content key ``key``, or None."""
     return _surface(*_key(loaded), key, store_state(loaded))
+
+
+# -- export --------------------------------------------------------------------------
+
+
+def export_browser() -> tuple[str | None, str]:
+    """The browser static images are rendered with (None: none found) and how to get one."""
+    return export.find_browser(), export.no_browser_message()
+
+
+def export_left_out(summary: dict) -> list[str]:
+    """One line per part of the study the export leaves out (not computed, or failed)."""
+    return export.missing_parts(summary)
+
+
+def build_export(
+    loaded: Loaded, summary: dict, formats: Sequence[str], *, theme: Theme, progress
+) -> export.Export:
+    """The export's files in memory (read-only: nothing is computed, nothing written).
+
+    Never raises for what a user can cause: a format that could not be made is in
+    ``Export.failed`` with its one-line reason (all of them, when nothing could).
+    """
+    try:
+        return export.build_export(summary, reader(loaded), formats, theme=theme, progress=progress)
+    except PrunescopeError as err:
+        reason = str(err).splitlines()[0]
+        return export.Export(failed=dict.fromkeys(formats, reason))

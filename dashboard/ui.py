@@ -54,12 +54,35 @@ def _set_param(name: str, values: Sequence[str] | str | None) -> None:
         st.query_params[name] = values
 
 
-def _initial(name: str, options: Sequence[Any], encode: Callable[[Any], str]) -> list[Any]:
-    """A multiselect's first value: from the URL if it names valid options, else all."""
+#: The value a list choice is mirrored as when nothing is chosen: ``?name=``. (An
+#: absent parameter means the default, so empty must be said, not omitted.)
+_EMPTY = ""
+
+
+def _from_url(name: str, options: Sequence[Any], encode: Callable[[Any], str]) -> list[Any] | None:
+    """A list choice as the URL states it: None when it states none, [] when it says empty.
+
+    ``?name=`` is the empty choice; the order is the URL's (side-by-side panels
+    keep theirs); a URL naming only options that no longer exist (an old link)
+    states nothing, so the default applies.
+    """
     if name not in st.query_params:
-        return list(options)
-    wanted = [v for v in st.query_params.get_all(name) if v]
-    return [o for o in options if encode(o) in wanted]
+        return None
+    wanted = [v for v in st.query_params.get_all(name) if v != _EMPTY]
+    if not wanted:
+        return []
+    by_code = {encode(o): o for o in options}
+    return [by_code[v] for v in dict.fromkeys(wanted) if v in by_code] or None  # in URL order
+
+
+def _mirror_list(
+    name: str, chosen: Sequence[Any], default: Sequence[Any], encode: Callable[[Any], str]
+) -> None:
+    """Mirror a list choice as ``?name=a&name=b``: omitted when default, ``?name=`` when empty."""
+    if list(chosen) == list(default):
+        _set_param(name, None)
+    else:
+        _set_param(name, [encode(v) for v in chosen] or [_EMPTY])
 
 
 def _filter(
@@ -69,7 +92,8 @@ def _filter(
     key = f"filter_{name}"
     encode = repr if options and isinstance(options[0], float) else str
     if key not in st.session_state:
-        st.session_state[key] = _initial(name, options, encode)
+        wanted = _from_url(name, options, encode)
+        st.session_state[key] = list(options) if wanted is None else wanted
     elif any(v not in options for v in st.session_state[key]):
         # The study changed under the widget: drop the values it no longer has.
         st.session_state[key] = [v for v in st.session_state[key] if v in options]
@@ -77,7 +101,7 @@ def _filter(
         chosen = st.multiselect(label, options, format_func=fmt, key=key)
     else:
         chosen = st.session_state[key]
-    _set_param(name, None if len(chosen) == len(options) else [encode(v) for v in chosen] or [""])
+    _mirror_list(name, chosen, options, encode)
     return chosen
 
 
@@ -93,19 +117,45 @@ def choice(label: str, options: dict[str, str], *, name: str, default: str) -> s
     return value
 
 
+def select(label: str, options: Sequence[str], *, name: str, default: str) -> str:
+    """A page's own selectbox, always mirrored as ``?name=value``.
+
+    Always, not only when it differs from ``default``: the default of such a
+    choice (e.g. the Compare page's runs) follows the study's order, and a link
+    must name what it showed.
+    """
+    key = f"select_{name}"
+    keep = _KEEP + key  # survives visits to other pages
+    if key not in st.session_state or st.session_state[key] not in options:
+        wanted = st.query_params.get(name, st.session_state.get(keep, default))
+        st.session_state[key] = wanted if wanted in options else default
+    value = st.selectbox(label, list(options), key=key)
+    st.session_state[keep] = value
+    _set_param(name, value)
+    return value
+
+
 def pick(
     label: str, options: Sequence[str], *, name: str, default: Sequence[str], most: int
 ) -> list[str]:
-    """A page's own multiselect of up to ``most`` options, mirrored as ``?name=a&name=b``."""
+    """A page's own multiselect of up to ``most`` options, mirrored as ``?name=a&name=b``.
+
+    Where it starts: the URL (``?name=`` is empty), else the choice kept from an
+    earlier visit to the page (empty too, if it was emptied), else ``default``.
+    """
     key, keep = f"pick_{name}", _KEEP + name
     if key not in st.session_state:
-        wanted = st.query_params.get_all(name) or st.session_state.get(keep) or list(default)
-        st.session_state[key] = [o for o in options if o in wanted][:most] or list(default)
+        wanted = _from_url(name, options, str)
+        if wanted is None and keep in st.session_state:
+            kept = st.session_state[keep]
+            wanted = [o for o in options if o in kept] if kept else []
+            wanted = wanted if wanted or not kept else None  # kept runs all gone: the default
+        st.session_state[key] = (list(default) if wanted is None else wanted)[:most]
     elif any(v not in options for v in st.session_state[key]):
         st.session_state[key] = [v for v in st.session_state[key] if v in options]
     chosen = st.multiselect(label, list(options), key=key, max_selections=most)
     st.session_state[keep] = chosen
-    _set_param(name, None if chosen == list(default) else chosen or [""])
+    _mirror_list(name, chosen, default, str)
     return chosen
 
 

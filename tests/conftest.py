@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import analysis.parts  # noqa: F401  (installs every analysis, as the entry points do)
+
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "assets" / "studies"
 

@@ -203,6 +203,9 @@ def test_demo_in_a_terminal_ends_serving_the_dashboard(tmp_path):
             url = found.group(1).decode() if found else None
         assert url, out.decode(errors="replace")[-2000:]
         assert b"dense" in out and b"magnitude 50%" in out  # the summary came first
+        # A clean terminal: the server's lines are in its log, torch's warning is filtered.
+        assert b"server log: " in out and b"Uvicorn" not in out and b"Streamlit app" not in out
+        assert b"FutureWarning" not in out and b"torch.jit.script" not in out
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
@@ -219,3 +222,37 @@ def test_demo_in_a_terminal_ends_serving_the_dashboard(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         os.close(master)
+
+
+def test_an_unexpected_error_is_one_line_with_status_2(monkeypatch, capsys):
+    """A bug or a library's surprise reaches the terminal as one line, never a traceback."""
+    from dashboard import cli
+
+    def boom(args):
+        raise KeyError("snapshot 500")
+
+    monkeypatch.setitem(cli.COMMANDS, "show", boom)
+    assert cli.main(["show", "whatever.toml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "KeyError" in err and "snapshot 500" in err
+
+
+def test_a_command_resolves_the_dataset_once(monkeypatch, tmp_path):
+    """demo computes and summarises the same study even if the dataset appears in between."""
+    import argparse
+
+    import analysis.study as study_mod
+    from dashboard import cli
+
+    calls = []
+    real = study_mod.with_available_data
+
+    def counting(study, root=None):
+        calls.append(study.name)
+        return real(study, root)
+
+    monkeypatch.setattr(study_mod, "with_available_data", counting)
+    args = argparse.Namespace(data_root=None)
+    path = str(cli.STUDIES / "tiny.toml")
+    first, second = cli._study(args, path), cli._study(args, path)
+    assert first is second and len(calls) == 1

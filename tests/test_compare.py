@@ -49,8 +49,8 @@ def test_compare_page_draws_every_analysis_of_two_runs(app, filled):
     app.run()
     app.switch_page(PAGE).run()
     assert not app.exception, [e.value for e in app.exception]
-    assert app.selectbox(key="run_a").value == "dense s0"
-    assert app.selectbox(key="run_b").value == "magnitude 50% s0"
+    assert app.selectbox(key="select_a").value == "dense s0"
+    assert app.selectbox(key="select_b").value == "magnitude 50% s0"
     figures = charts(app)
     summary = plan.summarize(load_study(filled[0]), Store(filled[1]))
     has = {part: any(fc.available(summary, r)[part] for r in fc.cached_labels(summary))
@@ -76,9 +76,9 @@ def test_changing_run_b_changes_the_figures(app):
     app.run()
     app.switch_page(PAGE).run()
     before = charts(app)
-    app.selectbox(key="run_b").set_value("dense s0").run()
+    app.selectbox(key="select_b").set_value("dense s0").run()
     assert any("two different runs" in i.value for i in app.info)
-    app.selectbox(key="run_a").set_value("magnitude 50% s0").run()
+    app.selectbox(key="select_a").set_value("magnitude 50% s0").run()
     assert not app.exception
     after = charts(app)
     assert "B: dense s0" in names(after["curves"]) and "B: dense s0" not in names(before["curves"])
@@ -91,8 +91,8 @@ def test_url_reopens_the_comparison(app):
     app.run()
     app.switch_page(PAGE).run()
     assert not app.exception
-    assert app.selectbox(key="run_a").value == "magnitude 50% s0"
-    assert app.selectbox(key="run_b").value == "dense s0"
+    assert app.selectbox(key="select_a").value == "magnitude 50% s0"
+    assert app.selectbox(key="select_b").value == "dense s0"
     assert app.radio(key="choice_diff").value == "0.25"
 
 

@@ -49,6 +49,7 @@ from analysis.permutation import (
     weight_matching,
 )
 from analysis.plan import PARTS, compute_study
+from analysis.sparsity import sparsity_spec
 from analysis.specs import DataSpec, ModelSpec, RunSpec, SparsitySpec, TrainSpec, spec_key
 from analysis.study import parse_study
 from analysis.train import evaluate, fit
@@ -281,7 +282,7 @@ def test_alignment_removes_most_of_the_barrier(store) -> None:
 def test_sparse_masks_follow_the_permutation(store, tiny_run) -> None:
     """Pruned weights of B stay zero where its permuted mask says; the path's sparsity is reported."""
     sparse = {"method": "magnitude", "sparsity": 0.5, "options": {"finetune_epochs": 1}}
-    spec_a = tiny_run.replace(sparsity=SparsitySpec(**sparse))
+    spec_a = tiny_run.replace(sparsity=sparsity_spec(**sparse))
     spec_b = spec_a.replace(seed=1)
     run_a, run_b = api.get(spec_a, store=store), api.get(spec_b, store=store)
     ps = run_a.model().permutation_spec()
@@ -350,7 +351,8 @@ def test_bn_reset_repairs_the_midpoint_and_repair_runs(store) -> None:
             train_subset=200,
         )
         doc = api.get(spec, store=store).read("connectivity.json")
-        assert doc["bn"] == ("repair" if repair else "reset")
+        assert doc["bn"] == doc["bn_rule"]["rule"] == ("repair" if repair else "reset")
+        assert doc["bn_rule"]["samples"] == 200
         for split in ("train", "test"):
             assert all(math.isfinite(v) for v in doc["barriers"][split].values())
 
@@ -370,10 +372,11 @@ def test_instability_trains_two_copies_once(store, tiny_run, monkeypatch) -> Non
         a, b = entry.read("copy_a.safetensors"), entry.read("copy_b.safetensors")
         assert set(a) == set(b) and any(not torch.equal(a[n], b[n]) for n in a)
         assert doc["steps_trained"] == total - k
+        assert doc["bn_rule"]["rule"] == doc["bn"] == "none"
         assert doc["barriers"]["test"]["barrier_entezari"] >= 0.0
-    import analysis.connectivity as conn
+    import analysis.connectivity.instability as inst
 
-    monkeypatch.setattr(conn, "fit", lambda *a, **k: pytest.fail("retrained a cached copy"))
+    monkeypatch.setattr(inst, "fit", lambda *a, **k: pytest.fail("retrained a cached copy"))
     api.get(InstabilitySpec(run=run, rewind_step=2, alphas=5, train_subset=100), store=store)
 
 
@@ -400,8 +403,9 @@ def test_bad_specs_are_spec_errors(tiny_run) -> None:
 
 
 #: Content keys of the default specs: a change is a reviewed decision (cached results go stale).
+#: connectivity changed once, on purpose, when ``matching_restarts`` was added (issue 12 #5).
 PINNED = {
-    "connectivity": "455ccc5fa6a8fb1130ecd059ad4158756bb195ff932c12b233592c7c375f4be3",
+    "connectivity": "cabca7b0423660b00cfe2746a80a41b939bb438c28b6867c6bd53db854588750",
     "instability": "a17734b671df829d43d4ff1caddf408b3595f8ec521699e466b32d4727b7fc73",
 }
 
@@ -410,11 +414,12 @@ def test_keys_are_pinned_and_change_with_every_field(tiny_run) -> None:
     """The default keys are pinned; changing any one field changes the key."""
     assert spec_key(ConnectivitySpec()) == PINNED["connectivity"]
     assert spec_key(InstabilitySpec()) == PINNED["instability"]
-    base = ConnectivitySpec(run_a=tiny_run, run_b=tiny_run.replace(seed=1))
+    base = ConnectivitySpec(run_a=tiny_run, run_b=tiny_run.replace(seed=1), alignment="weight")
     changes = {
         "run_a": tiny_run.replace(seed=2),
         "run_b": tiny_run.replace(seed=3),
-        "alignment": "weight",
+        "alignment": "activation",
+        "matching_restarts": 3,
         "alphas": 11,
         "train_subset": 100,
         "test_subset": 50,
@@ -424,6 +429,10 @@ def test_keys_are_pinned_and_change_with_every_field(tiny_run) -> None:
     assert len(keys | {spec_key(base)}) == len(changes) + 1
     inst = InstabilitySpec(run=tiny_run)
     assert spec_key(dataclasses.replace(inst, seed=1)) != spec_key(inst)
+    # only weight matching has visiting orders: the other alignments' keys ignore the field
+    naive = ConnectivitySpec(run_a=tiny_run, run_b=tiny_run.replace(seed=1), matching_restarts=5)
+    assert naive.matching_restarts == 1
+    assert spec_key(naive) == spec_key(dataclasses.replace(naive, matching_restarts=1))
 
 
 STUDY = """
@@ -455,22 +464,20 @@ same_init_pairs = true
 """
 
 
-def test_a_rewind_step_outside_snapshot_steps_is_refused_at_plan_time() -> None:
-    """The study loads, but planning it names the bad step and the field before any compute."""
-    study = parse_study(STUDY.format(arch="mlp", snap=2, rewind="0, 7"))
+def test_a_rewind_step_outside_snapshot_steps_is_refused_when_the_study_loads() -> None:
+    """Loading the study builds its specs: the bad step and the field are named before compute."""
     with pytest.raises(SpecError, match="rewind_steps") as err:
-        connectivity_specs(study)
+        parse_study(STUDY.format(arch="mlp", snap=2, rewind="0, 7"))
     assert "7" in str(err.value) and "snapshot_steps" in str(err.value)
-    study = parse_study(
-        STUDY.format(arch="mlp", snap=2, rewind=0) + 'instability_method = "snip"\n'
-    )
     with pytest.raises(SpecError, match="instability_method"):
-        connectivity_specs(study)
+        parse_study(STUDY.format(arch="mlp", snap=2, rewind=0) + 'instability_method = "snip"\n')
 
 
 def test_study_specs_pair_seeds_and_add_repair_for_bn_nets() -> None:
     """Seeds[0] x seeds[1] per method x alignment (+ REPAIR on BN nets), same-init, instability."""
-    assert "connectivity" in PARTS and "analysis.connectivity" in api.KIND_MODULES
+    import analysis.connectivity
+
+    assert PARTS["connectivity"] is analysis.connectivity.ANALYSIS
     mlp = connectivity_specs(parse_study(STUDY.format(arch="mlp", snap=2, rewind="0, 2")))
     pairs = [s for s in mlp if isinstance(s, ConnectivitySpec)]
     # 2 methods x 3 alignments between seeds, + 1 pruned run x 3 alignments against dense
@@ -503,6 +510,17 @@ def test_compute_and_summarize_a_study(store) -> None:
                 "accuracy_barrier",
             }
         assert len(pair["curve"]["test_loss"]) == len(pair["curve"]["sparsity"]) == 3
+        assert pair["bn_rule"]["rule"] == "none"
+        if pair["alignment"] != "weight":
+            assert pair["matching"] is None and pair["matching_restarts"] == 1
+            continue
+        # weight matching: the chosen barrier and its spread over the visiting orders
+        assert pair["matching_restarts"] == pair["matching"]["restarts"] == 8
+        for split in ("train", "test"):
+            for name, value in pair["barriers"][split].items():
+                s = pair["matching"]["spread"][split][name]
+                assert s["min"] <= value <= s["max"]
+    assert doc["settings"]["matching_restarts"] == 8
     (group,) = doc["instability"]
     assert group["method"] == "dense" and group["points"][0]["rewind_step"] == 0
     assert group["points"][0]["status"] == "cached"

@@ -22,7 +22,9 @@ from analysis.study import load_study  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGES = sorted(
-    p.relative_to(APP.parent).as_posix() for p in (APP.parent / "app_pages").glob("*.py")
+    p.relative_to(APP.parent).as_posix()
+    for p in (APP.parent / "app_pages").glob("*.py")
+    if not p.name.startswith("_")  # the package's __init__.py is no page
 )
 TIMEOUT = 120  # seconds per script run: the first one imports torch on a busy machine
 
@@ -291,89 +293,6 @@ def test_dataset_fallback_is_said_plainly(compute_forbidden, monkeypatch, tmp_pa
     assert any("digits" in c.value for c in at.sidebar.caption)
 
 
-class FakeServer:
-    """Stands in for the streamlit subprocess: records how it was started."""
-
-    started: list[tuple[list[str], dict]] = []
-
-    def __init__(self, cmd, env=None, **_):
-        FakeServer.started.append((cmd, env))
-
-    def wait(self, timeout=None):
-        return 0
-
-
-def test_dashboard_command_serves_on_loopback_only(filled, monkeypatch, capsys):
-    from dashboard import cli
-
-    study, cache = filled
-    FakeServer.started.clear()
-    monkeypatch.setattr(cli.subprocess, "Popen", FakeServer)
-    assert cli.main(["dashboard", str(study), "--cache-dir", str(cache), "--port", "8765"]) == 0
-    ((cmd, env),) = FakeServer.started
-    flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))  # after the script: --name value
-    assert cmd[1:4] == ["-m", "dashboard.serve", "run"] and cmd[4].endswith("dashboard/app.py")
-    assert flags["--server.address"] == "127.0.0.1"
-    assert flags["--server.enableXsrfProtection"] == "true"
-    assert flags["--browser.gatherUsageStats"] == "false"
-    assert flags["--client.showErrorDetails"] == "none"
-    assert flags["--server.maxUploadSize"] == "1"
-    assert cmd.count("--server.allowedHosts") == 2
-    assert env["PRUNESCOPE_STUDY"] == str(study) and env["PRUNESCOPE_CACHE"] == str(cache)
-    port = int(flags["--server.port"])
-    assert f"http://127.0.0.1:{port}" in capsys.readouterr().out
-
-
-def test_dashboard_command_rejects_a_missing_study(tmp_path, capsys):
-    from dashboard import cli
-
-    assert cli.main(["dashboard", str(tmp_path / "nope.toml")]) == 2
-    assert "no study file" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("argv", "ci", "tty", "opens"),
-    [
-        ([], None, True, True),
-        (["--no-dashboard"], None, True, False),
-        ([], "true", True, False),
-        ([], None, False, False),
-    ],
-)
-def test_demo_opens_the_dashboard_only_when_asked(monkeypatch, argv, ci, tty, opens):
-    from dashboard import cli
-
-    opened, order = [], []
-
-    class Started:
-        """Stands in for the started server: records that demo served it, and when."""
-
-        def serve(self):
-            order.append("serve")
-            return 0
-
-        def stop(self):
-            order.append("stop")
-
-    def start(args, **_):
-        opened.append(args.study)
-        order.append("start")
-        return Started()
-
-    monkeypatch.setattr(cli, "cmd_compute", lambda args: order.append("compute") or 0)
-    monkeypatch.setattr(cli, "cmd_show", lambda args: 0)
-    monkeypatch.setattr(cli, "start_dashboard", start)
-    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: tty)
-    if ci is None:
-        monkeypatch.delenv("CI", raising=False)
-    else:
-        monkeypatch.setenv("CI", ci)
-    assert cli.main(["demo", *argv]) == 0
-    assert bool(opened) is opens
-    # The server starts before the compute pass (their start-ups overlap), serves after it.
-    assert order == (["start", "compute", "serve"] if opens else ["compute"])
-
-
 def test_representations_page_draws_the_runs_side_by_side(app):
     app.run()
     app.switch_page("app_pages/representations.py").run()
@@ -388,6 +307,23 @@ def test_representations_page_draws_the_runs_side_by_side(app):
     assert not app.exception
     assert app.query_params.get("dims") == "3" and app.query_params.get("color") == "flip"
     assert charts(app)["embedding"]["data"][0]["type"] == "scatter3d"
+
+
+def test_an_emptied_runs_choice_round_trips_as_empty(app):
+    """Clearing the Runs multiselect gives ``?runs=``; opening that URL shows no runs again."""
+    app.run()
+    app.switch_page("app_pages/representations.py").run()
+    app.multiselect(key="pick_runs").set_value([]).run()
+    assert app.query_params.get("runs") in ("", [""])
+    assert any("Pick at least one run" in i.value for i in app.info)
+    url = dict(app.query_params)
+    again = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    again.query_params.update(url)
+    again.run()
+    again.switch_page("app_pages/representations.py").run()
+    assert not again.exception, [e.value for e in again.exception]
+    assert again.multiselect(key="pick_runs").value == []  # not the default runs
+    assert any("Pick at least one run" in i.value for i in again.info)
 
 
 def test_robustness_page_draws_every_figure(app):

@@ -6,6 +6,7 @@ The pool tests run real spawned workers; the crash tests use the toy kinds below
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ import numpy as np
 import pytest
 
 from analysis import api
-from analysis.api import entry_result, register
 from analysis.executor import (
     InProcess,
     ProcessPool,
@@ -68,7 +68,6 @@ def attempts(store: Store, name: str) -> int:
     return len(list((store.root / "attempts").glob(f"{name}-*")))
 
 
-@register("test_toy", load=entry_result)
 def compute_toy(spec: ToySpec, ctx: api.Context) -> tuple[dict, dict]:
     """Count the attempt in the store's folder, then die, fail or succeed as the spec says."""
     n = attempts(ctx.store, spec.name)
@@ -82,12 +81,19 @@ def compute_toy(spec: ToySpec, ctx: api.Context) -> tuple[dict, dict]:
     return {"value.json": {"attempt": n}}, {}
 
 
-@register("test_parent", load=entry_result)
 def compute_parent(spec: ParentSpec, ctx: api.Context) -> tuple[dict, dict]:
     """Read the child's value."""
     (ctx.store.root / "attempts").mkdir(parents=True, exist_ok=True)
     (ctx.store.root / "attempts" / f"parent-{spec.child.name}").touch()
     return {"value.json": ctx.get(spec.child).read("value.json")}, {}
+
+
+api.install(
+    [
+        api.Kind("test_toy", ToySpec, compute_toy),
+        api.Kind("test_parent", ParentSpec, compute_parent),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +285,8 @@ def test_a_failure_fails_its_dependents_without_running_them(store):
     assert "bad input on purpose" in result.of(bad).error
     parent = result.of(ParentSpec(child=bad))
     assert parent.status == "failed"
-    assert parent.error == "parent of toy bad failed because toy bad failed"
+    assert parent.error.startswith("parent of toy bad failed because toy bad failed: ")
+    assert "bad input on purpose" in parent.error and "\n" not in parent.error  # the root cause
     assert not (store.root / "attempts" / "parent-bad").exists()
     assert "bad input on purpose" in store.failure(ParentSpec(child=bad))
     assert result.of(ToySpec(name="fine")).status == "done"  # the rest went on
@@ -422,3 +429,53 @@ def test_cli_accepts_the_executor_options():
     assert (args.executor, args.address, args.workers) == ("ray", "10.0.0.1:6379", 4)
     args = build_parser().parse_args(["demo", "--workers", "2"])
     assert (args.executor, args.workers, args.address) == ("local", 2, None)
+
+
+def test_any_error_of_one_job_is_recorded_once_and_the_rest_goes_on(store, monkeypatch):
+    """A bug (KeyError, TypeError...) in one job is one line; the others still run."""
+    real = api.KINDS["test_toy"]
+
+    def buggy(spec, ctx):
+        if spec.name == "buggy":
+            return {}[spec.name]  # KeyError, as a method's missing snapshot gave
+        return real.compute(spec, ctx)
+
+    monkeypatch.setitem(api.KINDS, "test_toy", dataclasses.replace(real, compute=buggy))
+    result = InProcess().run([ToySpec(name="buggy"), ToySpec(name="fine")], store)
+    error = result.of(ToySpec(name="buggy")).error
+    assert error.startswith("toy buggy failed") and "KeyError" in error and "\n" not in error
+    assert "KeyError" in store.failure(ToySpec(name="buggy"))
+    assert result.of(ToySpec(name="fine")).status == "done"
+
+
+def test_a_recorded_failure_is_not_recomputed_unless_asked(store):
+    """The second run reports the earlier failure without starting it; retry_failed reruns it."""
+    bad = ToySpec(name="again", error=True)
+    assert InProcess().run([bad], store).of(bad).status == "failed"
+    assert attempts(store, "again") == 1
+    second = InProcess().run([bad], store).of(bad)
+    assert second.status == "failed" and "failed earlier" in second.error
+    assert "bad input on purpose" in second.error
+    assert attempts(store, "again") == 1  # not started again
+    retry = make_executor("local", retry_failed=True)
+    assert retry.run([bad], store).of(bad).status == "failed"
+    assert attempts(store, "again") == 2
+
+
+def test_concurrent_computes_count_only_their_own_work(store):
+    """Two executors on one spec: one computed it, the other found it done (no double claim)."""
+    import threading
+
+    spec = ToySpec(name="shared")
+    results = []
+
+    def run():
+        results.append(InProcess().run([spec], store).of(spec).status)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(results) == ["cached", "done"]
+    assert attempts(store, "shared") == 1

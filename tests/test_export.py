@@ -139,13 +139,13 @@ def test_no_browser_is_a_clear_error(loaded, monkeypatch, tmp_path):
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium-here"))
     assert export.find_browser() is None
     for fmt in ("png", "svg", "pptx"):
-        with pytest.raises(PrunescopeError) as err:
-            export.build_export(summary, reader, [fmt])
-        message = str(err.value)
+        built = export.build_export(summary, reader, [fmt])
+        message = built.failed[fmt]
         assert "need Chromium or Chrome" in message and "apt-get install chromium" in message
         assert "kaleido.get_chrome" in message and "no-chromium-here" in message
+        assert not built.files
     built = export.build_export(summary, reader, ["html"])  # the HTML report needs no browser
-    assert list(built.files) == [export.REPORT]
+    assert list(built.files) == [export.REPORT] and not built.failed
 
 
 @needs_browser
@@ -219,38 +219,51 @@ def test_cli_rejects_an_unknown_format(filled, tmp_path, capsys):
     assert status == 2 and "'format'" in stderr and "gif" in stderr and "pptx" in stderr
 
 
-def test_cli_without_a_browser_says_so_and_writes_nothing(filled, tmp_path, monkeypatch, capsys):
+def test_cli_without_a_browser_writes_the_html_and_fails_the_rest(
+    filled, tmp_path, monkeypatch, capsys
+):
     study, cache = filled
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "nothing"))
     out = tmp_path / "o"
-    status, _, stderr = run_cli(
+    status, stdout, stderr = run_cli(
         capsys, "export", str(study), "--out", str(out), "--cache-dir", str(cache)
     )
-    assert status == 2
-    assert "need Chromium or Chrome" in stderr and "Traceback" not in stderr
-    assert not out.exists()
+    assert status == 1 and "Traceback" not in stderr
+    failed = [line for line in stderr.splitlines() if line.startswith("prunescope: export:")]
+    assert [line.split()[2] for line in failed] == ["png", "svg", "pptx"]  # a line per format
+    assert all("need Chromium or Chrome" in line for line in failed)
+    assert sorted(p.name for p in out.iterdir()) == ["report.html"]
+    assert str(out / "report.html") in stdout
 
 
-def test_a_failed_render_leaves_nothing_half_written(filled, tmp_path, monkeypatch):
+def test_a_failed_render_loses_no_other_format(filled, tmp_path, monkeypatch):
     study, cache = filled
 
     def broken(jobs, **_):
-        raise PrunescopeError("rendering static images with chromium failed: TimeoutError")
+        raise PrunescopeError("the browser /bin/true failed to start: TimeoutError")
 
-    monkeypatch.setattr(export, "render", broken)
-    monkeypatch.setattr(export, "find_browser", lambda: "/bin/true")
-    with pytest.raises(PrunescopeError):
-        export.export_study(study, Store(cache), tmp_path / "o", ["html", "png"])
-    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr(export.build, "render_each", broken)
+    monkeypatch.setattr(export.build, "require_browser", lambda: "/bin/true")
+    report = export.export_study(study, Store(cache), tmp_path / "o", ["html", "png", "svg"])
+    assert list(report.failed) == ["png", "svg"] and "failed to start" in report.failed["png"]
+    assert [p.name for p in report.written] == ["report.html"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["report.html"]
 
 
-def test_write_atomic_replaces_without_leftovers(tmp_path):
-    target = tmp_path / "d" / "report.html"
-    export.write_atomic(target, b"one")
-    export.write_atomic(target, b"two")
-    assert target.read_bytes() == b"two" and [p.name for p in target.parent.iterdir()] == [
-        "report.html"
-    ]
+def test_one_figure_that_fails_fails_its_format_only(filled, tmp_path, monkeypatch):
+    study, cache = filled
+
+    def half(jobs, *, landed, **_):
+        """PNGs render; one SVG does not."""
+        for i, (name, _, fmt, _) in enumerate(jobs):
+            bad = fmt == "svg" and i == len(jobs) - 1
+            landed(i, PrunescopeError(f"rendering svg {name} failed") if bad else b"img")
+
+    monkeypatch.setattr(export.build, "render_each", half)
+    monkeypatch.setattr(export.build, "require_browser", lambda: "/bin/true")
+    report = export.export_study(study, Store(cache), tmp_path / "o", ["png", "svg"])
+    assert list(report.failed) == ["svg"] and "rendering svg" in report.failed["svg"]
+    assert {p.suffix for p in report.written} == {".png"} and len(report.written) == report.figures
 
 
 @pytest.mark.slow
@@ -311,8 +324,9 @@ def test_export_page_says_when_there_is_no_browser(
     at.multiselect(key="formats").set_value(["html", "pptx"]).run()
     at.button[0].click().run()
     assert not at.exception
-    assert any("need Chromium or Chrome" in e.value for e in at.error)
-    assert not at.get("download_button")
+    (error,) = at.error  # the deck failed, said once; the report was still made
+    assert "PPTX deck not made" in error.value and "need Chromium or Chrome" in error.value
+    assert [b.proto.label for b in at.get("download_button")] == ["HTML report"]
 
 
 def test_zip_holds_the_images():

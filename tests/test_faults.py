@@ -8,6 +8,7 @@ trials, what was lost) is in the report of the work that added it.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import errno
 import hashlib
 import io
@@ -67,7 +68,7 @@ def _compute_fault(spec: FaultSpec, ctx: api.Context):
     return files, {"value": spec.value}
 
 
-api.register("test-faults", load=lambda spec, entry: entry)(_compute_fault)
+api.install([api.Kind("test-faults", FaultSpec, _compute_fault)])
 
 
 def verify_store(root: Path) -> int:
@@ -294,13 +295,13 @@ def test_two_dashboard_sessions_share_one_job_and_compute_once(tmp_path, monkeyp
     study = parse_study(tiny_text(seeds=(0,), epochs=1))
     store = Store(tmp_path / "cache")
     calls: list[str] = []
-    real = api.kinds()["run"]
+    real = api.KINDS["run"]
 
     def counting(spec, ctx):
         calls.append(spec.label)
         return real.compute(spec, ctx)
 
-    monkeypatch.setitem(api.COMPUTE, "run", api.Kind(compute=counting, load=real.load))
+    monkeypatch.setitem(api.KINDS, "run", dataclasses.replace(real, compute=counting))
     go = threading.Event()
     ran = []
 

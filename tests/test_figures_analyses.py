@@ -202,7 +202,7 @@ def line(scale: float) -> dict:
 
 
 #: What a cached surface or plane record says about its loss and BatchNorm statistics.
-SAID = {"split": "train", "n": 200, "bn": "reset", "bn_samples": 200}
+SAID = {"split": "train", "n": 200, "bn": "reset", "bn_rule": {"rule": "reset", "samples": 200}}
 
 
 def surface_item(key: str, dims: int, status: str = "cached") -> dict:

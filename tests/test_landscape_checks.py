@@ -43,6 +43,18 @@ def test_sizes_are_checked_when_the_study_loads(settings, field):
     assert err.value.param.endswith(field) and "\n" not in str(err.value)
 
 
+def test_unset_sizes_fit_the_data_and_the_summary_says_them(store):
+    from analysis.landscape import summarize_landscape
+
+    study = tiny_study(seeds=(0,), magnitude=False)  # no [analyses.landscape]: defaults
+    specs = landscape_specs(study)
+    assert {s.subset for s in specs if s.kind != "sharpness"} == {400}  # the whole train split
+    assert {s.batch for s in specs if s.kind == "sharpness"} == {400}
+    settings = summarize_landscape(study, store)["settings"]
+    assert settings["subset"] == settings["sharpness_batch"] == 400
+    assert settings["bn"] == "none" and settings["bn_rule"]["rule"] == "none"
+
+
 def test_split_sizes_match_the_loaded_data():
     from analysis.data import load
 
@@ -53,14 +65,14 @@ def test_split_sizes_match_the_loaded_data():
 
 def test_lanczos_steps_and_the_trajectory_are_checked_against_the_study(monkeypatch):
     study = tiny_study(seeds=(0,), landscape=dict(subset=100, sharpness_batch=100))
-    monkeypatch.setattr(kind, "_network_facts", lambda model, data: (20, False))
+    monkeypatch.setattr(kind, "shape_facts", lambda model, data: (784, 32, 20, False))
     with pytest.raises(SpecError, match="sharpness_topk") as err:
         landscape_specs(study)
     assert "20 parameters" in str(err.value)
     monkeypatch.undo()
-    flat = tiny_study(seeds=(0,), epochs=0, landscape=dict(subset=100, sharpness_batch=100))
-    with pytest.raises(SpecError, match="trajectory"):
-        landscape_specs(flat)
+    with pytest.raises(SpecError, match="trajectory"):  # refused as the study loads
+        tiny_study(seeds=(0,), epochs=0, landscape=dict(subset=100, sharpness_batch=100))
+    tiny_study(seeds=(0,), epochs=0, landscape=dict(trajectory=False))  # loads
 
 
 def tiny_problem(nan: bool = False) -> SurfaceProblem:

@@ -7,16 +7,18 @@ function unchanged, and moves the activations at its perm_points accordingly.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import types
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from analysis.errors import PrunescopeError, SpecError
-from analysis.models import MODELS, PrunableNet, build_for, build_model
-from analysis.permutation import (
+from analysis.models import MODELS, InputGeometry, PrunableNet, build_for, from_spec
+from analysis.permspec import (
     PermutationError,
     PermutationSpec,
     apply_permutation,
@@ -39,15 +41,21 @@ CASES = [pytest.param(arch, c, id=f"{arch}-{c}ch") for arch in MODELS for c in G
 def make(arch: str, in_channels: int, image_size: int | None = None, seed: int = 0) -> PrunableNet:
     """A small freshly built model (seeded) in eval mode."""
     torch.manual_seed(seed)
-    net = build_model(
-        ModelSpec(arch=arch, **SMALL),
-        in_channels=in_channels,
-        image_size=image_size or GEOMETRIES[in_channels],
-        num_classes=NUM_CLASSES,
-        mean=(0.4,) * in_channels,
-        std=(0.25,) * in_channels,
-    )
+    size = image_size or GEOMETRIES[in_channels]
+    net = from_spec(ModelSpec(arch=arch, **SMALL), geometry(in_channels, image_size=size))
     return net.eval()
+
+
+def geometry(in_channels: int, **fields) -> InputGeometry:
+    """The MNIST-like (1) or CIFAR-like (3) input geometry, any field overridden."""
+    base = {
+        "in_channels": in_channels,
+        "image_size": GEOMETRIES[in_channels],
+        "num_classes": NUM_CLASSES,
+        "mean": (0.4,) * in_channels,
+        "std": (0.25,) * in_channels,
+    }
+    return InputGeometry(**(base | fields))
 
 
 def images(in_channels: int, n: int = 8, seed: int = 1) -> torch.Tensor:
@@ -130,7 +138,7 @@ def test_unknown_arch_lists_valid_names() -> None:
     spec = ModelSpec()
     object.__setattr__(spec, "arch", "transformer")  # bypass validation, reach the registry
     with pytest.raises(SpecError) as err:
-        build_model(spec, in_channels=1, image_size=28, num_classes=10, mean=(0.5,), std=(0.5,))
+        from_spec(spec, geometry(1, mean=(0.5,), std=(0.5,)))
     for name in MODELS:
         assert repr(name) in str(err.value)
     assert "'transformer'" in str(err.value)
@@ -139,23 +147,42 @@ def test_unknown_arch_lists_valid_names() -> None:
 def test_bad_build_args_are_spec_errors() -> None:
     """Mean/std that do not match in_channels are rejected with a SpecError."""
     with pytest.raises(SpecError, match="mean"):
-        build_model(
-            ModelSpec(), in_channels=3, image_size=32, num_classes=10, mean=(0.5,), std=(0.5,) * 3
-        )
+        from_spec(ModelSpec(), geometry(3, mean=(0.5,), std=(0.5,) * 3))
     with pytest.raises(SpecError, match="std"):
-        build_model(
-            ModelSpec(), in_channels=1, image_size=28, num_classes=10, mean=(0.5,), std=(0.0,)
-        )
+        from_spec(ModelSpec(), geometry(1, mean=(0.5,), std=(0.0,)))
 
 
 @pytest.mark.parametrize("arch", list(MODELS))
-def test_build_for_reads_dataset_info_and_small_images_work(arch: str) -> None:
-    """build_for takes any object with the input fields; 8x8 (sklearn digits) inputs work."""
+def test_from_spec_reads_any_input_info_and_small_images_work(arch: str) -> None:
+    """from_spec takes any object with the input fields; 8x8 (sklearn digits) inputs work."""
     info = types.SimpleNamespace(
         in_channels=1, image_size=8, num_classes=3, mean=(0.3,), std=(0.2,)
     )
-    net = build_for(ModelSpec(arch=arch, **SMALL), info).eval()
+    net = from_spec(ModelSpec(arch=arch, **SMALL), info).eval()
     assert net(torch.rand(2, 1, 8, 8)).shape == (2, 3)
+    assert build_for is from_spec  # the older name is the same builder
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every ``analysis.*`` module a file imports, at any depth (TYPE_CHECKING blocks too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith("analysis")}
+
+
+def test_models_and_the_matchers_do_not_import_each_other() -> None:
+    """The models declare symmetries with analysis.permspec; the matchers never import models."""
+    root = Path(__file__).resolve().parents[1] / "analysis"
+    for path in (root / "models").glob("*.py"):
+        assert "analysis.permutation" not in _imported_modules(path), path.name
+    for name in ("permutation.py", "permspec.py"):
+        imported = _imported_modules(root / name)
+        assert not any(m.startswith("analysis.models") for m in imported), name
+    assert "analysis.permutation" not in _imported_modules(root / "permspec.py")
 
 
 # ---------------------------------------------------------------------------

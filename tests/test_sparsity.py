@@ -4,11 +4,16 @@ The contract tests are parametrized over ``analysis.sparsity.methods()``: a new
 method added to the registry is checked here with no new test code (its
 sparsity is read from its ``unit``; only ``dense`` must be 0). Every run is
 trained once per module (a module-scoped store) on a tiny spec: a 32x2 MLP on
-300 digits, one epoch of four steps.
+300 digits, one epoch of four steps. The accuracy contract (a method's defaults
+keep the pruned network at least 4x above chance) trains on the tiny study of
+tests/_tiny.py, and on the same data and recipe with a 256x2 MLP, where a
+global magnitude ranking would prune the whole output layer.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 
 import pytest
@@ -19,16 +24,23 @@ from analysis import api
 from analysis.data import load
 from analysis.errors import SpecError
 from analysis.models import build_for
-from analysis.sparsity import get_method, methods
-from analysis.sparsity.base import erk_densities, masks_from_scores, random_masks
+from analysis.sparsity import get_method, methods, sparsity_spec
+from analysis.sparsity.base import (
+    OUTPUT_LAYER,
+    erk_densities,
+    masks_from_scores,
+    output_layer_sparsity,
+    random_masks,
+)
 from analysis.sparsity.gmp import cubic_sparsity
 from analysis.sparsity.grasp import grasp_scores
 from analysis.sparsity.lottery import round_sparsity
 from analysis.sparsity.snip import snip_scores
 from analysis.sparsity.synflow import synflow_masks
-from analysis.specs import DataSpec, ModelSpec, RunSpec, SparsitySpec, TrainSpec, spec_key
+from analysis.specs import DataSpec, ModelSpec, RunSpec, TrainSpec, spec_key
 from analysis.store import Store
 from analysis.train import Callback, fit
+from tests._tiny import tiny_study
 
 DATA = DataSpec(name="digits", train_size=300)
 MLP = ModelSpec(arch="mlp", width=32, depth=2)
@@ -63,7 +75,7 @@ def spec_for(
 ) -> RunSpec:
     """The contract RunSpec of method ``name``."""
     opts = CONTRACT_OPTIONS.get(name, {}) if options is None else options
-    sparsity = SparsitySpec(method=name, sparsity=sparsity_for(name), options=opts)
+    sparsity = sparsity_spec(name, sparsity_for(name), options=opts)
     return base.replace(sparsity=sparsity, seed=seed)
 
 
@@ -107,15 +119,36 @@ def layer_is_layerwise(spec: RunSpec) -> bool:
     return opts.get("distribution") == "uniform"
 
 
+def output_layer_target(spec: RunSpec) -> float | None:
+    """The output layer's own sparsity under the spec's ``output_layer`` option (None: ranked)."""
+    opts = dict(spec.sparsity.options)
+    if "output_layer" not in opts:
+        return None
+    return output_layer_sparsity(
+        opts["output_layer"], spec.sparsity.sparsity, opts.get("rounds", 1)
+    )
+
+
 def check_weight_sparsity(run, spec: RunSpec) -> None:
-    """round(s * total) weights pruned: within one per layer (globally), exact-ish per layer."""
+    """round(s * total) weights pruned: within one per layer (globally), exact-ish per layer.
+
+    An output layer the method keeps out of the ranking holds its own sparsity,
+    and the other layers make up the difference (layerwise: all at one rate).
+    """
     masks, s = run.masks, spec.sparsity.sparsity
     pruned = {n: int((~m).sum()) for n, m in masks.items()}
     total = sum(m.numel() for m in masks.values())
     assert abs(sum(pruned.values()) - round(s * total)) <= len(masks), pruned
+    head = output_layer_target(spec)
+    rate = s
+    if head is not None:
+        assert abs(pruned[OUTPUT_LAYER] - round(head * masks[OUTPUT_LAYER].numel())) <= 1
+        rest = total - masks[OUTPUT_LAYER].numel()
+        rate = (s * total - pruned[OUTPUT_LAYER]) / rest
     if layer_is_layerwise(spec):
         for n, m in masks.items():
-            assert abs(pruned[n] - round(s * m.numel())) <= 1, (n, pruned[n], m.numel())
+            if n != OUTPUT_LAYER or head is None:
+                assert abs(pruned[n] - round(rate * m.numel())) <= 1, (n, pruned[n], m.numel())
 
 
 def check_channel_sparsity(model, masks, fraction: float) -> dict[str, int]:
@@ -279,12 +312,75 @@ def test_different_seeds_different_masks(name, run_store):
 
 
 # ---------------------------------------------------------------------------
+# a method's defaults must not destroy the network it prunes
+
+#: Chance is 0.1 (ten classes); a pruned network at default settings must reach 4x that.
+ABOVE_CHANCE = 0.4
+#: Methods that can keep the output layer out of their ranking.
+OUTPUT_LAYER_METHODS = [
+    m for m in METHODS if any(p.name == "output_layer" for p in get_method(m).params)
+]
+
+
+@functools.cache
+def tiny_base() -> RunSpec:
+    """The dense run of the tiny study (tests/_tiny.py: 400 digits, 784-32-10, 3 epochs)."""
+    return tiny_study(seeds=(0,), magnitude=False).dense_runs()[0]
+
+
+def head_base() -> RunSpec:
+    """The tiny study's data and recipe on a 784-256-256-10 MLP at lr 0.003.
+
+    Its output layer keeps PyTorch's small default initialisation while the
+    hidden weights grow, so a global magnitude ranking at 90% removes all of it
+    (as on the demo MLP; ``test_the_head_config_strips_a_ranked_output_layer``).
+    """
+    base = tiny_base()
+    return base.replace(
+        model=ModelSpec(arch="mlp", width=256, depth=2),
+        train=dataclasses.replace(base.train, lr=0.003),
+    )
+
+
+def default_spec(name: str, base: RunSpec, sparsity: float, **options) -> RunSpec:
+    """Method ``name`` at its default options (``options`` aside) on ``base``."""
+    if name == "dense":
+        sparsity = 0.0
+    elif get_method(name).unit == "channels":
+        sparsity = 0.5
+    return base.replace(sparsity=sparsity_spec(name, sparsity, options))
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_defaults_stay_above_chance_on_the_tiny_study(name, run_store):
+    run = api.get(default_spec(name, tiny_base(), 0.8), store=run_store)
+    assert run.metrics["test_acc"] >= ABOVE_CHANCE, run.metrics["layer_sparsity"]
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_defaults_keep_the_output_layer_alive_at_90_percent(name, run_store):
+    """Issue: global magnitude and lottery at 90% pruned the whole output layer (chance accuracy)."""
+    run = api.get(default_spec(name, head_base(), 0.9), store=run_store)
+    assert run.metrics["test_acc"] >= ABOVE_CHANCE, run.metrics["layer_sparsity"]
+    if run.masks:
+        assert run.masks[OUTPUT_LAYER].any(1).all(), "a class lost every input"
+
+
+@pytest.mark.parametrize("name", OUTPUT_LAYER_METHODS)
+def test_the_head_config_strips_a_ranked_output_layer(name, run_store):
+    """The test above has teeth: ranked with the rest, the output layer is pruned away."""
+    run = api.get(default_spec(name, head_base(), 0.9, output_layer="prune"), store=run_store)
+    assert run.metrics["layer_sparsity"][OUTPUT_LAYER] == 1.0
+    assert run.metrics["test_acc"] < 0.2
+
+
+# ---------------------------------------------------------------------------
 # spec validation
 
 
 def test_unknown_method_lists_every_valid_name():
     with pytest.raises(SpecError) as err:
-        SparsitySpec(method="no-such-method", sparsity=0.5)
+        sparsity_spec("no-such-method", 0.5)
     msg = str(err.value)
     assert "no-such-method" in msg
     for name in METHODS:
@@ -294,7 +390,7 @@ def test_unknown_method_lists_every_valid_name():
 @pytest.mark.parametrize("name", METHODS)
 def test_unknown_option_names_it_and_the_valid_ones(name):
     with pytest.raises(SpecError) as err:
-        SparsitySpec(method=name, sparsity=sparsity_for(name), options={"bogus_option": 1})
+        sparsity_spec(name, sparsity_for(name), options={"bogus_option": 1})
     msg = str(err.value)
     assert "bogus_option" in msg
     params = get_method(name).params
@@ -311,54 +407,52 @@ def test_bad_option_values_rejected(name):
             continue  # a free-form string accepts anything
         bad = "not-a-valid-value"
         with pytest.raises(SpecError, match=p.name):
-            SparsitySpec(method=name, sparsity=sparsity_for(name), options={p.name: bad})
+            sparsity_spec(name, sparsity_for(name), options={p.name: bad})
 
 
 @pytest.mark.parametrize("name", METHODS)
 @pytest.mark.parametrize("sparsity", [1.5, -0.1, 1.0, float("nan")])
 def test_out_of_range_sparsity(name, sparsity):
     with pytest.raises(SpecError, match="sparsity"):
-        SparsitySpec(method=name, sparsity=sparsity)
+        sparsity_spec(name, sparsity)
 
 
 def test_dense_must_have_zero_sparsity():
     with pytest.raises(SpecError, match="sparsity"):
-        SparsitySpec(method="dense", sparsity=0.5)
+        sparsity_spec("dense", 0.5)
 
 
 @pytest.mark.parametrize("name", [m for m in METHODS if m != "dense"])
 def test_pruning_methods_need_positive_sparsity(name):
     with pytest.raises(SpecError, match="sparsity"):
-        SparsitySpec(method=name, sparsity=0.0)
+        sparsity_spec(name, 0.0)
 
 
 def test_lottery_defaults_filled_in():
-    opts = dict(SparsitySpec(method="lottery", sparsity=0.5).options)
+    opts = dict(sparsity_spec("lottery", 0.5).options)
     assert {"rounds", "rewind_step", "scope"} <= set(opts)
-    assert opts == {"rounds": 3, "rewind_step": 0, "scope": "global"}
+    assert opts == {"rounds": 3, "rewind_step": 0, "scope": "global", "output_layer": "keep"}
 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_defaults_do_not_change_the_key(name):
     s = sparsity_for(name)
-    implicit = SparsitySpec(method=name, sparsity=s)
+    implicit = sparsity_spec(name, s)
     params = get_method(name).params
     assert [k for k, _ in implicit.options] == sorted(p.name for p in params)
-    explicit = SparsitySpec(method=name, sparsity=s, options={p.name: p.default for p in params})
-    as_tuple = SparsitySpec(
-        method=name, sparsity=s, options=tuple((p.name, p.default) for p in params)
-    )
+    explicit = sparsity_spec(name, s, {p.name: p.default for p in params})
+    as_tuple = sparsity_spec(name, s, tuple((p.name, p.default) for p in params))
     keys = {spec_key(BASE.replace(sparsity=x)) for x in (implicit, explicit, as_tuple)}
     assert len(keys) == 1
     # one option written out alone also keys like the implicit default
     for p in params:
-        one = SparsitySpec(method=name, sparsity=s, options={p.name: p.default})
+        one = sparsity_spec(name, s, {p.name: p.default})
         assert spec_key(BASE.replace(sparsity=one)) == spec_key(BASE.replace(sparsity=implicit))
 
 
 def test_int_and_float_option_values_key_alike():
-    a = SparsitySpec(method="magnitude", sparsity=0.5, options={"finetune_lr_scale": 1})
-    b = SparsitySpec(method="magnitude", sparsity=0.5, options={"finetune_lr_scale": 1.0})
+    a = sparsity_spec("magnitude", 0.5, {"finetune_lr_scale": 1})
+    b = sparsity_spec("magnitude", 0.5, {"finetune_lr_scale": 1.0})
     assert spec_key(BASE.replace(sparsity=a)) == spec_key(BASE.replace(sparsity=b))
 
 

@@ -47,7 +47,7 @@ def _compute(spec: CountSpec, ctx: api.Context):
     return files, {"value": spec.value}
 
 
-api.register("test-count", load=lambda spec, entry: entry)(_compute)
+api.install([api.Kind("test-count", CountSpec, _compute)])
 
 
 def test_commit_then_load_roundtrip(store):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from analysis.errors import DataError, SpecError
+from analysis.specs import spec_key
 from analysis.study import load_study, parse_study, with_available_data
 from tests.conftest import STUDIES
 
@@ -35,13 +36,26 @@ def test_example_studies_load(path):
     assert len(study.dense_runs()) == len(study.seeds) * len(study.objectives)
 
 
-def test_runs_expand_the_grid_and_share_rewind_snapshots():
+def test_runs_expand_the_grid_and_share_one_training_spec():
     study = parse_study(GOOD)
     runs = study.runs()
     assert len(runs) == 2 * (1 + 2)
-    assert all(r.train.snapshot_steps == (7,) for r in runs)  # dense keeps the rewind point
+    assert all(r.train == study.train for r in runs)  # the rewind step is no one else's
+    assert study.train.snapshot_steps == ()
     assert {r.sparsity.sparsity for r in runs} == {0.0, 0.5, 0.8}
     assert dict(runs[1].sparsity.options)["rounds"] == 2
+
+
+def test_a_lottery_entry_does_not_rekey_the_other_runs():
+    """Issue: a lottery entry with rewind_step > 0 used to re-key (and retrain) every run."""
+    without = GOOD.split('[[methods]]\nmethod = "lottery"')[0]
+    without += '[[methods]]\nmethod = "magnitude"\nsparsities = [0.5]\n'
+    with_lottery = (
+        without + '[[methods]]\nmethod = "lottery"\nsparsities = [0.5]\nrewind_step = 3\n'
+    )
+    before = {spec_key(r) for r in parse_study(without).runs()}
+    after = {spec_key(r) for r in parse_study(with_lottery).runs()}
+    assert before < after and len(after - before) == 2  # only the two lottery runs are new
 
 
 @pytest.mark.parametrize(
@@ -53,6 +67,14 @@ def test_runs_expand_the_grid_and_share_rewind_snapshots():
         (GOOD.replace("[0.5, 0.8]", "[0.5, 1.5]"), "methods[1].sparsity", "[0, 1)"),
         (GOOD.replace("rounds = 2", "rounds = 0"), "methods[1].rounds", "[1, 50]"),
         (GOOD.replace("rounds = 2", "roundz = 2"), "methods[1].roundz", "'rounds'"),
+        # digits, batch 128, 1 epoch: 1294 // 128 = 10 training steps
+        (GOOD.replace("rewind_step = 7", "rewind_step = 500"), "methods[1].rewind_step", "[0, 9]"),
+        (GOOD.replace("rewind_step = 7", "rewind_step = 10"), "methods[1].rewind_step", "10 steps"),
+        (
+            GOOD.replace("sparsities = [0.5, 0.8]", 'sparsities = [0.5]\noutput_layer = "drop"'),
+            "methods[1].output_layer",
+            "'keep'",
+        ),
         (GOOD.replace('arch = "mlp"', 'arch = "mlpp"'), "model.arch", "'resnet20'"),
         (GOOD.replace('name = "digits"', 'name = "imagenet"'), "data.name", "'cifar10'"),
         (GOOD.replace("width = 16", 'width = "wide"'), "model.width", "int"),

@@ -313,3 +313,53 @@ def test_different_seed_different_weights(dense_run, run_store):
         other.init_state["body.fc0.weight"], dense_run.init_state["body.fc0.weight"]
     )
     assert not torch.equal(other.state["body.fc0.weight"], dense_run.state["body.fc0.weight"])
+
+
+# ---------------------------------------------------------------------------
+# replaying the first steps of a run (rewind points)
+
+
+@pytest.mark.parametrize("step", [1, 2, STEPS_PER_EPOCH])
+def test_stop_step_replays_the_run_to_its_snapshot_exactly(dense_run, digits, step):
+    model = _model()
+    model.load_state_dict(dense_run.init_state)
+    out = fit(model, digits, SPEC.train, seed=SPEC.seed, stop_step=step)
+    assert out.steps == step
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, dense_run.trajectory[step][k]), (step, k)
+
+
+def test_stop_step_inside_a_later_epoch_keeps_the_schedule(digits):
+    """Stopping at step 6 of 8 gives the full run's step-6 weights (the LR schedule is not cut)."""
+    from analysis.train import Snapshots
+
+    full, part = _model(), _model()
+    part.load_state_dict(full.state_dict())
+    train = SPEC.train
+    ref = fit(full, digits, train, seed=0, callbacks=[Snapshots((6,))])
+    out = fit(part, digits, train, seed=0, stop_step=6)
+    assert out.steps == 6 and len(out.history) == 1  # no record of the stopped epoch
+    for k, v in part.state_dict().items():
+        assert torch.equal(v, ref.snapshots[6][k]), k
+    # with the schedule cut at step 6 instead (max_steps), the weights differ
+    cut = _model()
+    cut.load_state_dict(ref.snapshots[0])
+    fit(cut, digits, train, seed=0, max_steps=6)
+    assert not torch.equal(cut.state_dict()["body.fc0.weight"], ref.snapshots[6]["body.fc0.weight"])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        DataSpec(name="digits"),
+        DataSpec(name="digits", val_fraction=0.25),
+        DataSpec(name="digits", train_size=300),
+        DataSpec(name="digits", val_fraction=0.0, split_seed=3),
+    ],
+)
+def test_train_set_size_matches_what_load_yields(data):
+    from analysis.train import planned_steps, train_set_size
+
+    n = len(load(data).train_x)
+    assert train_set_size(data) == n
+    assert planned_steps(n, SPEC.train) == max(1, n // 64) * SPEC.train.epochs

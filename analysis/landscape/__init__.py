@@ -1,6 +1,6 @@
 """Loss landscapes: surfaces around a trained network, planes through networks, sharpness.
 
-Kinds (declared in :mod:`analysis.landscape.kind`):
+Kinds (declared in :mod:`analysis.landscape.kind`'s ``ANALYSIS`` record):
 
 - ``landscape``: the 1-D (line) or 2-D surface of loss and accuracy around a
   trained run along filter-normalised random directions (Li et al. 2018,
@@ -28,8 +28,9 @@ One concern per module: :mod:`.directions` (filter-normalised directions),
 :mod:`.planes` (model and PCA planes), :mod:`.engine` (the fast grid engine),
 :mod:`.fused` (the one private torch op, looked up once), :mod:`.grid` (rows,
 atomic saves, resume), :mod:`.sharpness` (Lanczos, Hutchinson),
-:mod:`.surfaces` (from a spec to an entry), :mod:`.kind` (settings, specs,
-registration, study parts).
+:mod:`.surfaces` (from a spec to an entry), :mod:`.memory` (the memory check),
+:mod:`.specs` (settings and specs), :mod:`.kind` (the Analysis record: kinds,
+study-level checks, the study's specs, the summary).
 """
 
 from analysis.landscape.directions import (
@@ -50,10 +51,7 @@ from analysis.landscape.grid import (
     precision_error,
 )
 from analysis.landscape.kind import (
-    LandscapeSettings,
-    LandscapeSpec,
-    PlaneSpec,
-    SharpnessSpec,
+    ANALYSIS,
     check_settings,
     compute_landscape,
     compute_plane,
@@ -64,6 +62,7 @@ from analysis.landscape.kind import (
     split_sizes,
     summarize_landscape,
 )
+from analysis.landscape.memory import check_landscape
 from analysis.landscape.planes import box_axes, flat, model_plane, trajectory_plane, unflat
 from analysis.landscape.sharpness import (
     HessianProblem,
@@ -72,9 +71,11 @@ from analysis.landscape.sharpness import (
     lanczos_top,
     probe_seeds,
 )
+from analysis.landscape.specs import LandscapeSettings, LandscapeSpec, PlaneSpec, SharpnessSpec
 from analysis.landscape.surfaces import eval_batch, landscape_problem, plane_problem
 
 __all__ = [
+    "ANALYSIS",
     "CHECK_POINTS",
     "ENGINE_BATCH",
     "HessianProblem",
@@ -88,6 +89,7 @@ __all__ = [
     "_load_row",
     "_save_row",
     "box_axes",
+    "check_landscape",
     "check_settings",
     "compute_grid",
     "compute_landscape",

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from analysis.batchnorm import batchnorms, reset_bn_stats
+from analysis.batchnorm import apply_bn_rule, batchnorms, bn_rule, reset_bn_stats
 from analysis.landscape.directions import Params
 from analysis.landscape.fused import fuse_linear_relu
 
@@ -157,7 +157,7 @@ class SurfaceProblem:
             for n, p in model.named_parameters():
                 p.requires_grad_(False)
                 p.copy_(self.centre[n])
-        self.bn = "reset" if batchnorms(model) else "none"
+        self.bn = bn_rule(model)  # "reset" with BatchNorm, "none" without
         if self.bn == "reset" and self.bn_x is None:
             raise ValueError(
                 "a network with BatchNorm needs bn_x: its statistics are recomputed on those "
@@ -221,8 +221,7 @@ class SurfaceProblem:
         work = self._work["fp32"]
         work.row_key = None  # the linear engine's row parameters are overwritten
         self._set(work, list(work.params), tuple(coeffs))
-        if self.bn == "reset":
-            reset_bn_stats(work.model, self.bn_x)
+        apply_bn_rule(work.model, self.bn, self.bn_x)  # statistics reset (fp32), eval mode
         loss_sum, correct = 0.0, 0
         for xb, yb in zip(self.x.split(self.batch), self.y.split(self.batch), strict=True):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):

@@ -1,39 +1,35 @@
-"""The landscape kinds as the rest of prunescope sees them: settings, specs, registration, study parts.
+"""The landscape part as the rest of prunescope sees it: one :class:`~analysis.api.Analysis` record.
 
-Everything registration touches is here: ``[analyses.landscape]``
-(:class:`LandscapeSettings`, in ``ANALYSIS_SETTINGS``), the three spec kinds,
-their compute functions (``@register``, thin: the work is in
-:mod:`analysis.landscape.surfaces`), the executor's row-chunk hooks
-(:func:`grid_rows`, :func:`fill_rows`), the study's specs
-(:func:`landscape_specs`, which first checks the settings against the
-study's sizes, :func:`check_settings`) and the ``show --json`` section
+Its kinds (``landscape``, ``landscape_plane``, ``sharpness``: the specs are in
+:mod:`analysis.landscape.specs`, the work in :mod:`analysis.landscape.surfaces`),
+the executor's row-chunk hooks (:func:`grid_rows`, :func:`fill_rows`), the
+memory check (:mod:`analysis.landscape.memory`), the study's specs
+(:func:`landscape_specs`, after :func:`check_settings` checks the settings
+against the study's sizes) and the ``show --json`` section
 (:func:`summarize_landscape`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cache
-from typing import Any, ClassVar, Literal
+from typing import Any
 
-from analysis.api import Context, entry_result, register
+from analysis.api import Analysis, Context, Kind, Study
+from analysis.batchnorm import bn_rule_record
 from analysis.data import DIGITS_TEST_FRACTION
 from analysis.errors import SpecError
 from analysis.landscape import surfaces
 from analysis.landscape.grid import compute_grid
-from analysis.specs import (
-    SPEC,
-    DataSpec,
-    ModelSpec,
-    RunSpec,
-    check_bool,
-    check_float,
-    check_int,
-    check_literals,
-    check_option,
-    spec_key,
+from analysis.landscape.memory import check_landscape, shape_facts
+from analysis.landscape.specs import (
+    BN_RULE,
+    DEFAULT_SUBSET,
+    LANCZOS_STEPS,
+    LandscapeSettings,
+    LandscapeSpec,
+    PlaneSpec,
+    SharpnessSpec,
 )
-from analysis.study import ANALYSIS_SETTINGS, StudySpec
+from analysis.specs import DataSpec, RunSpec, spec_key
 
 #: Images of each dataset: (training pool, test) before the validation split; digits: all 1797.
 DATASET_SIZES = {
@@ -42,249 +38,18 @@ DATASET_SIZES = {
     "mnist": (60_000, 10_000),
     "cifar10": (50_000, 10_000),
 }
-#: Lanczos steps of the sharpness part: at least this many (more for a larger top-k).
-LANCZOS_STEPS = 30
-BN_RULE = "reset"
-#: Default target relative standard error of the Hutchinson trace. Measured on the demo MLP
-#: (670k parameters, 1000 samples, 0.18 s per HVP on a busy 2-core machine): 20 probes gave
-#: 9.5%; 5% took 59 probes (14 s per run); 2% took 360 probes (83 s per run).
-TRACE_REL_ERROR = 0.05
 
 
-def _check_grid(owner: str, grid: Any, span: Any) -> None:
-    """Raise SpecError unless ``grid`` is an int in [2, 401] and ``span`` a float > 0."""
-    check_int(owner, "grid", grid, lo=2, hi=401)
-    check_float(owner, "span", span, 0.0, 1e6, lo_open=True)
-
-
-def _check_data(owner: str, subset: Any, subset_seed: Any) -> None:
-    """Raise SpecError unless the subset size and seed are valid."""
-    check_int(owner, "subset", subset, lo=1, hi=1_000_000)
-    check_int(owner, "subset_seed", subset_seed, lo=0)
-
-
-def _check_trace(owner: str, samples: Any, rel_error: Any) -> None:
-    """Raise SpecError unless the probe budget is 0 (off) or 2-10000 and the target in (0, 1]."""
-    if samples != 0:
-        check_int(owner, "hutchinson_samples", samples, lo=2, hi=10_000)
-    check_float(owner, "hutchinson_rel_error", rel_error, 0.0, 1.0, lo_open=True)
-
-
-@dataclass(**SPEC)
-class LandscapeSettings:
-    """``[analyses.landscape]`` of a study.
-
-    ``dims`` which surfaces (1: a line, 2: a grid) per run, each ``grid``
-    points per axis over ``[-span, span]``; ``subset`` samples of the
-    ``split`` (training by default, as Li et al. 2018 plot the training loss),
-    seeded by ``subset_seed``; BatchNorm statistics are recomputed at every
-    point on the training subset of that size. ``seeds``: the runs of the
-    first seed only (default, keeps the demo cheap) or of every seed.
-    ``trajectory`` adds each run's PCA trajectory plane; ``model_plane`` (2+
-    seeds) adds the plane through run A (seed 0), B (seed 1) and B aligned to
-    A by weight matching. ``sharpness_topk`` Hessian eigenvalues (0: none) and
-    the Hessian trace from up to ``hutchinson_samples`` probes (0: none),
-    stopping once its relative standard error reaches ``hutchinson_rel_error``,
-    on ``sharpness_batch`` samples.
-    """
-
-    grid: int = 31
-    span: float = 1.0
-    subset: int = 1000
-    subset_seed: int = 0
-    split: str = "train"
-    direction_seed: int = 0
-    respect_mask: bool = True
-    include_bias_bn: bool = False
-    precision: str = "fp32"
-    dims: tuple[int, ...] = (1, 2)
-    seeds: str = "first"
-    trajectory: bool = True
-    model_plane: bool = False
-    plane_grid: int = 21
-    plane_margin: float = 0.3
-    sharpness_topk: int = 3
-    hutchinson_samples: int = 500
-    hutchinson_rel_error: float = TRACE_REL_ERROR
-    sharpness_batch: int = 1000
-
-    def __post_init__(self) -> None:
-        """Validate every field (SpecError naming it)."""
-        owner = "landscape"
-        _check_grid(owner, self.grid, self.span)
-        _check_data(owner, self.subset, self.subset_seed)
-        check_option(owner, "split", self.split, ("train", "test"))
-        check_option(owner, "precision", self.precision, ("fp32", "bf16"))
-        check_option(owner, "seeds", self.seeds, ("first", "all"))
-        check_int(owner, "direction_seed", self.direction_seed, lo=0)
-        for name in ("respect_mask", "include_bias_bn", "trajectory", "model_plane"):
-            check_bool(owner, name, getattr(self, name))
-        if not self.dims or len(set(self.dims)) != len(self.dims) or set(self.dims) - {1, 2}:
-            raise SpecError("dims", "a non-empty list of 1 and/or 2", self.dims, owner=owner)
-        check_int(owner, "plane_grid", self.plane_grid, lo=2, hi=401)
-        check_float(owner, "plane_margin", self.plane_margin, 0.0, 10.0)
-        check_int(owner, "sharpness_topk", self.sharpness_topk, lo=0, hi=50)
-        _check_trace(owner, self.hutchinson_samples, self.hutchinson_rel_error)
-        check_int(owner, "sharpness_batch", self.sharpness_batch, lo=1, hi=100_000)
-
-
-ANALYSIS_SETTINGS["landscape"] = LandscapeSettings
-
-
-@dataclass(**SPEC)
-class LandscapeSpec:
-    """A 1-D or 2-D surface of loss/accuracy around ``run`` along random directions.
-
-    ``bn_stats``: BatchNorm statistics at every grid point are recomputed on the
-    seeded training subset of ``subset`` samples (the one rule; a field so the
-    key records it and a surface computed under another rule is never served).
-    """
-
-    kind: ClassVar[str] = "landscape"
-    run: RunSpec = field(default_factory=RunSpec)
-    dims: int = 2
-    grid: int = 31
-    span: float = 1.0
-    subset: int = 1000
-    subset_seed: int = 0
-    split: Literal["train", "test"] = "train"
-    direction_seed: int = 0
-    respect_mask: bool = True
-    include_bias_bn: bool = False
-    precision: Literal["fp32", "bf16"] = "fp32"
-    bn_stats: Literal["reset"] = BN_RULE
-
-    def __post_init__(self) -> None:
-        """Validate every field (SpecError naming it)."""
-        check_literals(self)
-        check_int("LandscapeSpec", "dims", self.dims, lo=1, hi=2)
-        _check_grid("LandscapeSpec", self.grid, self.span)
-        _check_data("LandscapeSpec", self.subset, self.subset_seed)
-        check_int("LandscapeSpec", "direction_seed", self.direction_seed, lo=0)
-        check_bool("LandscapeSpec", "respect_mask", self.respect_mask)
-        check_bool("LandscapeSpec", "include_bias_bn", self.include_bias_bn)
-
-    @property
-    def label(self) -> str:
-        """Human label."""
-        shape = f"{self.grid}" if self.dims == 1 else f"{self.grid}x{self.grid}"
-        return f"landscape {self.dims}-D {shape} ({self.precision}): {self.run.label}"
-
-
-@dataclass(**SPEC)
-class PlaneSpec:
-    """A 2-D surface in the plane through networks.
-
-    ``plane="models"``: ``runs`` holds 3 runs (A, B, C), or 2 runs (A, B) with
-    ``align=True``, C then being B aligned to A by weight matching (seed
-    ``subset_seed``). ``plane="trajectory"``: ``runs`` holds 1 run, the plane
-    is the PCA plane of its trajectory around the final weights. The grid
-    covers the networks' (path's) coordinates plus ``margin`` of their extent
-    on each side, ``grid`` points per axis. ``bn_stats``: as in
-    :class:`LandscapeSpec`.
-    """
-
-    kind: ClassVar[str] = "landscape_plane"
-    runs: tuple[RunSpec, ...] = (RunSpec(),)
-    plane: Literal["models", "trajectory"] = "trajectory"
-    align: bool = False
-    grid: int = 21
-    margin: float = 0.3
-    subset: int = 1000
-    subset_seed: int = 0
-    split: Literal["train", "test"] = "train"
-    precision: Literal["fp32", "bf16"] = "fp32"
-    bn_stats: Literal["reset"] = BN_RULE
-
-    def __post_init__(self) -> None:
-        """Validate every field and the runs' count and architecture (SpecError naming it)."""
-        owner = "PlaneSpec"
-        check_literals(self)
-        check_bool(owner, "align", self.align)
-        check_int(owner, "grid", self.grid, lo=2, hi=401)
-        check_float(owner, "margin", self.margin, 0.0, 10.0)
-        _check_data(owner, self.subset, self.subset_seed)
-        want = 1 if self.plane == "trajectory" else (2 if self.align else 3)
-        if len(self.runs) != want:
-            raise SpecError(
-                "runs",
-                f"{want} run(s) for plane={self.plane!r}, align={self.align}",
-                len(self.runs),
-                owner=owner,
-            )
-        first = self.runs[0]
-        for r in self.runs[1:]:
-            if r.data != first.data or r.model != first.model:
-                raise SpecError(
-                    "runs",
-                    f"runs of the same data and model as the first ({first.data}, {first.model})",
-                    f"{r.data}, {r.model}",
-                    owner=owner,
-                )
-
-    @property
-    def label(self) -> str:
-        """Human label."""
-        names = " / ".join(r.label for r in self.runs)
-        extra = " + aligned" if self.align else ""
-        return f"landscape plane ({self.plane}{extra}): {names}"
-
-
-@dataclass(**SPEC)
-class SharpnessSpec:
-    """Top-k Hessian eigenvalues and Hutchinson trace of ``run``'s loss on a fixed batch.
-
-    The trace takes Rademacher probes (seeded by ``seed`` and the run) until its
-    relative standard error is at most ``hutchinson_rel_error``, or
-    ``hutchinson_samples`` probes (0: no trace).
-    """
-
-    kind: ClassVar[str] = "sharpness"
-    run: RunSpec = field(default_factory=RunSpec)
-    topk: int = 3
-    hutchinson_samples: int = 500
-    hutchinson_rel_error: float = TRACE_REL_ERROR
-    batch: int = 1000
-    subset_seed: int = 0
-    split: Literal["train", "test"] = "train"
-    seed: int = 0
-    lanczos_iters: int = LANCZOS_STEPS
-    respect_mask: bool = True
-
-    def __post_init__(self) -> None:
-        """Validate every field (SpecError naming it)."""
-        owner = "SharpnessSpec"
-        check_literals(self)
-        check_int(owner, "topk", self.topk, lo=0, hi=50)
-        _check_trace(owner, self.hutchinson_samples, self.hutchinson_rel_error)
-        _check_data(owner, self.batch, self.subset_seed)
-        check_int(owner, "seed", self.seed, lo=0)
-        check_int(owner, "lanczos_iters", self.lanczos_iters, lo=max(1, self.topk), hi=1000)
-        check_bool(owner, "respect_mask", self.respect_mask)
-
-    @property
-    def label(self) -> str:
-        """Human label."""
-        return f"sharpness: {self.run.label}"
-
-
-# ---------------------------------------------------------------------------
-# registration and the executor's hooks
-
-
-@register("landscape", load=entry_result)
 def compute_landscape(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
     """The surface around ``spec.run`` along filter-normalised random directions."""
     return surfaces.landscape_entry(spec, ctx)
 
 
-@register("landscape_plane", load=entry_result)
 def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
     """The surface in the plane of three networks or of a training trajectory."""
     return surfaces.plane_entry(spec, ctx)
 
 
-@register("sharpness", load=entry_result)
 def compute_sharpness(spec: SharpnessSpec, ctx: Context) -> tuple[dict, dict]:
     """Top-k Hessian eigenvalues (Lanczos) and Hutchinson trace of the run's loss."""
     return surfaces.sharpness_entry(spec, ctx)
@@ -341,45 +106,56 @@ def split_sizes(data: DataSpec) -> dict[str, int]:
     return {"train": data.train_size or train, "test": test}
 
 
-@cache
-def _network_facts(model: ModelSpec, dataset: str) -> tuple[int, bool]:
-    """(parameter count, has BatchNorm) of ``model`` on ``dataset`` (an untrained skeleton)."""
-    from analysis.batchnorm import has_batchnorm
-    from analysis.data import dataset_info
-    from analysis.models import build_for
+def _sizes(run: RunSpec, s: LandscapeSettings) -> tuple[int, int]:
+    """(evaluated subset, sharpness batch) of the settings on ``run``'s data: set, or defaults.
 
-    net = build_for(model, dataset_info(dataset))
-    return sum(p.numel() for p in net.parameters()), has_batchnorm(net)
+    An unset size is :data:`DEFAULT_SUBSET` or the whole split where smaller
+    (for a BatchNorm network, also no more than the training split its
+    statistics are recomputed on).
+    """
+    sizes = split_sizes(run.data)
+    room = sizes[s.split]
+    if shape_facts(run.model, run.data.name)[3]:
+        room = min(room, sizes["train"])
+    subset = s.subset if s.subset is not None else min(DEFAULT_SUBSET, room)
+    batch = s.sharpness_batch if s.sharpness_batch is not None else min(DEFAULT_SUBSET, room)
+    return subset, batch
 
 
-def check_settings(study: StudySpec, s: LandscapeSettings) -> None:
+def check_settings(study: Study, s: LandscapeSettings) -> None:
     """Check the settings against the study's sizes: data splits, parameters, snapshots.
 
     Raises:
-        SpecError: one line naming the ``analyses.landscape.<field>``, e.g. a
-            ``subset`` larger than the split, Lanczos steps beyond the
-            parameter count, a trajectory plane of a run trained 0 epochs.
+        SpecError: one line naming the ``analyses.landscape.<field>``: a
+            ``subset`` or ``sharpness_batch`` larger than its split (or than
+            the training split BatchNorm statistics are recomputed on), Lanczos
+            steps beyond the parameter count, a trajectory plane of a run
+            trained 0 epochs.
     """
-    sizes = split_sizes(study.data)
-    params, has_bn = _network_facts(study.model, study.data.name)
+    runs = study.runs()
+    if not runs:
+        return
+    run = runs[0]  # every run shares the study's data, model and training spec
+    sizes, name = split_sizes(run.data), run.data.name
+    _, _, params, has_bn = shape_facts(run.model, name)
+    subset, batch = _sizes(run, s)
 
-    def at_most(name: str, value: int, limit: int, what: str) -> None:
-        """SpecError naming ``analyses.landscape.<name>`` when ``value`` exceeds ``limit``."""
+    def at_most(field: str, value: int, limit: int, what: str) -> None:
+        """SpecError naming ``analyses.landscape.<field>`` when ``value`` exceeds ``limit``."""
         if value > limit:
-            raise SpecError(f"analyses.landscape.{name}", f"at most {limit} ({what})", value, owner="study")  # fmt: skip
+            raise SpecError(f"analyses.landscape.{field}", f"at most {limit} ({what})", value, owner="study")  # fmt: skip
 
-    on = f"the {s.split} split of {study.data.name}"
-    at_most("subset", s.subset, sizes[s.split], on)
-    if has_bn:  # BatchNorm statistics are recomputed on that many training samples
-        at_most("subset", s.subset, sizes["train"], f"the training split of {study.data.name}, "
-                "where BatchNorm statistics are recomputed")  # fmt: skip
+    at_most("subset", subset, sizes[s.split], f"the {s.split} split of {name}")
+    if has_bn:
+        at_most("subset", subset, sizes["train"], f"the training split of {name}, where "
+                "BatchNorm statistics are recomputed")  # fmt: skip
     if s.sharpness_topk or s.hutchinson_samples:
-        at_most("sharpness_batch", s.sharpness_batch, sizes[s.split], on)
+        at_most("sharpness_batch", batch, sizes[s.split], f"the {s.split} split of {name}")
     if s.sharpness_topk:
         steps = max(LANCZOS_STEPS, s.sharpness_topk)
         at_most("sharpness_topk", steps, params, f"Lanczos takes max({LANCZOS_STEPS}, "
-                f"sharpness_topk) steps; {study.model.arch} has {params} parameters")  # fmt: skip
-    if s.trajectory and study.train.epochs < 1:
+                f"sharpness_topk) steps; {run.model.arch} has {params} parameters")  # fmt: skip
+    if s.trajectory and run.train.epochs < 1:
         raise SpecError(
             "analyses.landscape.trajectory",
             "false for a study trained 0 epochs (a path needs 2 snapshots)",
@@ -388,13 +164,13 @@ def check_settings(study: StudySpec, s: LandscapeSettings) -> None:
         )
 
 
-def _runs(study: StudySpec, s: LandscapeSettings) -> list[RunSpec]:
+def _runs(study: Study, s: LandscapeSettings) -> list[RunSpec]:
     """The runs the landscape part looks at (first seed only, unless ``seeds='all'``)."""
     runs = study.runs()
     return runs if s.seeds == "all" else [r for r in runs if r.seed == study.seeds[0]]
 
 
-def landscape_specs(study: StudySpec) -> list[Any]:
+def landscape_specs(study: Study) -> list[Any]:
     """Every landscape, plane and sharpness spec of the study (settings checked first).
 
     Per run (see :func:`_runs`): one surface per ``dims``, the trajectory plane
@@ -404,12 +180,13 @@ def landscape_specs(study: StudySpec) -> list[Any]:
     """
     s = study.analysis("landscape")
     check_settings(study, s)
-    data = dict(subset=s.subset, subset_seed=s.subset_seed, split=s.split)
-    surface = dict(grid=s.grid, span=s.span, direction_seed=s.direction_seed,
-                   respect_mask=s.respect_mask, include_bias_bn=s.include_bias_bn)  # fmt: skip
-    plane = dict(grid=s.plane_grid, margin=s.plane_margin, precision=s.precision, **data)
     out: list[Any] = []
     for r in _runs(study, s):
+        subset, batch = _sizes(r, s)
+        data = dict(subset=subset, subset_seed=s.subset_seed, split=s.split)
+        surface = dict(grid=s.grid, span=s.span, direction_seed=s.direction_seed,
+                       respect_mask=s.respect_mask, include_bias_bn=s.include_bias_bn)  # fmt: skip
+        plane = dict(grid=s.plane_grid, margin=s.plane_margin, precision=s.precision, **data)
         out += [
             LandscapeSpec(run=r, dims=d, precision=s.precision, **surface, **data) for d in s.dims
         ]
@@ -425,7 +202,7 @@ def landscape_specs(study: StudySpec) -> list[Any]:
                     topk=s.sharpness_topk,
                     hutchinson_samples=s.hutchinson_samples,
                     hutchinson_rel_error=s.hutchinson_rel_error,
-                    batch=s.sharpness_batch,
+                    batch=batch,
                     subset_seed=s.subset_seed,
                     split=s.split,
                     lanczos_iters=max(LANCZOS_STEPS, s.sharpness_topk),
@@ -438,7 +215,7 @@ def landscape_specs(study: StudySpec) -> list[Any]:
 #: Fields of a cached surface or plane copied into its summary record.
 SURFACE_FIELDS = (
     "centre_loss", "centre_acc", "min_loss", "max_loss", "precision", "precision_rel_error",
-    "split", "n", "bn", "bn_samples", "fused", "fused_path", "nonfinite_points",
+    "split", "n", "bn", "bn_rule", "fused", "fused_path", "nonfinite_points",
 )  # fmt: skip
 #: Fields of a cached sharpness entry copied into its summary record.
 SHARPNESS_FIELDS = (
@@ -454,7 +231,7 @@ def _cached_fields(item: dict, doc: dict, names: tuple[str, ...]) -> None:
     item.update({k: doc[k] for k in REASONS if k in doc})
 
 
-def summarize_landscape(study: StudySpec, store: Any) -> dict:
+def summarize_landscape(study: Study, store: Any) -> dict:
     """The ``landscape`` section of ``show --json`` (schema: docs/summary.md)."""
     from analysis import api
 
@@ -489,8 +266,28 @@ def summarize_landscape(study: StudySpec, store: Any) -> dict:
             if entry is not None:
                 _cached_fields(item, entry.read("sharpness.json"), SHARPNESS_FIELDS)
             rec["sharpness"] = item
-    settings = {k: getattr(s, k) for k in ("grid", "span", "subset", "split", "direction_seed",
+    settings = {k: getattr(s, k) for k in ("grid", "span", "split", "direction_seed",
                 "respect_mask", "include_bias_bn", "precision", "seeds", "hutchinson_rel_error")}  # fmt: skip
-    has_bn = _network_facts(study.model, study.data.name)[1]
-    settings |= {"dims": list(s.dims), "bn": BN_RULE if has_bn else "none"}
+    settings["dims"] = list(s.dims)
+    runs = study.runs()
+    if runs:  # the sizes as used (unset ones resolved) and the BatchNorm rule
+        subset, batch = _sizes(runs[0], s)
+        bn = BN_RULE if shape_facts(runs[0].model, runs[0].data.name)[3] else "none"
+        settings |= {"subset": subset, "sharpness_batch": batch, "bn": bn}
+        settings["bn_rule"] = bn_rule_record(bn, subset if bn != "none" else 0)
     return {"settings": settings, "runs": list(by_run.values()), "planes": planes}
+
+
+ANALYSIS = Analysis(
+    name="landscape",
+    kinds=(
+        Kind("landscape", LandscapeSpec, compute_landscape, rows=grid_rows, fill_rows=fill_rows,
+             memory=check_landscape),
+        Kind("landscape_plane", PlaneSpec, compute_plane, rows=grid_rows, fill_rows=fill_rows,
+             memory=check_landscape),
+        Kind("sharpness", SharpnessSpec, compute_sharpness),
+    ),
+    specs=landscape_specs,
+    summarize=summarize_landscape,
+    settings=LandscapeSettings,
+)  # fmt: skip

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from analysis.api import Context
-from analysis.batchnorm import has_batchnorm
+from analysis.batchnorm import bn_rule_record, has_batchnorm
 from analysis.data import eval_subset, load
 from analysis.errors import PrunescopeError, SpecError
 from analysis.landscape.directions import Params, surface_directions, trainable
@@ -32,7 +32,7 @@ from analysis.sparsity.base import Masks
 from analysis.specs import DataSpec, spec_key
 
 if TYPE_CHECKING:
-    from analysis.landscape.kind import LandscapeSpec, PlaneSpec, SharpnessSpec
+    from analysis.landscape.specs import LandscapeSpec, PlaneSpec, SharpnessSpec
 
 
 def eval_batch(
@@ -100,7 +100,7 @@ def surface_doc(
         "precision": precision,
         "precision_rel_error": None,  # fp32: nothing to compare with
         "bn": problem.bn,
-        "bn_samples": 0 if problem.bn_x is None else len(problem.bn_x),
+        "bn_rule": bn_rule_record(problem.bn, 0 if problem.bn_x is None else len(problem.bn_x)),
         "fused": fused,
         "fused_path": path,
         "nonfinite_points": int((~finite).sum()),
@@ -319,7 +319,7 @@ def sharpness_entry(spec: SharpnessSpec, ctx: Context) -> tuple[dict, dict]:
         "n": len(x),
         "params": prob.dim,
         "free_params": free,
-        "bn": "own statistics (the trained network's own weights, eval mode)",
+        "bn": "own",  # the trained network's own weights: its own statistics, eval mode
         "seconds": time.perf_counter() - start,
     }
     keys = ("eigenvalues", "trace", "trace_rel_error", "trace_probes", "split")

@@ -1,22 +1,27 @@
-"""The model registry: one builder per architecture name, all keeping the PrunableNet contract."""
+"""The model registry: one builder per architecture name, all keeping the PrunableNet contract.
+
+:func:`from_spec` is the one public way to build a network: a ModelSpec plus
+the input it will see (:class:`InputInfo`: ``analysis.data.DatasetInfo``, or an
+:class:`InputGeometry` written out by hand).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from analysis.errors import SpecError
-from analysis.models.base import PrunableNet, check_build_args
+from analysis.models.base import InputInfo, PrunableNet, check_input_info
 from analysis.models.lenet import build_lenet
 from analysis.models.mlp import build_mlp
 from analysis.models.resnet import build_resnet20
 from analysis.models.vgg import build_vgg
 from analysis.specs import ModelSpec
 
-__all__ = ["MODELS", "InputInfo", "PrunableNet", "build_for", "build_model"]
+__all__ = ["MODELS", "InputGeometry", "InputInfo", "PrunableNet", "build_for", "from_spec"]
 
-#: arch name -> builder(spec, *, in_channels, image_size, num_classes, mean, std).
-MODELS: dict[str, Callable[..., PrunableNet]] = {
+#: arch name -> builder(spec, info); reached only through :func:`from_spec`.
+MODELS: dict[str, Callable[[ModelSpec, InputInfo], PrunableNet]] = {
     "mlp": build_mlp,
     "lenet": build_lenet,
     "vgg": build_vgg,
@@ -24,52 +29,30 @@ MODELS: dict[str, Callable[..., PrunableNet]] = {
 }
 
 
-class InputInfo(Protocol):
-    """What a model needs to know about its data (``analysis.data.DatasetInfo`` has it)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputGeometry:
+    """An :class:`InputInfo` by hand: (C, S, S) images in [0, 1], their per-channel mean/std."""
 
-    @property
-    def in_channels(self) -> int: ...
-    @property
-    def image_size(self) -> int: ...
-    @property
-    def num_classes(self) -> int: ...
-    @property
-    def mean(self) -> Sequence[float]: ...
-    @property
-    def std(self) -> Sequence[float]: ...
+    in_channels: int
+    image_size: int
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
-def build_model(
-    spec: ModelSpec,
-    *,
-    in_channels: int,
-    image_size: int,
-    num_classes: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> PrunableNet:
-    """A freshly initialised network for ``spec`` on (C, S, S) images in [0, 1] (seed first)."""
+def from_spec(spec: ModelSpec, info: InputInfo) -> PrunableNet:
+    """A freshly initialised network for ``spec`` on the input ``info`` describes (seed first).
+
+    The network takes raw images (N, C, S, S) in [0, 1] and returns logits
+    (N, num_classes). Raises SpecError naming the field for an unknown arch or
+    an inconsistent ``info`` (mean/std not one per channel, std <= 0, ...).
+    """
     if spec.arch not in MODELS:
         listed = ", ".join(repr(name) for name in MODELS)
         raise SpecError("arch", f"one of {{{listed}}}", spec.arch, owner="ModelSpec")
-    check_build_args(in_channels, image_size, num_classes, mean, std)
-    return MODELS[spec.arch](
-        spec,
-        in_channels=in_channels,
-        image_size=image_size,
-        num_classes=num_classes,
-        mean=tuple(mean),
-        std=tuple(std),
-    )
+    check_input_info(info)
+    return MODELS[spec.arch](spec, info)
 
 
-def build_for(spec: ModelSpec, info: InputInfo) -> PrunableNet:
-    """:func:`build_model` with the input geometry read from ``info`` (e.g. a DatasetInfo)."""
-    return build_model(
-        spec,
-        in_channels=info.in_channels,
-        image_size=info.image_size,
-        num_classes=info.num_classes,
-        mean=info.mean,
-        std=info.std,
-    )
+#: The name most callers use; the same function as :func:`from_spec`.
+build_for = from_spec

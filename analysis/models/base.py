@@ -13,15 +13,31 @@ init, whose small scale keeps the initial logits near zero.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from analysis.errors import SpecError
-from analysis.permutation import PermutationSpec, permutation_spec_from_axes_to_perm
+from analysis.permspec import AxesToPerm, PermutationSpec, permutation_spec_from_axes_to_perm
 from analysis.specs import check_int
 
-AxesToPerm = dict[str, tuple[str | None, ...]]
+__all__ = ["AxesToPerm", "InputInfo", "PrunableNet", "check_input_info", "init_weights"]
+
+
+class InputInfo(Protocol):
+    """What a model needs to know about its data (``analysis.data.DatasetInfo`` has it)."""
+
+    @property
+    def in_channels(self) -> int: ...
+    @property
+    def image_size(self) -> int: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def mean(self) -> Sequence[float]: ...
+    @property
+    def std(self) -> Sequence[float]: ...
 
 
 def scaled(channels: int, width_mult: float) -> int:
@@ -135,20 +151,13 @@ class PrunableNet(nn.Module):
         return module_axes(self.get_submodule(prefix), prefix, p_in, p_out)
 
 
-def check_build_args(
-    in_channels: int,
-    image_size: int,
-    num_classes: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> None:
-    """Raise SpecError unless the input/output geometry and normalisation are consistent."""
-    check_int("build_model", "in_channels", in_channels, lo=1, hi=64)
-    check_int("build_model", "image_size", image_size, lo=1, hi=4096)
-    check_int("build_model", "num_classes", num_classes, lo=1, hi=1_000_000)
-    if len(mean) != in_channels:
-        raise SpecError("mean", f"a tuple of {in_channels} floats", mean, owner="build_model")
-    if len(std) != in_channels or any(s <= 0 for s in std):
-        raise SpecError(
-            "std", f"a tuple of {in_channels} positive floats", std, owner="build_model"
-        )
+def check_input_info(info: InputInfo) -> None:
+    """Raise SpecError (owner ``from_spec``) unless the input geometry and normalisation fit."""
+    c = info.in_channels
+    check_int("from_spec", "in_channels", c, lo=1, hi=64)
+    check_int("from_spec", "image_size", info.image_size, lo=1, hi=4096)
+    check_int("from_spec", "num_classes", info.num_classes, lo=1, hi=1_000_000)
+    if len(info.mean) != c:
+        raise SpecError("mean", f"a tuple of {c} floats", info.mean, owner="from_spec")
+    if len(info.std) != c or any(s <= 0 for s in info.std):
+        raise SpecError("std", f"a tuple of {c} positive floats", info.std, owner="from_spec")

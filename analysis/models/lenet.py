@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from analysis.errors import SpecError
-from analysis.models.base import AxesToPerm, PrunableNet, init_weights, scaled
+from analysis.models.base import AxesToPerm, InputInfo, PrunableNet, init_weights, scaled
 from analysis.specs import ModelSpec
 
 
@@ -30,7 +30,7 @@ def lenet_geometry(image_size: int) -> tuple[int, int, int]:
     pad2 = 0 if side1 // 2 - 4 >= 2 else 2
     side2 = side1 // 2 + 2 * pad2 - 4
     if side1 < 2 or side2 < 2:
-        raise SpecError("image_size", "at least 4 for lenet", image_size, owner="build_model")
+        raise SpecError("image_size", "at least 4 for lenet", image_size, owner="from_spec")
     return pad1, pad2, side2 // 2
 
 
@@ -88,21 +88,13 @@ class LeNet(PrunableNet):
         return {"P_conv1": "relu1", "P_conv2": "relu2", "P_fc1": "relu3", "P_fc2": "relu4"}
 
 
-def build_lenet(
-    spec: ModelSpec,
-    *,
-    in_channels: int,
-    image_size: int,
-    num_classes: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> LeNet:
+def build_lenet(spec: ModelSpec, info: InputInfo) -> LeNet:
     """A LeNet-5 scaled by ``spec.width_mult``."""
     return LeNet(
-        in_channels=in_channels,
-        image_size=image_size,
-        num_classes=num_classes,
+        in_channels=info.in_channels,
+        image_size=info.image_size,
+        num_classes=info.num_classes,
         width_mult=spec.width_mult,
-        mean=mean,
-        std=std,
+        mean=tuple(info.mean),
+        std=tuple(info.std),
     )

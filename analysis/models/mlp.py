@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from analysis.models.base import AxesToPerm, PrunableNet, init_weights
+from analysis.models.base import AxesToPerm, InputInfo, PrunableNet, init_weights
 from analysis.specs import ModelSpec
 
 
@@ -57,21 +57,13 @@ class MLP(PrunableNet):
         return {f"P_{i}": f"body.relu{i}" for i in range(self.depth)}
 
 
-def build_mlp(
-    spec: ModelSpec,
-    *,
-    in_channels: int,
-    image_size: int,
-    num_classes: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> MLP:
+def build_mlp(spec: ModelSpec, info: InputInfo) -> MLP:
     """An MLP of ``spec.width`` x ``spec.depth`` on flattened (C, H, W) images."""
     return MLP(
-        in_features=in_channels * image_size * image_size,
+        in_features=info.in_channels * info.image_size**2,
         width=spec.width,
         depth=spec.depth,
-        num_classes=num_classes,
-        mean=mean,
-        std=std,
+        num_classes=info.num_classes,
+        mean=tuple(info.mean),
+        std=tuple(info.std),
     )

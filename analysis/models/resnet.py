@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from analysis.models.base import AxesToPerm, PrunableNet, init_weights, scaled
+from analysis.models.base import AxesToPerm, InputInfo, PrunableNet, init_weights, scaled
 from analysis.specs import ModelSpec
 
 STAGE_CHANNELS = (16, 32, 64)
@@ -130,21 +130,12 @@ class ResNet20(PrunableNet):
         return points
 
 
-def build_resnet20(
-    spec: ModelSpec,
-    *,
-    in_channels: int,
-    image_size: int,
-    num_classes: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> ResNet20:
+def build_resnet20(spec: ModelSpec, info: InputInfo) -> ResNet20:
     """A ResNet-20 scaled by ``spec.width_mult`` (fully convolutional: any image_size)."""
-    del image_size  # global pooling makes the network independent of it
     return ResNet20(
-        in_channels=in_channels,
-        num_classes=num_classes,
+        in_channels=info.in_channels,
+        num_classes=info.num_classes,
         width_mult=spec.width_mult,
-        mean=mean,
-        std=std,
+        mean=tuple(info.mean),
+        std=tuple(info.std),
     )

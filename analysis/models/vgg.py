@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from analysis.models.base import AxesToPerm, PrunableNet, init_weights, scaled
+from analysis.models.base import AxesToPerm, InputInfo, PrunableNet, init_weights, scaled
 from analysis.specs import ModelSpec
 
 #: VGG-11's convolutions ("M": 2x2 max-pool); the final pool is replaced by global pooling.
@@ -77,21 +77,13 @@ class VGG(PrunableNet):
         return {f"P_conv{i}": f"body.relu{i}" for i in range(self.n_conv)}
 
 
-def build_vgg(
-    spec: ModelSpec,
-    *,
-    in_channels: int,
-    image_size: int,
-    num_classes: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> VGG:
+def build_vgg(spec: ModelSpec, info: InputInfo) -> VGG:
     """A VGG-11-BN scaled by ``spec.width_mult``."""
     return VGG(
-        in_channels=in_channels,
-        image_size=image_size,
-        num_classes=num_classes,
+        in_channels=info.in_channels,
+        image_size=info.image_size,
+        num_classes=info.num_classes,
         width_mult=spec.width_mult,
-        mean=mean,
-        std=std,
+        mean=tuple(info.mean),
+        std=tuple(info.std),
     )

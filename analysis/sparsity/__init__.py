@@ -1,24 +1,27 @@
 """The sparsity-method registry: one file per method plus one line here.
 
 A method declares its own options (name, type, range, default) as
-:class:`~analysis.sparsity.base.Param` entries; :func:`validate` checks a
-:class:`~analysis.specs.SparsitySpec` against them and fills every default in,
-so the cache key never depends on whether a default was written out.
+:class:`~analysis.sparsity.base.Param` entries. :class:`~analysis.specs.SparsitySpec`
+only checks its own shape (``specs`` does not import the methods); the methods'
+rules are applied here: :func:`sparsity_spec` builds a checked spec with every
+default filled in (so the cache key never depends on whether a default was
+written out), the study loader builds its specs with it, and :func:`check_run`
+refuses a run spec built any other way with one line naming the field, when
+the run is planned or computed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from analysis.errors import SpecError
 from analysis.sparsity.base import Method, Param
-
-if TYPE_CHECKING:
-    from analysis.specs import SparsitySpec
+from analysis.specs import RunSpec, SparsitySpec
+from analysis.train import planned_steps, train_set_size
 
 
 def _methods() -> dict[str, Method]:
-    """Build the registry (imports are local: method files import analysis.train)."""
+    """Build the registry (imports are local: importing a method imports torch and the loop)."""
     from analysis.sparsity.dense import Dense
     from analysis.sparsity.gmp import GradualMagnitude
     from analysis.sparsity.grasp import GraSP
@@ -54,7 +57,7 @@ def methods() -> dict[str, Method]:
 
 
 def get_method(name: str) -> Method:
-    """The method called ``name``; an unknown name lists the valid ones."""
+    """The method called ``name``; an unknown name lists the valid ones (SpecError)."""
     registry = methods()
     if name not in registry:
         raise SpecError(
@@ -63,32 +66,74 @@ def get_method(name: str) -> Method:
     return registry[name]
 
 
-def validate(spec: SparsitySpec) -> None:
-    """Check method, sparsity and options of ``spec``; fill defaults in (sorted)."""
+def normalize(spec: SparsitySpec) -> SparsitySpec:
+    """``spec`` checked against its method, with every option's default filled in.
+
+    Raises SpecError for an unknown method or option, a bad option value, or a
+    sparsity the method cannot mean.
+    """
     method = get_method(spec.method)
-    given = spec.options
-    if isinstance(given, dict):
-        given = tuple(given.items())
-    if not isinstance(given, tuple) or not all(isinstance(p, tuple) and len(p) == 2 for p in given):
-        raise SpecError(
-            "options", "a table of option = value", given, owner=f"method {spec.method!r}"
-        )
+    owner = f"method {spec.method!r}"
     names = [p.name for p in method.params]
-    values = {}
-    for key, value in given:
+    given = dict(spec.options)
+    for key in given:
         if key not in names:
             allowed = (
                 f"one of {{{', '.join(map(repr, names))}}}" if names else "no options (it has none)"
             )
-            raise SpecError(key, allowed, key, owner=f"method {spec.method!r}")
-        values[key] = value
-    normalized = []
-    for param in method.params:
-        value = param.check(values.get(param.name, param.default), owner=f"method {spec.method!r}")
-        normalized.append((param.name, value))
+            raise SpecError(key, allowed, key, owner=owner)
+    values = {p.name: p.check(given.get(p.name, p.default), owner=owner) for p in method.params}
     method.check_sparsity(spec.sparsity)
-    method.check_options(dict(normalized))
-    object.__setattr__(spec, "options", tuple(sorted(normalized)))
+    method.check_options(values)
+    return SparsitySpec(method=spec.method, sparsity=spec.sparsity, options=values)
 
 
-__all__ = ["Method", "Param", "methods", "get_method", "validate"]
+def sparsity_spec(method: str, sparsity: float = 0.0, options: Any = ()) -> SparsitySpec:
+    """The checked SparsitySpec of ``method`` at ``sparsity`` with ``options`` (dict or pairs).
+
+    Every option the method declares is written out (defaults filled in).
+    Raises SpecError naming the field, as :func:`normalize` does.
+    """
+    return normalize(SparsitySpec(method=method, sparsity=sparsity, options=options))
+
+
+def check(spec: SparsitySpec) -> None:
+    """Raise SpecError unless ``spec`` is valid for its method and lists every option."""
+    full = normalize(spec)
+    if full.options != spec.options:
+        missing = sorted(dict(full.options).keys() - dict(spec.options).keys())
+        raise SpecError(
+            "options",
+            f"every option of method {spec.method!r} written out (missing {missing}; "
+            "build the spec with analysis.sparsity.sparsity_spec)",
+            dict(spec.options),
+            owner="SparsitySpec",
+        )
+
+
+def check_run(spec: RunSpec, steps: int | None = None) -> None:
+    """Raise SpecError unless the sparsity of run ``spec`` is valid and complete, and its
+    options fit the run's ``steps`` training steps (default: planned from the spec alone)."""
+    check(spec.sparsity)
+    if steps is None:
+        steps = planned_steps(train_set_size(spec.data), spec.train)
+    get_method(spec.sparsity.method).check_run(spec, steps)
+
+
+def prerequisites(spec: RunSpec) -> list[RunSpec]:
+    """The runs the method of ``spec`` reads from the store while computing it (checked first)."""
+    check_run(spec)
+    return get_method(spec.sparsity.method).prerequisites(spec)
+
+
+__all__ = [
+    "Method",
+    "Param",
+    "check",
+    "check_run",
+    "get_method",
+    "methods",
+    "normalize",
+    "prerequisites",
+    "sparsity_spec",
+]

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from analysis.sparsity.base import Masks, apply_masks, masks_from_scores
-from analysis.train import MethodOutput, RunContext, state_of
+from analysis.sparsity.base import Masks, masks_from_scores
+from analysis.training_types import MethodOutput, RunContext, apply_masks, state_of
 
 
 def prune_at_init_and_train(

@@ -14,18 +14,25 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.nn.utils import prune
 
 from analysis.errors import SpecError
-from analysis.specs import check_bool, check_float, check_int, check_option
+from analysis.specs import (
+    RunSpec,
+    SparsitySpec,
+    check_bool,
+    check_float,
+    check_int,
+    check_option,
+)
+from analysis.training_types import Masks, MethodOutput, RunContext
+from analysis.training_types import apply_masks as apply_masks  # re-exported: mask utilities
 
-if TYPE_CHECKING:
-    from analysis.train import MethodOutput, RunContext
-
-Masks = dict[str, torch.Tensor]
+#: The state-dict key of every model's output layer (``analysis.models.base``: ``head``).
+OUTPUT_LAYER = "head.weight"
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,39 @@ def scope_param(default: str) -> Param:
     )
 
 
+def output_layer_param(default: str) -> Param:
+    """The ``output_layer`` option of the magnitude-ranking methods.
+
+    ``keep``: the output layer is left out of pruning (open_lth's
+    ``pruning_layers_to_ignore = 'fc.weight'``, its default for the MNIST LeNet
+    and CIFAR VGG); ``half``: pruned at half the method's rate (Frankle & Carbin
+    2019, Figure 2); ``prune``: ranked like any other layer. Either way the
+    other layers are pruned a little more, so the total sparsity is the one asked for.
+    """
+    return Param(
+        "output_layer",
+        str,
+        default,
+        "how the output layer is pruned: kept dense, at half the rate, or like the others",
+        options=("keep", "half", "prune"),
+    )
+
+
+def dense_of(spec: RunSpec) -> RunSpec:
+    """The dense run with the same data, model, training and seed as ``spec``."""
+    return spec.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0))
+
+
 class Method(ABC):
-    """A sparsity method: produces a trained network and its masks from a run spec."""
+    """A sparsity method: produces a trained network and its masks from a run spec.
+
+    Besides :meth:`run`, a method declares what it needs: its options
+    (``params``), the runs it reads from the store (:meth:`prerequisites`, which
+    the executor schedules first) and the checks of its options against the rest
+    of the run (:meth:`check_run`). A method needs no snapshot of another run:
+    a rewind point is replayed (see :mod:`analysis.sparsity.lottery`), so no
+    method ever changes another run's key.
+    """
 
     name: str = ""
     params: tuple[Param, ...] = ()
@@ -79,6 +117,13 @@ class Method(ABC):
 
     def check_options(self, options: dict) -> None:
         """Check constraints between options (each is already valid alone)."""
+
+    def check_run(self, spec: RunSpec, steps: int) -> None:
+        """Check the options of ``spec`` against the run's training length (``steps`` optimizer steps)."""
+
+    def prerequisites(self, spec: RunSpec) -> list[RunSpec]:
+        """The runs this method reads from the store while computing ``spec`` (none by default)."""
+        return []
 
     @abstractmethod
     def run(self, ctx: RunContext) -> MethodOutput:
@@ -99,14 +144,6 @@ def magnitude_scores(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """|w| of every prunable weight of ``model`` (the score of magnitude pruning)."""
     params = dict(model.named_parameters())
     return {n: params[n].detach().abs() for n in model.prunable_names()}
-
-
-def apply_masks(model: torch.nn.Module, masks: Masks) -> None:
-    """Zero the pruned weights of ``model`` in place."""
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, mask in masks.items():
-            params[name].mul_(mask.to(params[name].dtype))
 
 
 def count_kept(masks: Masks) -> tuple[int, int]:
@@ -148,6 +185,7 @@ def masks_from_scores(
     *,
     scope: str = "global",
     current: Masks | None = None,
+    fixed: dict[str, float] | None = None,
 ) -> Masks:
     """Keep the highest-scoring weights so that exactly ``sparsity`` of them are pruned.
 
@@ -155,27 +193,84 @@ def masks_from_scores(
     ``current`` masks stay pruned (iterative pruning). ``scope='global'`` ranks
     all layers together; ``'layerwise'`` prunes every layer to ``sparsity``.
     The number pruned is ``round(sparsity * n)`` (over all layers for global).
+    ``fixed`` layers ({name: their own sparsity}) are pruned within themselves
+    and left out of the ranking; the other layers then prune the rest of the
+    total, so the overall sparsity is unchanged. Raises ``ValueError`` when the
+    other layers hold too few weights for that.
     """
     check_option("masks_from_scores", "scope", scope, ("global", "layerwise"))
     current = current or {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
-    names = list(scores)
+    fixed = fixed or {}
+    out = {}
+    for n, fraction in fixed.items():
+        target = round(fraction * scores[n].numel())
+        out[n] = _topk_keep(scores[n], current[n], target - int((~current[n]).sum()))
+    names = [n for n in scores if n not in fixed]
+    total = sum(s.numel() for s in scores.values())
+    rest = sum(scores[n].numel() for n in names)
+    left = sparsity * total - sum(int((~m).sum()) for m in out.values())  # to prune in `names`
+    if left > rest:
+        raise ValueError(f"{left:.0f} weights to prune, but the ranked layers hold only {rest}")
     if scope == "layerwise":
-        out = {}
+        rate = sparsity if not fixed else left / rest  # no fixed layers: exactly as before
         for n in names:
-            target = round(sparsity * scores[n].numel())
-            already = int((~current[n]).sum())
-            out[n] = _topk_keep(scores[n], current[n], target - already)
-        return out
+            target = round(rate * scores[n].numel())
+            out[n] = _topk_keep(scores[n], current[n], target - int((~current[n]).sum()))
+        return {n: out[n] for n in scores}
     flat = torch.cat([scores[n].reshape(-1) for n in names])
     flat_cur = torch.cat([current[n].reshape(-1) for n in names])
-    target = round(sparsity * flat.numel())
+    target = round(sparsity * total) - (total - rest - sum(int(m.sum()) for m in out.values()))
     keep = _topk_keep(flat, flat_cur, target - int((~flat_cur).sum()))
-    out, offset = {}, 0
+    offset = 0
     for n in names:
         k = scores[n].numel()
         out[n] = keep[offset : offset + k].reshape(scores[n].shape)
         offset += k
-    return out
+    return {n: out[n] for n in scores}
+
+
+def output_layer_sparsity(mode: str, sparsity: float, rounds: int = 1) -> float | None:
+    """The output layer's own sparsity under ``output_layer=mode`` (None: ranked with the rest).
+
+    ``sparsity`` is reached in ``rounds`` equal-rate rounds (rate ``p`` per round);
+    ``half`` prunes the output layer at ``p / 2`` per round, as Frankle & Carbin
+    2019 do, so after the rounds it holds ``1 - (1 - p/2) ** rounds`` sparsity.
+    """
+    if mode == "prune":
+        return None
+    if mode == "keep":
+        return 0.0
+    rate = 1.0 - (1.0 - sparsity) ** (1.0 / rounds)
+    return 1.0 - (1.0 - rate / 2.0) ** rounds
+
+
+def ranked_masks(
+    scores: dict[str, torch.Tensor],
+    sparsity: float,
+    *,
+    scope: str,
+    output_layer: str,
+    owner: str,
+    rounds: int = 1,
+    current: Masks | None = None,
+) -> Masks:
+    """:func:`masks_from_scores` with the output layer treated as the ``output_layer`` option says.
+
+    scores: {name: (weight shape)}; ``rounds`` equal-rate rounds reach
+    ``sparsity`` (for ``half``, see :func:`output_layer_sparsity`). Raises SpecError naming ``output_layer`` when keeping the output layer (or
+    half of it) leaves the other layers too few weights to reach ``sparsity``.
+    """
+    head = output_layer_sparsity(output_layer, sparsity, rounds)
+    fixed = {} if head is None or OUTPUT_LAYER not in scores else {OUTPUT_LAYER: head}
+    try:
+        return masks_from_scores(scores, sparsity, scope=scope, current=current, fixed=fixed)
+    except ValueError as err:
+        raise SpecError(
+            "output_layer",
+            f"'prune' at sparsity {sparsity:g} on this network ({err})",
+            output_layer,
+            owner=owner,
+        ) from None
 
 
 def erk_densities(

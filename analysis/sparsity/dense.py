@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from analysis.errors import SpecError
 from analysis.sparsity.base import Method
-from analysis.train import MethodOutput, RunContext, state_of
+from analysis.training_types import MethodOutput, RunContext, state_of
 
 
 class Dense(Method):

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from analysis.sparsity.base import Masks, Param, apply_masks
-from analysis.train import MethodOutput, RunContext, state_of
+from analysis.sparsity.base import Masks, Method, Param, dense_of
+from analysis.specs import RunSpec
+from analysis.training_types import MethodOutput, RunContext, apply_masks, state_of
 
 FINETUNE_PARAMS = (
     Param("finetune_epochs", int, 5, "epochs of fine-tuning after pruning", lo=0, hi=10000),
@@ -22,6 +23,14 @@ FINETUNE_PARAMS = (
 )
 
 
+class PruneTrainedDense(Method):
+    """Base of the methods that prune the trained dense run of the same seed and fine-tune it."""
+
+    def prerequisites(self, spec: RunSpec) -> list[RunSpec]:
+        """The dense run of the same seed (its trained weights are pruned)."""
+        return [dense_of(spec)]
+
+
 def prune_dense_and_finetune(
     ctx: RunContext, make_masks: Callable[[nn.Module], tuple[Masks, dict]]
 ) -> MethodOutput:
@@ -31,7 +40,7 @@ def prune_dense_and_finetune(
     at ``finetune_lr_scale`` times its learning rate.
     """
     s = ctx.spec.sparsity
-    dense = ctx.get(ctx.dense_spec())
+    dense = ctx.get(dense_of(ctx.spec))
     model = ctx.build()
     model.load_state_dict(dense.state)
     masks, notes = make_masks(model)

@@ -20,7 +20,7 @@ from analysis.sparsity.base import (
     require_positive,
     scope_param,
 )
-from analysis.train import Callback, MethodOutput, RunContext, TrainState, state_of
+from analysis.training_types import Callback, MethodOutput, RunContext, TrainState, state_of
 
 
 def cubic_sparsity(step: int, begin: int, end: int, final: float, initial: float = 0.0) -> float:
@@ -99,7 +99,7 @@ class GradualMagnitude(Method):
         s = ctx.spec.sparsity
         model = ctx.build()
         init = state_of(model)
-        steps = max(1, len(ctx.data.train_x) // ctx.spec.train.batch_size) * ctx.spec.train.epochs
+        steps = ctx.total_steps()
         begin = int(round(s.opt("begin") * steps))
         end = max(begin, int(round(min(s.opt("end"), 1.0) * steps)))
         pruner = GradualPruning(s.sparsity, begin, max(end, 1), s.opt("every"), s.opt("scope"))

@@ -23,9 +23,9 @@ from __future__ import annotations
 import torch
 from torch.nn.utils import prune
 
-from analysis.sparsity.base import Masks, Method, require_positive
-from analysis.sparsity.finetune import FINETUNE_PARAMS, prune_dense_and_finetune
-from analysis.train import MethodOutput, RunContext
+from analysis.sparsity.base import Masks, require_positive
+from analysis.sparsity.finetune import FINETUNE_PARAMS, PruneTrainedDense, prune_dense_and_finetune
+from analysis.training_types import MethodOutput, RunContext
 
 
 def structured_masks(model: torch.nn.Module, fraction: float) -> tuple[Masks, dict[str, int]]:
@@ -61,7 +61,7 @@ def structured_masks(model: torch.nn.Module, fraction: float) -> tuple[Masks, di
     return masks, removed
 
 
-class L1Structured(Method):
+class L1Structured(PruneTrainedDense):
     """Filter/neuron pruning by L1 norm of the trained dense network, then fine-tuning."""
 
     name = "l1-structured"

@@ -11,12 +11,11 @@ from __future__ import annotations
 from analysis.sparsity.base import (
     Method,
     Param,
-    apply_masks,
     erk_densities,
     random_masks,
     require_positive,
 )
-from analysis.train import MethodOutput, RunContext, state_of
+from analysis.training_types import MethodOutput, RunContext, apply_masks, state_of
 
 
 class Random(Method):

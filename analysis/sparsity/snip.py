@@ -18,7 +18,7 @@ from torch import nn
 
 from analysis.sparsity.at_init import prunable_params, prune_at_init_and_train
 from analysis.sparsity.base import Method, Param, require_positive
-from analysis.train import MethodOutput, RunContext
+from analysis.training_types import MethodOutput, RunContext
 
 
 def snip_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ from torch import nn
 
 from analysis.sparsity.at_init import prunable_params, prune_at_init_and_train
 from analysis.sparsity.base import Masks, Method, Param, masks_from_scores, require_positive
-from analysis.train import MethodOutput, RunContext
+from analysis.training_types import MethodOutput, RunContext
 
 
 def synflow_masks(

@@ -16,24 +16,11 @@ if len(labels) < 2:
     ui.missing_part("runs", "A second run to compare with")
 
 
-def run_select(label: str, name: str, default: str) -> str:
-    """A selectbox over the computed runs, mirrored in the URL as ``?name=run label``."""
-    key, keep = f"run_{name}", f"_keep_run_{name}"  # keep: survives visits to other pages
-    if key not in st.session_state or st.session_state[key] not in labels:
-        wanted = st.query_params.get(name, st.session_state.get(keep, default))
-        st.session_state[key] = wanted if wanted in labels else default
-    value = st.selectbox(label, labels, key=key)
-    st.session_state[keep] = value
-    if st.query_params.get(name) != value:
-        st.query_params[name] = value
-    return value
-
-
 left, right = st.columns(2)
 with left:
-    a = fc.run(summary, run_select("Run A", "a", labels[0]))
+    a = fc.run(summary, ui.select("Run A", labels, name="a", default=labels[0]))
 with right:
-    b = fc.run(summary, run_select("Run B", "b", labels[1]))
+    b = fc.run(summary, ui.select("Run B", labels, name="b", default=labels[1]))
 if a["label"] == b["label"]:
     st.info("Pick two different runs.")
     st.stop()

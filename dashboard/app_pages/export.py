@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from analysis.errors import PrunescopeError
-from dashboard import data, export, ui
+from dashboard import data, ui
 
 view = ui.view()
 st.title("Export")
@@ -19,14 +18,14 @@ st.caption(
     "hover it and click the camera button in its toolbar (a high-resolution PNG)."
 )
 ui.missing_note(view.summary)
-left_out = export.missing_parts(view.summary)
+left_out = data.export_left_out(view.summary)
 if left_out:
     with st.expander(f"Left out: {len(left_out)} part(s) not computed"):
         st.markdown("\n".join(f"- {line}" for line in left_out))
 
-browser = export.find_browser()
+browser, no_browser = data.export_browser()
 if browser is None:
-    st.warning(export.no_browser_message(), icon=":material/warning:")
+    st.warning(no_browser, icon=":material/warning:")
 labels = {
     "html": "HTML report",
     "png": "PNG images",
@@ -47,32 +46,31 @@ if st.button("Build the export", type="primary", icon=":material/build:", disabl
         """Move the bar as the export reports each step."""
         bar.progress(min(done / total, 1.0) if total else 0.0, text=task)
 
-    try:
-        built = export.build_export(
-            view.summary, data.reader(view.loaded), formats, theme=view.theme, progress=progress
-        )
-    except PrunescopeError as err:
-        st.error(str(err), icon=":material/error:")
-        st.stop()
+    built = data.build_export(
+        view.loaded, view.summary, formats, theme=view.theme, progress=progress
+    )
     st.session_state["export_built"] = (signature, built)
 
 kept = st.session_state.get("export_built")
 if kept and kept[0] == signature:
     built = kept[1]
     stem = view.summary["study"]["name"]
-    st.success(f"{built.figures} figures ready.", icon=":material/check_circle:")
-    if export.REPORT in built.files:
+    for fmt, reason in built.failed.items():
+        st.error(f"{labels[fmt]} not made: {reason}", icon=":material/error:")
+    if built.files:
+        st.success(f"{built.figures} figures ready.", icon=":material/check_circle:")
+    if built.report is not None:
         st.download_button(
-            "HTML report", built.files[export.REPORT], f"{stem}-report.html", "text/html",
+            "HTML report", built.report, f"{stem}-report.html", "text/html",
             on_click="ignore", icon=":material/download:", key="get_html",
         )  # fmt: skip
-    if export.DECK in built.files:
+    if built.deck is not None:
         st.download_button(
-            "PPTX deck", built.files[export.DECK], f"{stem}-slides.pptx",
+            "PPTX deck", built.deck, f"{stem}-slides.pptx",
             "application/vnd.openxmlformats-officedocument.presentationml.presentation",
             on_click="ignore", icon=":material/download:", key="get_pptx",
         )  # fmt: skip
-    if any(name.startswith(f"{export.FIGURES}/") for name in built.files):
+    if built.has_images:
         st.download_button(
             "PNG/SVG images (zip)", built.zip_images(), f"{stem}-figures.zip", "application/zip",
             on_click="ignore", icon=":material/download:", key="get_zip",

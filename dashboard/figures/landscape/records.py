@@ -31,7 +31,7 @@ class Panel:
     ``kind`` is "run" (a surface around a trained run: its centre is marked),
     "trajectory" (the training path is drawn) or "models" (the networks are
     marked; ``names`` are their labels). ``record`` is the summary record of
-    the surface or plane (its ``split``, ``n``, ``bn`` and ``bn_samples`` say
+    the surface or plane (its ``split``, ``n``, ``bn`` and ``bn_rule`` say
     which loss and which BatchNorm statistics, :func:`data_note`).
     """
 
@@ -58,7 +58,7 @@ def data_note(record: dict | None) -> str:
     text = f"{split} loss" + (f" on {n} samples" if n else "")
     bn = record.get("bn")
     if bn == "reset":
-        m = record.get("bn_samples")
+        m = (record.get("bn_rule") or {}).get("samples")
         on = f" on {m} training samples" if m else " on training samples"
         text += f"; BatchNorm statistics recomputed at every point{on}"
     elif bn == "none":

@@ -1,0 +1,81 @@
+"""Which device a computation runs on: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+The device is an execution choice, not part of a result's meaning: it is never
+in a spec or its key, and a result computed on one device is served on every
+other. It is recorded beside each result (``meta.json``'s ``device``) with the
+device's name, the torch and CUDA versions and whether deterministic
+algorithms were on, so a number can be traced to the hardware that made it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import torch
+
+from analysis.errors import PrunescopeError
+
+ENV_VAR = "PRUNESCOPE_DEVICE"
+_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class DeviceError(PrunescopeError):
+    """A device that is not there (or not a device at all) was asked for."""
+
+
+def available() -> list[str]:
+    """The devices this machine has, in preference order (CPU always last)."""
+    out = []
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return [*out, "cpu"]
+
+
+def resolve(name: str | None = None) -> torch.device:
+    """The ``torch.device`` for ``name`` (default ``$PRUNESCOPE_DEVICE``, else ``auto``).
+
+    ``auto`` picks CUDA, then MPS, then the CPU.
+
+    Raises:
+        DeviceError: ``name`` is not a device name, or names one this machine
+            does not have; the message lists the devices that exist.
+    """
+    name = (name or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    if not _PATTERN.match(name):
+        raise DeviceError(
+            f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps "
+            f"(here: {', '.join(available())})"
+        )
+    have = available()
+    if name == "auto":
+        return torch.device(have[0])
+    if name == "cuda":
+        name = "cuda:0"
+    if name not in have:
+        raise DeviceError(f"device {name!r} is not available here; devices: {', '.join(have)}")
+    return torch.device(name)
+
+
+def describe(device: torch.device) -> dict[str, Any]:
+    """What is recorded beside a result about the device that computed it."""
+    doc: dict[str, Any] = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        doc["name"] = torch.cuda.get_device_name(device)
+        doc["cuda"] = torch.version.cuda
+    elif device.type == "mps":
+        doc["name"] = "Apple MPS"
+    else:
+        import platform
+
+        doc["name"] = platform.processor() or platform.machine()
+    return doc
