@@ -44,7 +44,6 @@ def check_landscape(spec: Any) -> int:
 
     Raises:
         analysis.limits.MemoryLimitError: the estimate exceeds the memory budget.
-        SpecError: the subset exceeds its split.
     """
     run = spec.run if hasattr(spec, "run") else spec.runs[0]
     dims = getattr(spec, "dims", 2)

@@ -35,21 +35,17 @@ if TYPE_CHECKING:
     from analysis.landscape.specs import LandscapeSpec, PlaneSpec, SharpnessSpec
 
 
-def eval_batch(
-    data: DataSpec, split: str, n: int, seed: int, *, field: str = "subset"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed, seeded subset of ``n`` samples of the test or train split: x (n, C, H, W), y (n,).
+def eval_batch(data: DataSpec, split: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed, seeded subset of ``n`` samples (at most all) of the test or train split.
 
-    Raises:
-        SpecError: ``n`` exceeds the split's size (``field`` names the setting).
+    x (n, C, H, W), y (n,). A study's settings are checked against the split's
+    size when it loads (:func:`analysis.landscape.kind.check_settings`); a spec
+    built by hand that asks for more gets the whole split, and the entry
+    records the samples used (``n``).
     """
     splits = load(data)
     x, y = (splits.test_x, splits.test_y) if split == "test" else (splits.train_x, splits.train_y)
-    if n > len(x):
-        raise SpecError(
-            field, f"at most {len(x)} (the {split} split of {data.name})", n, owner="landscape"
-        )
-    idx = eval_subset(n, len(x), seed)
+    idx = eval_subset(min(n, len(x)), len(x), seed)
     return x[idx], y[idx]
 
 
@@ -287,7 +283,7 @@ def sharpness_entry(spec: SharpnessSpec, ctx: Context) -> tuple[dict, dict]:
         SpecError: ``topk`` exceeds the parameters left free by the masks.
     """
     run = ctx.get(spec.run)
-    x, y = eval_batch(spec.run.data, spec.split, spec.batch, spec.subset_seed, field="batch")
+    x, y = eval_batch(spec.run.data, spec.split, spec.batch, spec.subset_seed)
     prob = HessianProblem(run.model(), x, y, run.masks if spec.respect_mask else None)
     free = int(prob.mask.sum())
     if spec.topk > free:
