@@ -201,9 +201,13 @@ def line(scale: float) -> dict:
     return {"x": x, "loss": loss, "acc": 1.0 - loss / 10}
 
 
+#: What a cached surface or plane record says about its loss and BatchNorm statistics.
+SAID = {"split": "train", "n": 200, "bn": "reset", "bn_rule": {"rule": "reset", "samples": 200}}
+
+
 def surface_item(key: str, dims: int, status: str = "cached") -> dict:
     """A surface record of the landscape summary."""
-    return {"label": key, "key": key, "status": status, "dims": dims}
+    return {"label": key, "key": key, "status": status, "dims": dims, **SAID}
 
 
 def land_run(method: str, sparsity: float, eig: list[float], trace: float) -> dict:
@@ -223,7 +227,10 @@ def land_run(method: str, sparsity: float, eig: list[float], trace: float) -> di
             "eigenvalues": eig,
             "trace": trace,
             "trace_stderr": 0.1 * trace if math.isfinite(trace) else math.nan,
+            "trace_rel_error": 0.1 if math.isfinite(trace) else None,
+            "trace_probes": 40,
             "n": 200,
+            "split": "train",
         },
     }
 
@@ -239,9 +246,10 @@ def land() -> dict:
     runs[2]["surfaces"][1]["status"] = "missing"
     planes = [
         {"label": "t", "key": "plane/t", "status": "cached", "plane": "trajectory",
-         "runs": ["dense s0"], "align": False, "explained_variance": [0.9, 0.05]},
+         "runs": ["dense s0"], "align": False, "explained_variance": [0.9, 0.05], **SAID},
         {"label": "m", "key": "plane/m", "status": "cached", "plane": "models",
-         "runs": ["dense s0", "dense s1"], "align": True, "explained_variance": None},
+         "runs": ["dense s0", "dense s1"], "align": True, "network_loss": [0.1, 0.12, 0.12],
+         **SAID},
     ]  # fmt: skip
     return {"settings": {"dims": [1, 2]}, "runs": runs, "planes": planes}
 
@@ -363,6 +371,31 @@ def test_sharpness_eigenvalues_and_trace_with_error_bars(land):
     (trace,) = [t for t in fig.data if t.name == "trace"]
     assert list(trace.x) == [50.0, 70.0, None]  # a NaN trace is a gap, not a zero
     assert list(trace.error_x.array) == pytest.approx([5.0, 7.0, 0.0])
+    assert list(trace.text)[:2] == ["±10.0% (40 probes)"] * 2  # the error reached, beside it
+    assert "training loss on 200 samples" in fig.layout.title.text
+
+
+def test_every_landscape_figure_says_which_loss_and_which_statistics(land, arrays):
+    rule = "training loss on 200 samples; BatchNorm statistics recomputed at every point"
+    assert fl.data_note(SAID).startswith(rule)
+    assert (
+        fl.data_note({**SAID, "split": "test", "bn": "none"})
+        == "test loss on 200 samples; no BatchNorm"
+    )
+    assert fl.data_note({}) == ""
+    for item in fl.catalogue({"landscape": land}, FakeReader(arrays), NORMAL):
+        title = item.figure.layout.title.text
+        assert "training loss" in title, item.name
+        if item.name != "landscape-sharpness":  # sharpness: the network's own statistics
+            assert rule in title and "recomputed at every point" in item.caption, item.name
+        else:
+            assert "own BatchNorm statistics" in title
+
+
+def test_models_plane_hover_gives_each_networks_own_loss(land, arrays):
+    (models,) = fl.plane_panels(fl.plane_records(land, None, "models"), arrays.get, {})
+    nets = next(t for t in fl.contours([models], "loss").data if t.name == "networks")
+    assert "loss at its own point 0.12" in nets.hovertext[1]
 
 
 def test_landscape_catalogue(land, arrays):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from analysis import api
+from analysis.batchnorm import has_batchnorm, reset_bn_stats
 from analysis.data import load
 from analysis.errors import SpecError
 from analysis.landscape import (
@@ -29,9 +30,10 @@ from analysis.landscape import (
     PlaneSpec,
     SharpnessSpec,
     SurfaceProblem,
-    _fuse_linear_relu,
     compute_grid,
     filter_normalize,
+    fuse_linear_relu,
+    fused_linear_relu,
     grid_axis,
     hutchinson_trace,
     lanczos_top,
@@ -78,7 +80,8 @@ def problem(arch: str, dims: int = 2, masks=None, seed: int = 0, **kw) -> Surfac
     model = trained(arch)
     dirs = surface_directions(model, masks, dims=dims, seed=seed, **kw)
     x, y = batch()
-    return SurfaceProblem(model=model, centre=trainable(model), dirs=dirs, x=x, y=y)
+    bn_x = x if has_batchnorm(model) else None  # statistics recomputed on x at every point
+    return SurfaceProblem(model=model, centre=trainable(model), dirs=dirs, x=x, y=y, bn_x=bn_x)
 
 
 def random_masks(model: nn.Module, keep: float = 0.5, seed: int = 0) -> dict:
@@ -164,9 +167,13 @@ def test_mask_respecting_directions_keep_every_grid_point_sparse(arch):
 
 @pytest.mark.parametrize("arch", ["mlp", "lenet", "vgg"])
 def test_centre_equals_the_models_own_loss(arch):
+    # BatchNorm nets (vgg): statistics are recomputed at every point, the centre too,
+    # so the centre is the network with its statistics reset on the same samples
     prob = problem(arch)
     x, y = batch()
-    loss, acc = evaluate(trained(arch), x, y)
+    ref = copy.deepcopy(trained(arch))
+    reset_bn_stats(ref, x)  # a no-op (eval mode) without BatchNorm
+    loss, acc = evaluate(ref, x, y)
     xs = grid_axis(5, 1.0)
     grid = compute_grid(prob, xs, xs)
     assert xs[2] == 0.0
@@ -174,6 +181,8 @@ def test_centre_equals_the_models_own_loss(arch):
     assert grid["acc"][2, 2] == pytest.approx(acc)
     line = compute_grid(problem(arch, dims=1), xs)
     assert line["loss"][2] == pytest.approx(loss, rel=1e-6)
+    if arch != "vgg":
+        assert loss == pytest.approx(evaluate(trained(arch), x, y)[0], rel=1e-6)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "lenet", "vgg"])
@@ -214,10 +223,16 @@ def test_row_cache_gives_the_same_values_in_any_order_and_mix_of_engines():
 def test_fused_linear_relu_matches_the_unfused_network():
     net = copy.deepcopy(trained("mlp")).to(torch.bfloat16)
     fused = copy.deepcopy(net)
-    _fuse_linear_relu(fused, skip="body.fc0")
+    pairs, why = fuse_linear_relu(fused, skip="body.fc0")
     kinds = {n: type(m).__name__ for n, m in fused.named_modules()}
     assert kinds["body.fc0"] == "Linear" and kinds["body.relu0"] == "ReLU"  # skipped
-    assert kinds["body.fc1"] == "_LinearReLU" and kinds["body.relu1"] == "Identity"
+    op, reason = fused_linear_relu()
+    assert why == reason
+    if op is None:  # this CPU cannot run the op: nothing fused, and it says why
+        assert pairs == 0 and kinds["body.fc1"] == "Linear" and reason
+    else:
+        assert pairs == 1 and kinds["body.fc1"] == "LinearReLU"
+        assert kinds["body.relu1"] == "Identity"
     assert dict(fused.named_parameters()).keys() == dict(net.named_parameters()).keys()
     x = batch()[0].to(torch.bfloat16)
     with torch.no_grad():
@@ -333,9 +348,10 @@ def test_masked_hessian_is_the_surviving_weights_block():
 
 def test_hutchinson_trace_is_close_to_the_true_trace():
     prob, h = tiny_mlp_problem()
-    est, stderr = hutchinson_trace(prob.hvp, prob.dim, 800, torch.Generator().manual_seed(0))
+    est = hutchinson_trace(prob.hvp, prob.dim, 800, torch.Generator().manual_seed(0))
     true = float(torch.trace(h))
-    assert abs(est - true) < max(4 * stderr, 0.05 * abs(true))
+    assert est.probes == 800  # no target: every probe
+    assert abs(est.trace - true) < max(4 * est.stderr, 0.05 * abs(true))
 
 
 # ---------------------------------------------------------------------------
@@ -410,7 +426,7 @@ def test_study_landscape_end_to_end(store):
         trained_run = api.get(run, store=store)
         from analysis.landscape import eval_batch
 
-        x, y = eval_batch(run.data, "test", 100, 0)
+        x, y = eval_batch(run.data, "train", 100, 0)
         loss, _ = evaluate(trained_run.model(), x, y)
         for surf in rec["surfaces"]:
             assert surf["status"] == "cached"
@@ -419,8 +435,19 @@ def test_study_landscape_end_to_end(store):
             assert "loss" not in surf and surf["key"]
             if rec["method"] != "dense":
                 assert surf["sparsity"] == pytest.approx(rec["sparsity"], abs=0.01)
-        assert len(rec["sharpness"]["eigenvalues"]) == 2
-        assert rec["sharpness"]["eigenvalues"][0] >= rec["sharpness"]["eigenvalues"][1]
+        sharp = rec["sharpness"]
+        assert len(sharp["eigenvalues"]) == 2
+        assert sharp["eigenvalues"][0] >= sharp["eigenvalues"][1]
+        # 3 probes at most: the error reached is reported beside the trace
+        assert sharp["trace_probes"] == 3 and sharp["trace_rel_error"] > 0
+        assert sharp["split"] == "train" and sharp["n"] == 100
+    for surf in (s for rec in doc["runs"] for s in rec["surfaces"]):
+        assert surf["split"] == "train" and surf["bn"] == "none" and surf["n"] == 100
+        assert surf["fused"] is False and surf["fused_path"] and surf["nonfinite_points"] == 0
+    for plane in doc["planes"]:
+        ev = plane["explained_variance"]
+        assert 0 <= ev[1] <= ev[0] <= 1 and ev[0] + ev[1] <= 1 + 1e-9
+        assert plane["explained_variance_method"].startswith("sklearn PCA")
     spec = next(s for s in specs if s.kind == "landscape" and s.dims == 2)
     arrays = api.get(spec, store=store).read("surface.npz")
     assert arrays["loss"].shape == (3, 3)
@@ -458,5 +485,11 @@ def test_study_model_plane_through_a_run_its_twin_and_the_aligned_twin(store):
     a, b, c = plane["coords"]
     assert a == [0.0, 0.0] and b == [1.0, 0.0] and c[1] != 0.0
     run_a = api.get(study.runs()[0], store=store)
-    x, y = eval_batch(run_a.spec.data, "test", 100, 0)
+    x, y = eval_batch(run_a.spec.data, "train", 100, 0)
     assert plane["centre_loss"] == pytest.approx(evaluate(run_a.model(), x, y)[0], rel=1e-5)
+    # each network's own point of the plane gives its own loss (no BatchNorm here)
+    run_b = api.get(study.runs()[1], store=store)
+    assert run_b.spec.seed == 1
+    assert plane["network_loss"][0] == pytest.approx(plane["centre_loss"], rel=1e-6)
+    assert plane["network_loss"][1] == pytest.approx(evaluate(run_b.model(), x, y)[0], rel=1e-4)
+    assert plane["network_loss"][2] == pytest.approx(plane["network_loss"][1], rel=1e-4)

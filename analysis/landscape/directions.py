@@ -1,0 +1,95 @@
+"""Filter-normalised random directions (Li et al. 2018, "Visualizing the Loss Landscape of Neural Nets", sec. 4).
+
+A Gaussian direction ``d`` is drawn for every parameter, then each filter
+(conv: output channel; linear: output neuron) is rescaled to the norm of the
+weight's filter, ``d_f <- d_f / ||d_f|| * ||w_f||``. Raw directions depend only
+on the seed and the parameters' names and shapes, so runs of one architecture
+(dense and pruned) share them. Biases and BatchNorm parameters (every parameter
+of one dimension) get a zero direction by default; with ``include_bias_bn``
+their direction is the parameter itself, ``d = w``, as Li et al.'s reference code
+does (``net_plotter.normalize_directions_for_weights`` with ``ignore=''``): each
+element is a filter of norm ``|w|`` and the random draw is replaced by w itself.
+Sparse networks with ``respect_mask`` (our convention, not in Li et al.): the
+direction is zero on pruned weights and each filter is normalised over its
+surviving weights only, so every point of the surface keeps the run's sparsity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from analysis.sparsity.base import Masks
+
+Params = dict[str, torch.Tensor]
+
+
+def trainable(model: nn.Module) -> Params:
+    """The model's parameters by state-dict name (detached)."""
+    return {n: p.detach() for n, p in model.named_parameters()}
+
+
+def random_directions(params: Params, seed: int, index: int) -> Params:
+    """Raw N(0, 1) directions for every parameter, seeded by (seed, index) only.
+
+    One generator walks the parameters in name order, so the draws depend only
+    on the seed, the direction index and the names and shapes.
+    """
+    entropy = np.random.SeedSequence([seed, index]).generate_state(2)
+    gen = torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
+    return {
+        name: torch.randn(p.shape, generator=gen, dtype=torch.float32)
+        for name, p in sorted(params.items())
+    }
+
+
+def filter_normalize(
+    direction: Params,
+    params: Params,
+    masks: Masks | None = None,
+    *,
+    include_bias_bn: bool = False,
+) -> Params:
+    """Li et al. 2018's filter normalisation: ``d_f <- d_f / ||d_f|| * ||w_f||`` per filter.
+
+    A filter is an output channel (conv, (out, in, kh, kw)) or an output neuron
+    (linear, (out, in)). 1-D parameters (biases, BatchNorm) get ``0``, or
+    ``w`` itself with ``include_bias_bn`` (Li et al.'s code). With ``masks``,
+    the direction is zeroed on pruned weights first, so each filter is
+    normalised over its surviving weights (a filter with none stays 0).
+    """
+    out = {}
+    masks = masks or {}
+    for name, w in params.items():
+        d = direction[name].to(w.dtype)
+        if w.dim() <= 1:
+            out[name] = w.clone() if include_bias_bn else torch.zeros_like(w)
+            continue
+        if name in masks:
+            d = d * masks[name].to(d.dtype)
+        d_norm = d.flatten(1).norm(dim=1)
+        w_norm = w.flatten(1).norm(dim=1)
+        scale = torch.where(d_norm > 0, w_norm / d_norm.clamp_min(1e-30), torch.zeros_like(w_norm))
+        out[name] = d * scale.view(-1, *([1] * (d.dim() - 1)))
+    return out
+
+
+def surface_directions(
+    model: nn.Module,
+    masks: Masks | None,
+    *,
+    dims: int,
+    seed: int,
+    respect_mask: bool = True,
+    include_bias_bn: bool = False,
+) -> list[Params]:
+    """``dims`` filter-normalised random directions for ``model``'s parameters (Li et al. 2018)."""
+    params = trainable(model)
+    use = masks if respect_mask else None
+    return [
+        filter_normalize(
+            random_directions(params, seed, i), params, use, include_bias_bn=include_bias_bn
+        )
+        for i in range(dims)
+    ]

@@ -1,0 +1,111 @@
+"""3-D loss surfaces side by side: one z range, one colour axis, one starting camera.
+
+Equal heights and colours mean equal loss in every panel. Plotly does not link
+the cameras of several 3-D scenes; :mod:`.camera` does, in the page and in the
+HTML export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.figures.landscape.records import METRICS, Panel, panels_note, shared_range, z_of
+from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply
+
+#: Perceptually uniform and readable under colour-vision deficiencies.
+COLORSCALE = "Viridis"
+#: The camera every scene starts from (looking at the minimum from a corner, above).
+CAMERA = {"eye": {"x": 1.3, "y": -1.3, "z": 0.85}, "up": {"x": 0, "y": 0, "z": 1}}
+
+
+def scene_names(n: int) -> list[str]:
+    """Plotly's names of the first ``n`` 3-D scenes: scene, scene2, ..."""
+    return ["scene" + (str(i) if i > 1 else "") for i in range(1, n + 1)]
+
+
+def _centre(panel: Panel, z: np.ndarray) -> tuple[float, float, float]:
+    """(x, y, z) of the grid point nearest the trained network (the origin)."""
+    x, y = np.asarray(panel.arrays["x"]), np.asarray(panel.arrays["y"])
+    i, j = int(np.argmin(np.abs(y))), int(np.argmin(np.abs(x)))
+    return float(x[j]), float(y[i]), float(z[i, j])
+
+
+def _centre_mark(p: Panel, z: np.ndarray, lift: float, first: bool, metric: str, theme: Theme):
+    """The trained network's marker, just above its surface so it stays in sight."""
+    cx, cy, cz = _centre(p, z)
+    return go.Scatter3d(
+        x=[cx], y=[cy], z=[cz + lift], mode="markers", name="trained network",
+        legendgroup="centre", showlegend=first,
+        marker={"color": OKABE_ITO["vermillion"], "size": theme.marker_size * 0.6,
+                "symbol": "diamond", "line": {"color": "white", "width": 2}},
+        hovertemplate=f"<b>{p.title}</b><br>trained network"
+        f"<br>{METRICS[metric]} {cz:.3f}<extra></extra>",
+    )  # fmt: skip
+
+
+def surfaces_3d(panels: Sequence[Panel], metric: str = "loss", theme: Theme = NORMAL) -> go.Figure:
+    """2-4 surfaces side by side: one z range, one colour axis, the same starting camera."""
+    n = max(len(panels), 1)
+    fig = make_subplots(
+        rows=1, cols=n, specs=[[{"type": "scene"}] * n],
+        subplot_titles=[p.title for p in panels] or None, horizontal_spacing=0.01,
+    )  # fmt: skip
+    zrange = shared_range(panels, metric)
+    for k, p in enumerate(panels, 1):
+        z = z_of(p.arrays, metric)
+        fig.add_trace(
+            go.Surface(
+                x=p.arrays["x"], y=p.arrays["y"], z=z, coloraxis="coloraxis", name=p.title,
+                contours={"z": {"show": True, "usecolormap": True, "project": {"z": True},
+                                "width": 1}},
+                hovertemplate=f"<b>{p.title}</b><br>(%{{x:.2f}}, %{{y:.2f}})"
+                f"<br>{METRICS[metric]} %{{z:.3f}}<extra></extra>",
+            ),
+            row=1, col=k,
+        )  # fmt: skip
+        if p.kind == "run":
+            lift = 0.03 * (zrange[1] - zrange[0])
+            fig.add_trace(_centre_mark(p, z, lift, k == 1, metric, theme), row=1, col=k)
+    title = surface_title(metric, panels_note(panels))
+    apply(fig, theme, title=title, height=int(theme.height * 1.25))
+    axis = {"title": {"text": ""}, "backgroundcolor": "#F7F8FA", "gridcolor": theme.grid_color,
+            "showbackground": True}  # fmt: skip
+    fig.update_scenes(
+        xaxis={**axis, "title": {"text": "d1"}},
+        yaxis={**axis, "title": {"text": "d2"}},
+        zaxis={**axis, "range": zrange},  # the colour bar names the height
+        aspectmode="manual", aspectratio={"x": 1, "y": 1, "z": 0.75}, camera=CAMERA,
+    )  # fmt: skip
+    fig.update_layout(
+        coloraxis=coloraxis(zrange, metric, theme),
+        legend={"y": -0.02},
+        margin={"l": 0, "r": 0, "b": 0, "t": theme.title_size * 5},
+    )
+    fig.update_annotations(font={"size": theme.font_size + 1})
+    return fig
+
+
+def surface_title(metric: str, note: str = "") -> str:
+    """The title of the 3-D surfaces; ``note`` says which loss and BatchNorm statistics."""
+    return (
+        f"{METRICS[metric]} around each trained network<br><sup>filter-normalised random "
+        "directions (Li et al. 2018), shared by every run; one z range and colour scale"
+        + (f"<br>{note}" if note else "")
+        + "</sup>"
+    )
+
+
+def coloraxis(zrange: list[float], metric: str, theme: Theme) -> dict:
+    """The one colour axis every surface and contour of a figure uses."""
+    return {
+        "colorscale": COLORSCALE,
+        "reversescale": metric == "acc",  # dark = bad for loss and accuracy alike
+        "cmin": zrange[0],
+        "cmax": zrange[1],
+        "colorbar": {"title": {"text": METRICS[metric], "side": "right"}, "thickness": 14,
+                     "len": 0.8, "tickfont": {"size": theme.font_size - 1}},
+    }  # fmt: skip
