@@ -277,9 +277,9 @@ def ensure(
         entry = load_entry(spec, store)  # another process may have finished it meanwhile
         if entry is None:
             ctx = Context(store=store, progress=progress, compute=compute)
-            ctx.check_memory(spec)  # refuse what cannot fit before it starts
             start = time.perf_counter()
             try:
+                ctx.check_memory(spec)  # refuse what cannot fit before it starts (recorded)
                 files, summary = kind.compute(spec, ctx)
             except Exception as err:  # noqa: BLE001  (recorded once, then raised as one line)
                 if isinstance(err, StoreError | NotComputed):

@@ -334,7 +334,7 @@ def compute_representations(spec: RepresentationsSpec, ctx: Context) -> tuple[di
                 "subset_acc": float(correct[i].mean()),
                 "trustworthiness_2d": trust2[i],
                 "trustworthiness_3d": trust3[i],
-                "knn_acc": knn_cv_accuracy(f["features"], labels, s.knn_k),
+                **knn_record(f["features"], labels, s.knn_k),
                 "silhouette": _silhouette(f["features"], labels),
                 "geometry": {
                     k: per_class(f[k], labels, n_classes) for k in ("angle", "norm", "margin")
@@ -433,13 +433,32 @@ def summarize_representations(study: Study, store: Any) -> list[dict]:
                 "class_acc_delta",
             )
             item.update(
-                runs=[{k: r[k] for k in keep} for r in doc["runs"]],
+                runs=[
+                    {k: r[k] for k in keep}
+                    | ({"knn_acc_reason": r["knn_acc_reason"]} if "knn_acc_reason" in r else {})
+                    for r in doc["runs"]
+                ],
                 cka={"labels": doc["labels_of_runs"], "matrix": doc["cka"]},
                 pie_counts=doc["pie_counts"],
                 reference=doc["reference"],
             )
         out.append(item)
     return out
+
+
+def knn_record(feats: np.ndarray, labels: np.ndarray, k: int) -> dict:
+    """``{"knn_acc": value}``, or ``None`` with the stated reason when no split exists.
+
+    A subset in which some class has a single sample has no stratified split:
+    that is said (``knn_acc_reason``), never a silent NaN. A ``k`` larger than a
+    training fold is refused when the study loads.
+    """
+    try:
+        return {"knn_acc": knn_cv_accuracy(feats, labels, k)}
+    except ValueError as err:
+        if "2 samples" not in str(err):
+            raise
+        return {"knn_acc": None, "knn_acc_reason": str(err)}
 
 
 def representation_fetches(spec: RepresentationsSpec) -> list[FeaturesSpec | UmapSpec]:

@@ -338,16 +338,17 @@ LANDSCAPE = tiny_text(seeds=(0,), epochs=1, magnitude=False) + (
 
 def _landscape_worker(root: str, text: str, counter: str, out: str) -> None:
     import analysis.landscape as landscape
+    import analysis.landscape.grid as grid
 
     torch.set_num_threads(1)
-    real = landscape._save_row
+    real = grid._save_row
 
-    def counting(path, i, loss, acc):
+    def counting(path, i, loss, acc, **kw):
         with open(counter, "a") as fh:
             fh.write(f"{i}\n")
-        real(path, i, loss, acc)
+        real(path, i, loss, acc, **kw)
 
-    landscape._save_row = counting
+    grid._save_row = counting
     spec = landscape.landscape_specs(parse_study(text))[0]
     entry = api.get(spec, store=Store(Path(root)))
     Path(out).write_text(json.dumps(entry.read("surface.npz")["loss"].tolist()))
@@ -566,7 +567,7 @@ GRID = 61
 LANDSCAPE_KILL = tiny_text(seeds=(0,), epochs=1, magnitude=False).replace(
     "width = 32", "width = 256"
 ) + (
-    f'\n[analyses.landscape]\ndims = [2]\ngrid = {GRID}\nsubset = 1000\nsplit = "train"\n'
+    f'\n[analyses.landscape]\ndims = [2]\ngrid = {GRID}\nsubset = 400\nsplit = "train"\n'
     "trajectory = false\nsharpness_topk = 0\nhutchinson_samples = 0\n"
 )
 
@@ -597,11 +598,14 @@ def test_sigkill_while_a_landscape_grid_fills_resumes_from_the_rows(tmp_path):
     _after_kill(cache, [run, spec])
     assert not Store(cache).exists(spec)
 
-    import analysis.landscape as landscape
+    import analysis.landscape.grid as landscape
 
     saved: list[int] = []
     real = landscape._save_row
-    landscape._save_row = lambda path, i, loss, acc: (saved.append(i), real(path, i, loss, acc))
+    landscape._save_row = lambda path, i, loss, acc, **kw: (
+        saved.append(i),
+        real(path, i, loss, acc, **kw),
+    )
     try:
         # the finished rows are reused: not rewritten, not recomputed
         loaded = []
@@ -635,7 +639,7 @@ def test_sigkill_while_a_landscape_grid_fills_resumes_from_the_rows(tmp_path):
 #: ~12 s of work (2 runs, 4 surfaces of up to 101 x 101): three kills in its first seconds
 #: all land mid-work (training, a grid filling, a commit)
 RANDOM_STUDY = tiny_text(seeds=(0,), epochs=2).replace("width = 32", "width = 256") + (
-    '\n[analyses.landscape]\ndims = [1, 2]\ngrid = 101\nsubset = 1000\nsplit = "train"\n'
+    '\n[analyses.landscape]\ndims = [1, 2]\ngrid = 101\nsubset = 400\nsplit = "train"\n'
     "trajectory = false\nsharpness_topk = 0\nhutchinson_samples = 0\n"
 )
 

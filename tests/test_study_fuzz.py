@@ -112,8 +112,8 @@ def test_random_bytes_give_spec_error(data):
 
 def test_huge_grid_refused():
     methods = "\n".join(
-        f'[[methods]]\nmethod = "random"\nsparsities = [{", ".join(str(0.01 * i + 0.001) for i in range(1, 50))}]'
-        for _ in range(10)
+        f'[[methods]]\nmethod = "random"\nsparsities = [{", ".join(str(0.01 * i + 0.001 * j) for i in range(1, 50))}]'
+        for j in range(1, 11)
     )
     text = f'name = "big"\nseeds = [{", ".join(map(str, range(10)))}]\n{methods}'
     try:
