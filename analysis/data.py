@@ -23,13 +23,9 @@ Without a data root, downloads go to ``~/.cache/prunescope/data``.
 from __future__ import annotations
 
 import functools
-import gzip
-import math
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -37,7 +33,9 @@ import torch.nn.functional as F
 
 from analysis import seeding
 from analysis.errors import DataError, SpecError
+from analysis.idx import _idx_file, read_idx  # noqa: F401  (read_idx re-exported)
 from analysis.specs import DATASETS, DataSpec, check_int, check_option
+from analysis.transforms import augment, normalize  # noqa: F401  (re-exported)
 
 #: Environment variable naming the data root (same meaning as ``--data-root``).
 DATA_ENV = "PRUNESCOPE_DATA"
@@ -57,8 +55,6 @@ _STREAM_SUBSET = 2
 _STREAM_DIGITS_TEST = 3
 _STREAM_EVAL = 4
 
-_IDX_LABEL_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
-_IDX_IMAGE_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 
 _MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -221,56 +217,6 @@ def _split_indices(n_train: int, spec: DataSpec) -> tuple[torch.Tensor, torch.Te
         pick = _permutation(len(rest), spec.split_seed, _STREAM_SUBSET)[: spec.train_size]
         rest = rest[pick]
     return rest.sort().values, val_idx.sort().values
-
-
-# ---------------------------------------------------------------------------
-# IDX files (MNIST's format)
-
-
-def _read_bytes(path: Path) -> bytes:
-    """The content of ``path``, gunzipped when it is a gzip file (by its magic bytes)."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-        f.seek(0)
-        if head != b"\x1f\x8b":
-            return f.read()
-        try:
-            with gzip.GzipFile(fileobj=f) as g:
-                return g.read()
-        except (OSError, EOFError, zlib.error) as err:
-            raise DataError(f"{path} is not a readable gzip file: {err}") from err
-
-
-def read_idx(path: str | Path, kind: Literal["images", "labels"]) -> np.ndarray:
-    """Read an IDX file of unsigned bytes: kind 'images' -> (N, H, W), 'labels' -> (N,) uint8."""
-    path = Path(path)
-    magic_expected, ndim = (_IDX_IMAGE_MAGIC, 3) if kind == "images" else (_IDX_LABEL_MAGIC, 1)
-    data = _read_bytes(path)
-    header_len = 4 * (1 + ndim)
-    if len(data) < header_len:
-        raise DataError(f"{path} is not an IDX {kind} file: only {len(data)} bytes long")
-    header = np.frombuffer(data, dtype=">u4", count=1 + ndim)
-    magic, dims = int(header[0]), tuple(int(d) for d in header[1:])
-    if magic != magic_expected:
-        raise DataError(
-            f"{path} is not an IDX {kind} file: magic number {magic}, expected {magic_expected}"
-        )
-    # math.prod: exact Python ints, so a garbage header cannot overflow into a "match".
-    expected = header_len + math.prod(dims)
-    if len(data) != expected:
-        raise DataError(
-            f"{path} is malformed: header says {dims} ({expected} bytes), file has {len(data)} bytes"
-        )
-    # Copy: frombuffer over bytes is read-only, and torch.from_numpy wants writable memory.
-    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(dims).copy()
-
-
-def _idx_file(folder: Path, stem: str) -> Path | None:
-    """``folder/stem`` or ``folder/stem.gz``, whichever exists (uncompressed first: faster)."""
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _check_arrays(
@@ -529,55 +475,3 @@ def load(spec: DataSpec, root: str | Path | None = None, *, download: bool | Non
         test_x=_to_float(test_x) if test_x.dtype == torch.uint8 else test_x.clone(),
         test_y=test_y.clone(),
     )
-
-
-# ---------------------------------------------------------------------------
-# normalisation and augmentation
-
-
-def _channel_view(values: tuple[float, ...], x: torch.Tensor) -> torch.Tensor:
-    """Per-channel constants shaped (C, 1, 1) on x's device and dtype."""
-    return torch.tensor(values, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-
-
-def normalize(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
-    """(x - mean) / std per channel; x: (..., C, H, W) with C == info.in_channels."""
-    if x.ndim < 3 or x.shape[-3] != info.in_channels:
-        raise ValueError(
-            f"normalize: expected (..., {info.in_channels}, H, W) for {info.name}, got {tuple(x.shape)}"
-        )
-    return (x - _channel_view(info.mean, x)) / _channel_view(info.std, x)
-
-
-#: Datasets whose classes survive a left-right mirror (a flipped digit is another glyph).
-_FLIPPABLE = frozenset({"cifar10", "fashion-mnist"})
-
-
-def augment(x: torch.Tensor, info: DatasetInfo, generator: torch.Generator) -> torch.Tensor:
-    """Random crop (zero padding 2, or 4 for 3-channel sets) + mirror where label-safe.
-
-    x: (N, C, H, W) in [0, 1] -> (N, C, H, W), same dtype and device. Each image
-    gets its own shift (and flip for cifar10 / fashion-mnist), drawn only from
-    ``generator``, so the same generator state gives the same batch.
-    """
-    if x.ndim != 4:
-        raise ValueError(f"augment: expected (N, C, H, W), got {tuple(x.shape)}")
-    n, _c, h, w = x.shape
-    pad = 4 if info.in_channels == 3 else 2
-    # Draw on the generator's device, then move: the stream depends only on the generator.
-    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=generator.device)
-    shifts = shifts.to(x.device)
-    # Zero padding, as in the standard CIFAR recipe; a crop window of the padded
-    # image is a shifted image with a zero border, so values stay in [0, 1].
-    padded = F.pad(x, (pad, pad, pad, pad))
-    # Crop every image at once with two gathers instead of a Python loop over images:
-    # rows[i] = shifts[i, 0] + arange(h), cols[i] = shifts[i, 1] + arange(w).
-    rows = shifts[:, 0, None] + torch.arange(h, device=x.device)  # (N, H)
-    cols = shifts[:, 1, None] + torch.arange(w, device=x.device)  # (N, W)
-    wp = padded.shape[-1]
-    out = padded.gather(2, rows[:, None, :, None].expand(n, x.shape[1], h, wp))  # (N, C, H, W+2p)
-    out = out.gather(3, cols[:, None, None, :].expand(n, x.shape[1], h, w))  # (N, C, H, W)
-    if info.name in _FLIPPABLE:
-        flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
-        out = torch.where(flip.to(x.device)[:, None, None, None], out.flip(-1), out)
-    return out
