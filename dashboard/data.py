@@ -237,7 +237,7 @@ def failures(summary: dict, part: str | None = None) -> list[dict]:
         for item in _failed(summary.get(name)):
             label = item.get("label") or item.get("objective") or name
             if name == "representations" and "objective" in item:
-                label = f"representations ({item['objective']})"
+                label = f"objective {item['objective']}"
             reason = item.get("error") or "no reason was recorded"
             out.append({"part": name, "label": str(label), "error": reason})
     return out
