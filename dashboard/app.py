@@ -33,4 +33,4 @@ PAGES = {
 
 page = st.navigation(PAGES)
 ui.sidebar()
-page.run()
+ui.run_page(page)

@@ -84,13 +84,23 @@ def source(upload: str | None = None) -> Source:
 
 
 def load(upload: str | None = None) -> Loaded:
-    """The current study (re-read when its file changes)."""
+    """The current study (re-read when its file changes); never raises: errors are one line."""
     src = source(upload)
     try:
         mtime = os.stat(src.study_path).st_mtime_ns
     except OSError:
         mtime = 0
-    return _load(src.study_path, mtime, src.cache_dir, src.data_root)
+    try:
+        return _load(src.study_path, mtime, src.cache_dir, src.data_root)
+    except Exception as err:  # noqa: BLE001  (any failure to load is shown, never a traceback)
+        return Loaded(src, mtime, error=one_line(err))
+
+
+def one_line(err: BaseException) -> str:
+    """The one line a page shows for ``err``: a prunescope error's own words, else type: message."""
+    if isinstance(err, PrunescopeError):
+        return api.first_line(str(err)) or type(err).__name__
+    return api.first_line(f"{type(err).__name__}: {err}")
 
 
 # -- uploaded studies ----------------------------------------------------------------
@@ -142,7 +152,7 @@ def _load(study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None)
     try:
         study, note = with_available_data(load_study(study_path), data_root)
     except PrunescopeError as err:
-        return Loaded(src, mtime_ns, error=str(err).splitlines()[0])
+        return Loaded(src, mtime_ns, error=one_line(err))
     return Loaded(src, mtime_ns, study=study, note=note)
 
 
@@ -199,6 +209,53 @@ def summary(loaded: Loaded) -> dict:
     return _summary(*_key(loaded), store_state(loaded))
 
 
+def read_summary(loaded: Loaded) -> tuple[dict | None, str | None]:
+    """The study's summary, or None and the one-line reason it cannot be read (never raises)."""
+    if loaded.error:
+        return None, loaded.error
+    try:
+        return summary(loaded), None
+    except Exception as err:  # noqa: BLE001  (a store or study that breaks reading is shown)
+        return None, one_line(err)
+
+
+#: Summary sections that are not parts of the study.
+_NOT_PARTS = ("schema", "study", "counts")
+
+
+def failures(summary: dict, part: str | None = None) -> list[dict]:
+    """Every failed result of the summary (or of one part): ``part``, ``label``, ``error``.
+
+    Walks each section for records whose ``status`` is ``"failed"`` (runs,
+    representations, robustness items, connectivity pairs and instability points,
+    landscape surfaces, sharpness and planes); ``error`` is the recorded reason's
+    first line (``analysis.api.status_record``).
+    """
+    names = [part] if part else [p for p in summary if p not in _NOT_PARTS]
+    out = []
+    for name in names:
+        for item in _failed(summary.get(name)):
+            label = item.get("label") or item.get("objective") or name
+            if name == "representations" and "objective" in item:
+                label = f"objective {item['objective']}"
+            reason = item.get("error") or "no reason was recorded"
+            out.append({"part": name, "label": str(label), "error": reason})
+    return out
+
+
+def _failed(node: object):
+    """The records with ``status == "failed"`` anywhere under ``node`` (dicts and lists)."""
+    if isinstance(node, dict):
+        if node.get("status") == "failed":
+            yield node
+            return
+        for value in node.values():
+            yield from _failed(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _failed(value)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _part_status(
     study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, state: str
@@ -211,13 +268,15 @@ def _part_status(
         records = []
         for spec in plan.study_specs(loaded.study, only=part):
             status = api.status(spec, s)
-            error = (s.failure(spec) or "").splitlines()[:1] if status == "failed" else []
+            error = api.first_line(s.failure(spec) or "") if status == "failed" else ""
+            if status == "failed" and not error:
+                error = "no reason was recorded"
             records.append(
                 {
                     "label": getattr(spec, "label", spec.kind),
                     "kind": spec.kind,
                     "status": status,
-                    "error": error[0] if error else "",
+                    "error": error,
                 }
             )
         out[part] = records

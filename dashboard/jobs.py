@@ -32,6 +32,7 @@ class JobView:
     tasks: dict[str, tuple[float, float]]  # task -> (done, total); total 0 = unknown
     log: list[str]
     landed: int  # results computed (or failed) so far
+    current: str | None  # the sub-task the backend reported last (None: none yet)
     started: float
     finished: float | None
     error: str | None
@@ -47,6 +48,11 @@ class JobView:
         """Wall time so far (or in total, once finished)."""
         return (self.finished or time.time()) - self.started
 
+    @property
+    def study(self) -> tuple[float, float]:
+        """(results done, results in all) of the whole job; (0, 0) before the backend says."""
+        return self.tasks.get("study", (0.0, 0.0))
+
 
 @dataclass
 class Job:
@@ -57,6 +63,7 @@ class Job:
     tasks: dict[str, tuple[float, float]] = field(default_factory=dict)
     log_lines: list[str] = field(default_factory=list)
     landed: int = 0
+    current: str | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
     error: str | None = None
@@ -66,6 +73,8 @@ class Job:
     def progress(self, task: str, done: float, total: float) -> None:
         """The backend's progress callback: remember the latest (done, total) of ``task``."""
         with self._lock:
+            if task != "study":
+                self.current = task
             if total and done >= total and task != "study":
                 self.tasks.pop(task, None)  # a finished sub-task leaves the page
             else:
@@ -96,6 +105,7 @@ class Job:
                 tasks=dict(self.tasks),
                 log=list(self.log_lines),
                 landed=self.landed,
+                current=self.current,
                 started=self.started,
                 finished=self.finished,
                 error=self.error,
@@ -129,7 +139,11 @@ class JobBoard:
             return job
 
     def get(self, key: Hashable) -> JobView | None:
-        """The state of the latest job under ``key``, if any."""
+        """The state of the latest job under ``key``, if any: the same for every session.
+
+        Whoever started the job, every caller (each browser session) reads the one
+        job's live progress here; a page polls it while ``running``.
+        """
         with self._lock:
             job = self._jobs.get(key)
         return job.snapshot() if job else None

@@ -8,6 +8,7 @@ copied URL reopens the same view in a meeting.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from dashboard import data
 from dashboard.figures import Theme, theme_for
 from dashboard.jobs import JobView
 
+_log = logging.getLogger(__name__)
 _VIEW = "_prunescope_view"
 _KEEP = "_keep_"  # session-state prefix of page choices kept while their page is not shown
 
@@ -33,6 +35,7 @@ class View:
     summary: dict | None = None
     runs: list[dict] = field(default_factory=list)
     presentation: bool = False
+    error: str | None = None  # why the study cannot be loaded or read (one line)
 
     @property
     def theme(self) -> Theme:
@@ -168,23 +171,23 @@ def _pct(value: float) -> str:
 
 
 def sidebar() -> View:
-    """Draw the sidebar and remember the view it selects for this rerun's page."""
+    """Draw the sidebar and remember the view it selects for this rerun's page.
+
+    The controls that leave a study ("Back to the default study", "Open another
+    study") are drawn before the study is loaded or read, so a study that breaks
+    either can always be left; the failure is one error line, never a traceback.
+    """
     if "upload" not in st.session_state:
         st.session_state["upload"] = st.query_params.get("study")
-    loaded = data.load(st.session_state["upload"])
     upload = st.session_state["upload"]
-    if upload and data.upload_path(loaded.source.cache_dir, upload) is None:
+    cache_dir = data.source(upload).cache_dir
+    if upload and data.upload_path(cache_dir, upload) is None:
         st.session_state["upload"] = None  # an unknown or malformed id in the URL: ignored
     _set_param("study", st.session_state["upload"])
     with st.sidebar:
         st.markdown("### Study")
-        if loaded.error:
-            st.error("The study file cannot be used.", icon=":material/error:")
-            st.caption(f"`{loaded.source.study_path}`")
-            view = View(loaded=loaded)
-        else:
-            view = _study_sidebar(loaded)
-        _upload(loaded)
+        head = st.container()  # filled last, drawn first
+        _leave_controls(cache_dir)
         st.divider()
         if "present" not in st.session_state:
             st.session_state["present"] = st.query_params.get("present") == "1"
@@ -192,12 +195,41 @@ def sidebar() -> View:
             "Presentation mode", key="present", help="Large fonts and thick lines for a projector."
         )
         _set_param("present", "1" if presentation else None)
-    view = View(view.loaded, view.summary, view.runs, presentation)
+        with head:
+            view = _study_view()
+    view = View(view.loaded, view.summary, view.runs, presentation, view.error)
     st.session_state[_VIEW] = view
     return view
 
 
-def _upload(loaded: data.Loaded) -> None:
+def _study_view() -> View:
+    """Load and read the study into a view, or say in one line why it cannot be."""
+    loaded = data.load(st.session_state["upload"])
+    summary, error = data.read_summary(loaded)
+    if error:
+        st.error(f"This study cannot be opened: {error}", icon=":material/error:")
+        st.caption(f"`{loaded.source.study_path}`")
+        return View(loaded=loaded, error=error)
+    try:
+        return _study_sidebar(loaded, summary)
+    except Exception as err:  # noqa: BLE001  (a summary the sidebar cannot read is shown)
+        error = data.one_line(err)
+        st.error(f"This study cannot be opened: {error}", icon=":material/error:")
+        return View(loaded=loaded, error=error)
+
+
+def _leave_controls(cache_dir: str) -> None:
+    """ "Back to the default study" (when an upload is open) and "Open another study"."""
+    if st.session_state.get("upload") and st.button(
+        "Back to the default study", key="back_to_default", icon=":material/undo:"
+    ):
+        st.session_state["upload"] = None
+        st.session_state.pop("_upload_error", None)
+        st.rerun()
+    _upload(cache_dir)
+
+
+def _upload(cache_dir: str) -> None:
     """Open another study file: validated and size-limited before it replaces the view."""
     with st.expander("Open another study", icon=":material/upload_file:"):
         file = st.file_uploader(
@@ -207,7 +239,7 @@ def _upload(loaded: data.Loaded) -> None:
         if file is not None and st.session_state.get("_upload_seen") != file.file_id:
             st.session_state["_upload_seen"] = file.file_id
             try:
-                upload = data.save_upload(file.getvalue(), loaded.source.cache_dir, name=file.name)
+                upload = data.save_upload(file.getvalue(), cache_dir, name=file.name)
             except PrunescopeError as err:
                 st.session_state["_upload_error"] = str(err).splitlines()[0]
             else:
@@ -216,14 +248,10 @@ def _upload(loaded: data.Loaded) -> None:
                 st.rerun()
         if error := st.session_state.get("_upload_error"):
             st.error(f"Not opened: {error}", icon=":material/error:")
-        if st.session_state.get("upload") and st.button("Back to the default study"):
-            st.session_state["upload"] = None
-            st.rerun()
 
 
-def _study_sidebar(loaded: data.Loaded) -> View:
+def _study_sidebar(loaded: data.Loaded, summary: dict) -> View:
     """Study name, dataset, fallback note and the run filters."""
-    summary = data.summary(loaded)
     info = summary["study"]
     counts = summary["counts"]
     st.markdown(f"**{info['name']}**")
@@ -261,11 +289,42 @@ def view() -> View:
 
 
 def require_study(v: View) -> None:
-    """Stop the page with the one-line reason when the study cannot be loaded."""
-    if v.loaded.error:
-        st.error(v.loaded.error, icon=":material/error:")
-        st.caption(f"Study file: `{v.loaded.source.study_path}`. Fix it, then reload the page.")
+    """Stop the page with the one-line reason when the study cannot be loaded or read."""
+    if error := v.error or v.loaded.error:
+        st.error(error, icon=":material/error:")
+        st.caption(
+            f"Study file: `{v.loaded.source.study_path}`. Fix it and reload the page, "
+            "or open another study in the sidebar."
+        )
         st.stop()
+
+
+def run_page(page: Any) -> None:
+    """Run the selected page; an error it raises is one line on the page, not a traceback."""
+    try:
+        page.run()
+    except Exception as err:  # noqa: BLE001  (st.stop / st.rerun are BaseExceptions: they pass)
+        _log.exception("page %s failed", getattr(page, "title", page))
+        st.error(f"This page cannot be drawn: {data.one_line(err)}", icon=":material/error:")
+        st.caption("The other pages and the sidebar still work; the server log has the details.")
+
+
+#: How often the Compute page reads the shared job: while one runs, and while none does
+#: (so a job another browser session starts is followed within a few seconds).
+POLL_RUNNING_S = 1.0
+POLL_IDLE_S = 5.0
+
+#: Most failures listed on a page (the Compute page lists them all in its tables).
+MOST_FAILURES = 10
+
+
+def failures(items: Sequence[dict], *, part_names: bool = True) -> None:
+    """One error line per failed result (``data.failures`` records): what failed and why."""
+    for item in items[:MOST_FAILURES]:
+        where = f"{item['part']} · " if part_names and item["part"] != "runs" else ""
+        st.error(f"{where}{item['label']} failed: {item['error']}", icon=":material/error:")
+    if len(items) > MOST_FAILURES:
+        st.caption(f"... and {len(items) - MOST_FAILURES} more failed: see the Compute page.")
 
 
 def missing_note(summary: dict) -> None:
@@ -309,9 +368,19 @@ def table(frame: pd.DataFrame) -> None:
     st.dataframe(frame, hide_index=True, column_config=config, width="stretch", height=height)
 
 
-def missing_part(part: str, what: str) -> None:
-    """Stop the page: ``what`` is not computed yet; point to the Compute page."""
-    st.info(f"{what} is not computed yet for this study.", icon=":material/hourglass_empty:")
+def part_failures(v: View, part: str) -> list[dict]:
+    """Draw one ``failed: <reason>`` line per failed result of ``part``; return them."""
+    items = data.failures(v.summary, part)
+    failures(items, part_names=False)
+    return items
+
+
+def missing_part(part: str, what: str, *, failed: Sequence[dict] = ()) -> None:
+    """Stop the page: ``what`` is not computed yet (or failed, already said); link to Compute."""
+    if failed:
+        st.caption("Fix the cause, then retry it on the Compute page.")
+    else:
+        st.info(f"{what} is not computed yet for this study.", icon=":material/hourglass_empty:")
     st.page_link("app_pages/compute.py", label=f"Compute the {part}", icon=":material/play_arrow:")
     st.stop()
 
@@ -337,7 +406,11 @@ def plot(fig: go.Figure, v: View, *, key: str | None = None, select: bool = Fals
 def job_progress(job: JobView) -> None:
     """A background job's progress: one bar per task the backend reports, then its log."""
     if job.running:
-        st.markdown(f"**Computing {job.title}** · {job.seconds:.0f} s")
+        done, total = job.study
+        count = f" · {done:.0f} of {total:.0f} results" if total else ""
+        st.markdown(f"**Computing {job.title}** · {job.seconds:.0f} s{count}")
+        if job.current:
+            st.caption(f"Now: {job.current}")
     for task, (done, total) in sorted(job.tasks.items(), key=lambda kv: kv[0] != "study"):
         name = "Study" if task == "study" else task
         if total:

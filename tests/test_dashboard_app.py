@@ -396,3 +396,48 @@ def test_landscape_page_links_3d_cameras_and_switches_to_contours(app):
         "magnitude 50% s0",
         ["magnitude 50% s0"],
     )
+
+
+REASON = "OutOfMemoryError: CUDA out of memory"
+
+
+@pytest.fixture
+def with_failures(filled, compute_forbidden, monkeypatch, tmp_path):
+    """The study with a 'random' run whose run and analyses failed (in a copy of the store)."""
+    import shutil
+
+    _, cache = filled
+    shutil.copytree(cache, tmp_path / "cache")
+    study = tmp_path / "more.toml"
+    study.write_text(WITH_MISSING)
+    store = Store(tmp_path / "cache")
+    spec = load_study(study)
+    for part in ("runs", "representations", "robustness", "connectivity", "landscape"):
+        for s in plan.study_specs(spec, only=part):
+            if part == "representations" or "random" in getattr(s, "label", ""):
+                store.record_failure(s, f"{REASON}\nTraceback (most recent call last): ...")
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(study))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(tmp_path / "cache"))
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        ("app_pages/overview.py", ["random 50% s0 failed", "representations · objective ce"]),
+        ("app_pages/compute.py", ["random 50% s0 failed", "representations ("]),
+        ("app_pages/representations.py", ["objective ce failed"]),
+        ("app_pages/robustness.py", ["random 50% s0 failed"]),
+        ("app_pages/connectivity.py", ["random 50% s0"]),
+        ("app_pages/landscape.py", ["random 50% s0"]),
+    ],
+)
+def test_every_failure_says_why(with_failures, page, expected):
+    at = with_failures.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert all("\n" not in e and e.endswith(f"failed: {REASON}") for e in errors), errors
+    for fragment in expected:
+        assert any(fragment in e for e in errors), (fragment, errors)
+    assert not any("not computed yet" in i.value for i in at.info)  # failed is not "missing"

@@ -110,3 +110,53 @@ def test_unknown_or_path_like_study_id_is_ignored(app, bad):
     assert not at.exception and not at.error
     assert "the-default" in sidebar_text(at)
     assert "study" not in at.query_params
+
+
+def _breaks(monkeypatch, where: str) -> None:
+    """Make the uploaded study fail while loading (``load``) or reading its results (``read``)."""
+    from analysis import plan
+
+    real_load, real_summarize = data.with_available_data, plan.summarize
+
+    def load(study, root=None):
+        if study.name == "the-upload":
+            raise RuntimeError("the loader broke\nTraceback (most recent call last): ...")
+        return real_load(study, root)
+
+    def summarize(study, store):
+        if study.name == "the-upload":
+            raise KeyError("surfaces")
+        return real_summarize(study, store)
+
+    if where == "load":
+        monkeypatch.setattr(data, "with_available_data", load)
+    else:
+        monkeypatch.setattr(plan, "summarize", summarize)
+
+
+PAGES = sorted(
+    p.relative_to(APP.parent).as_posix()
+    for p in (APP.parent / "app_pages").glob("*.py")
+    if not p.name.startswith("_")
+)
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize(("where", "reason"), [("load", "the loader broke"), ("read", "surfaces")])
+def test_a_study_that_breaks_can_always_be_left(app, monkeypatch, where, reason, page):
+    """Loading or reading raises: one error line, no traceback, and both leave controls work."""
+    at, upload = app
+    _breaks(monkeypatch, where)
+    at.query_params = {"study": upload}
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert errors and all("\n" not in e for e in errors), errors
+    assert any(reason in e for e in errors), errors
+    assert "Open another study" in [e.label for e in at.sidebar.expander]
+    assert at.get("file_uploader"), "the upload control is drawn"
+    at.sidebar.button(key="back_to_default").click().run()
+    assert not at.exception and not at.error
+    assert "the-default" in sidebar_text(at)
+    assert "study" not in at.query_params

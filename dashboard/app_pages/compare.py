@@ -38,8 +38,11 @@ def missing(part: str) -> list[str]:
     """Say (briefly) which of A and B lack ``part``; return the labels that have it."""
     has = [r["label"] for r in (a, b) if fc.available(summary, r["label"])[part]]
     lacking = [r["label"] for r in (a, b) if r["label"] not in has]
-    if lacking:
-        st.caption(f"No {part} results for {' and '.join(lacking)} yet (see the Compute page).")
+    reasons = {f["label"]: f["error"] for f in data.failures(summary, part)}
+    for label in [lab for lab in lacking if lab in reasons]:
+        st.caption(f":material/error: {part.capitalize()} of {label} failed: {reasons[label]}")
+    if waiting := [lab for lab in lacking if lab not in reasons]:
+        st.caption(f"No {part} results for {' and '.join(waiting)} yet (see the Compute page).")
     return has
 
 

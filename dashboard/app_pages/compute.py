@@ -1,7 +1,9 @@
 """Compute: what each part of the study has cached, missing or failed; start the missing work.
 
-The work runs on a background thread (``data.start_compute``); this page only
-polls its progress, once a second while it runs, and refreshes when results land.
+The work runs on a background thread (``data.start_compute``) shared by every
+browser session; this page only polls it: once a second while a job runs
+(whoever started it), every few seconds otherwise, so a job started from another
+session is followed too. Counts are read afresh as results land.
 """
 
 import streamlit as st
@@ -20,33 +22,35 @@ started = data.compute_job(view.loaded)
 polling = bool(started and started.running)
 
 
-@st.fragment(run_every=1.0 if polling else None)
+@st.fragment(run_every=ui.POLL_RUNNING_S if polling else ui.POLL_IDLE_S)
 def status() -> None:
     """Progress of the running job, then each part's status and its start button."""
     job = data.compute_job(view.loaded)
+    if bool(job and job.running) != polling:
+        st.rerun()  # a job started (here or elsewhere) or ended: the whole app follows it
     if job:
         ui.job_progress(job)
         if job.landed != st.session_state.get("landed_seen"):
             st.session_state["landed_seen"] = job.landed
             data.refresh()  # a result landed: summaries and statuses are read afresh
-        if polling and not job.running:
-            st.rerun()  # the whole app: the overview and the sidebar counts refresh too
     for part, records in data.part_status(view.loaded).items():
         todo = [r for r in records if r["status"] != "cached"]
-        failed = sum(r["status"] == "failed" for r in todo)
+        failed = [{**r, "part": part} for r in todo if r["status"] == "failed"]
         st.subheader(part.capitalize())
         st.caption(
             f"{len(records) - len(todo)} of {len(records)} cached · "
-            f"{len(todo) - failed} missing · {failed} failed"
+            f"{len(todo) - len(failed)} missing · {len(failed)} failed"
         )
         if not todo:
             st.success("Everything is computed.", icon=":material/check_circle:")
             continue
+        ui.failures(failed, part_names=False)
         ui.table(status_table(todo))
         if st.button(
-            f"Compute {len(todo)} missing" + (f" (retrying {failed} failed)" if failed else ""),
+            f"Compute {len(todo)} missing"
+            + (f" (retrying {len(failed)} failed)" if failed else ""),
             key=f"start_{part}",
-            disabled=bool(job and job.running),
+            disabled=polling,
             type="primary",
             icon=":material/play_arrow:",
         ):

@@ -13,8 +13,9 @@ cached = [p for p in conn["pairs"] if p["status"] == "cached"]
 stable = [p for g in conn["instability"] for p in g["points"] if p["status"] == "cached"]
 for note in conn["notes"]:
     st.caption(f":material/info: {note[0].upper()}{note[1:]}.")
+failed = ui.part_failures(view, "connectivity")
 if not cached and not stable:
-    ui.missing_part("connectivity analysis", "The connectivity analysis")
+    ui.missing_part("connectivity analysis", "The connectivity analysis", failed=failed)
 
 left, right = st.columns(2)
 with left:

@@ -17,12 +17,13 @@ def load(key: str) -> dict | None:
     return data.surface(view.loaded, key)
 
 
+failed = ui.part_failures(view, "landscape")
 planes = {k: v for k, v in fl.PLANES.items() if fl.plane_records(land, view.runs, k)}
 runs2d = [r["label"] for r in fl.surface_runs(land, view.runs, dims=2)]
 if not (
     runs2d or planes or fl.slice_lines(land, view.runs, load) or fl.sharpness_runs(land, view.runs)
 ):
-    ui.missing_part("landscape analysis", "The loss landscape of the shown runs")
+    ui.missing_part("landscape analysis", "The loss landscape of the shown runs", failed=failed)
 
 left, right = st.columns(2)
 with left:

@@ -17,6 +17,7 @@ ui.require_study(view)
 info = view.summary["study"]
 st.caption(info["description"] or f"{info['dataset']} · {info['arch']}")
 ui.missing_note(view.summary)
+ui.failures(data.failures(view.summary))
 
 if not view.runs:
     st.info("No runs selected: pick methods, sparsities and seeds in the sidebar.")

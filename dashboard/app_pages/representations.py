@@ -8,9 +8,10 @@ from dashboard.figures import representations as fr
 view = ui.view()
 st.title("Representations")
 ui.require_study(view)
+failed = ui.part_failures(view, "representations")
 items = [i for i in view.summary["representations"] if i["status"] == "cached"]
 if not items:
-    ui.missing_part("representations", "The representation analysis")
+    ui.missing_part("representations", "The representation analysis", failed=failed)
 objectives = {i["objective"]: i["objective"] for i in items}
 objective = next(iter(objectives))
 if len(objectives) > 1:

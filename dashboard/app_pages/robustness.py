@@ -9,8 +9,9 @@ view = ui.view()
 st.title("Robustness")
 ui.require_study(view)
 items = view.summary["robustness"]
+failed = ui.part_failures(view, "robustness")
 if not any(i.get("corruption") for i in items):
-    ui.missing_part("robustness analysis", "The robustness analysis")
+    ui.missing_part("robustness analysis", "The robustness analysis", failed=failed)
 shown = fr.pairs(view.runs, items)
 if not shown:
     st.info("None of the selected runs has robustness results: pick runs in the sidebar.")
