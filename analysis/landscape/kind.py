@@ -239,10 +239,8 @@ def summarize_landscape(study: Study, store: Any) -> dict:
     by_run: dict[str, dict] = {}
     planes = []
     for spec in landscape_specs(study):
-        status = api.status(spec, store)
-        item: dict = {"label": spec.label, "key": spec_key(spec), "status": status}
-        if status == "failed":
-            item["error"] = (store.failure(spec) or "").splitlines()[0]
+        item: dict = {"label": spec.label, **api.status_record(spec, store)}
+        status = item["status"]
         entry = api.get(spec, store=store, compute=False) if status == "cached" else None
         if isinstance(spec, PlaneSpec):
             item.update(plane=spec.plane, runs=[r.label for r in spec.runs], align=spec.align)
