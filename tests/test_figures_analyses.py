@@ -371,7 +371,7 @@ def test_sharpness_eigenvalues_and_trace_with_error_bars(land):
     (trace,) = [t for t in fig.data if t.name == "trace"]
     assert list(trace.x) == [50.0, 70.0, None]  # a NaN trace is a gap, not a zero
     assert list(trace.error_x.array) == pytest.approx([5.0, 7.0, 0.0])
-    assert list(trace.text)[:2] == ["±10.0% (40 probes)"] * 2  # the error reached, beside it
+    assert list(trace.text)[:2] == ["±10.0%<br>40 probes"] * 2  # the error reached, beside it
     assert "training loss on 200 samples" in fig.layout.title.text
 
 

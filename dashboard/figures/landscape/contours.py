@@ -27,7 +27,9 @@ def with_note(title: str, note: str) -> str:
     """``title`` with ``note`` (which loss, which BatchNorm statistics) as a subtitle line."""
     if not note:
         return title
-    return title + (f"<br>{note}" if "<sup>" in title else f"<br><sup>{note}</sup>")
+    if title.endswith("</sup>"):  # one more line of the subtitle, at the subtitle's size
+        return f"{title[: -len('</sup>')]}<br>{note}</sup>"
+    return f"{title}<br><sup>{note}</sup>"
 
 
 def contours(
@@ -156,6 +158,7 @@ def slices(
         next((n for n in notes if n), ""),
     )
     apply(fig, theme, title=title)
+    fig.update_layout(margin={"t": theme.title_size * (5 if "<br>" in title else 3)})
     fig.update_xaxes(title_text="Step along the direction")
     fig.update_yaxes(title_text=METRICS[metric])
     return fig

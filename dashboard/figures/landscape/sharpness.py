@@ -30,7 +30,7 @@ def _error_text(item: dict) -> str:
     rel, probes = _finite(item.get("trace_rel_error")), item.get("trace_probes")
     if rel is None:
         return item.get("trace_reason", "")
-    return f"±{100 * rel:.1f}%" + (f" ({probes} probes)" if probes else "")
+    return f"±{100 * rel:.1f}%" + (f"<br>{probes} probes" if probes else "")
 
 
 def _title(records: list[dict]) -> str:
@@ -44,7 +44,7 @@ def _title(records: list[dict]) -> str:
     return (
         "Sharpness at each trained network<br><sup>Hessian of the "
         + (f"{split} loss" if split else "loss")
-        + f"{on}, the network's own BatchNorm statistics; sparse runs: surviving weights</sup>"
+        + f"{on}<br>own BatchNorm statistics; sparse runs: surviving weights</sup>"
     )
 
 
@@ -89,7 +89,7 @@ def sharpness(land: dict, runs: Sequence[dict] | None, theme: Theme = NORMAL) ->
             showlegend=False, orientation="h", marker={"color": colors},
             error_x={"type": "data", "array": [s or 0.0 for s in stderr],
                      "color": "#444444", "thickness": 1.5, "width": 6},
-            text=[_error_text(s) for s in items], textposition="outside",
+            text=[_error_text(s) for s in items], textposition="outside", cliponaxis=False,
             customdata=stderr,
             hovertemplate="<b>%{y}</b><br>trace %{x:.4g} ± %{customdata:.2g}"
             "<br>relative error %{text}<extra></extra>",
@@ -100,8 +100,13 @@ def sharpness(land: dict, runs: Sequence[dict] | None, theme: Theme = NORMAL) ->
     apply(fig, theme, title=_title(records), height=height)
     fig.update_layout(
         barmode="group", legend={"y": -0.2 - 40 / height, "traceorder": "normal"},
-        margin={"t": theme.title_size * 5},
+        margin={"t": theme.title_size * 7},
     )  # fmt: skip
+    ends = [
+        (_finite(s.get("trace")) or 0.0) + (e or 0.0) for s, e in zip(items, stderr, strict=True)
+    ]
+    if ends and max(ends) > 0:  # room right of the longest bar for its "±x% (n probes)" text
+        fig.update_xaxes(range=[0, 1.8 * max(ends)], row=1, col=2)
     fig.update_yaxes(ticks="", autorange="reversed")
     fig.update_xaxes(title_text="eigenvalue", rangemode="tozero", row=1, col=1)
     fig.update_xaxes(title_text="tr(H)", rangemode="tozero", row=1, col=2)

@@ -83,7 +83,8 @@ def surfaces_3d(panels: Sequence[Panel], metric: str = "loss", theme: Theme = NO
     fig.update_layout(
         coloraxis=coloraxis(zrange, metric, theme),
         legend={"y": -0.02},
-        margin={"l": 0, "r": 0, "b": 0, "t": theme.title_size * 5},
+        # three title lines (title, subtitle, the loss note) above the panels' own titles
+        margin={"l": 0, "r": 0, "b": 0, "t": theme.title_size * (7 if "<br>" in title else 5)},
     )
     fig.update_annotations(font={"size": theme.font_size + 1})
     return fig
