@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import torch
+
+from analysis import device as devices
 from analysis.errors import PrunescopeError, StoreError
 from analysis.specs import spec_key
 from analysis.store import Entry, Store, check_structure
@@ -163,15 +166,23 @@ class ComputeFailed(PrunescopeError):
 
 @dataclass
 class Context:
-    """What a compute function may use: the store, progress, and nested ``get``."""
+    """What a compute function may use: the store, progress, nested ``get`` and its device.
+
+    ``device`` is where the computation runs (default: this process's device,
+    :func:`analysis.device.current`): models and data go there, results come
+    back to the CPU to be stored. It is never part of a result's key.
+    """
 
     store: Store
     progress: Progress = no_progress
     compute: bool = True
+    device: torch.device = field(default_factory=devices.current)
 
     def get(self, spec: Any) -> Any:
-        """Get a result this computation depends on (cached or computed)."""
-        return get(spec, store=self.store, progress=self.progress, compute=self.compute)
+        """Get a result this computation depends on (cached or computed, on the same device)."""
+        return get(
+            spec, store=self.store, progress=self.progress, compute=self.compute, device=self.device
+        )
 
     def check_memory(self, spec: Any) -> None:
         """Refuse ``spec`` before it starts if it would not fit in memory (its kind's check)."""
@@ -238,8 +249,12 @@ def get(
     store: Store | None = None,
     progress: Progress | None = None,
     compute: bool = True,
+    device: torch.device | None = None,
 ) -> Any:
     """The result of ``spec``: from the store if there, else computed once and stored.
+
+    ``device``: where a computation runs (default: :func:`analysis.device.current`);
+    what was computed on one device is served on every other.
 
     Raises:
         NotComputed: ``compute`` is False and the result is not in the store.
@@ -249,7 +264,7 @@ def get(
     """
     store = store if store is not None else Store()
     return kind_of(spec).load(
-        spec, ensure(spec, store=store, progress=progress, compute=compute)[0]
+        spec, ensure(spec, store=store, progress=progress, compute=compute, device=device)[0]
     )
 
 
@@ -259,6 +274,7 @@ def ensure(
     store: Store,
     progress: Progress | None = None,
     compute: bool = True,
+    device: torch.device | None = None,
 ) -> tuple[Entry, bool]:
     """The verified entry of ``spec`` and whether THIS call computed it (see :func:`get`).
 
@@ -276,7 +292,9 @@ def ensure(
     with store.lock(spec):
         entry = load_entry(spec, store)  # another process may have finished it meanwhile
         if entry is None:
-            ctx = Context(store=store, progress=progress, compute=compute)
+            ctx = Context(
+                store=store, progress=progress, compute=compute, device=device or devices.current()
+            )
             start = time.perf_counter()
             try:
                 ctx.check_memory(spec)  # refuse what cannot fit before it starts (recorded)
@@ -291,7 +309,13 @@ def ensure(
                 raise ComputeFailed(
                     f"{getattr(spec, 'label', spec.kind)} failed: {message}"
                 ) from err
-            entry = store.commit(spec, files, seconds=time.perf_counter() - start, summary=summary)
+            entry = store.commit(
+                spec,
+                files,
+                seconds=time.perf_counter() - start,
+                summary=summary,
+                execution=devices.describe(ctx.device),
+            )
             store.clear_failure(spec)
             return entry, True
     return entry, False

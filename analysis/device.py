@@ -20,6 +20,9 @@ from analysis.errors import PrunescopeError
 ENV_VAR = "PRUNESCOPE_DEVICE"
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
+#: The device this process computes on (set by ``use``; CPU until a command picks one).
+_CURRENT: list[torch.device] = [torch.device("cpu")]
+
 
 class DeviceError(PrunescopeError):
     """A device that is not there (or not a device at all) was asked for."""
@@ -79,3 +82,43 @@ def describe(device: torch.device) -> dict[str, Any]:
 
         doc["name"] = platform.processor() or platform.machine()
     return doc
+
+
+def use(device: torch.device | str | None) -> torch.device:
+    """Make ``device`` (a name for :func:`resolve`, or a ``torch.device``) this process's device.
+
+    Every computation started afterwards in this process (``analysis.api.Context``'s
+    default) runs on it. Returns the resolved device.
+
+    Raises:
+        DeviceError: see :func:`resolve`.
+    """
+    dev = device if isinstance(device, torch.device) else resolve(device)
+    _CURRENT[0] = dev
+    return dev
+
+
+def current() -> torch.device:
+    """The device computations of this process run on (see :func:`use`; default CPU)."""
+    return _CURRENT[0]
+
+
+def say(device: torch.device) -> str:
+    """One line for people: which device, and its name (``cuda:0 (NVIDIA H200)``)."""
+    doc = describe(device)
+    return f"{doc['device']} ({doc['name']})" if doc.get("name") else doc["device"]
+
+
+#: Execution options of this process (never in a key): ``compile`` wraps training in
+#: ``torch.compile`` (its compile time reported in the run's notes).
+_OPTIONS: dict[str, Any] = {"compile": False}
+
+
+def set_compile(on: bool) -> None:
+    """Turn the ``torch.compile`` execution option on or off for this process."""
+    _OPTIONS["compile"] = bool(on)
+
+
+def compiling() -> bool:
+    """Whether computations of this process should ``torch.compile`` their models."""
+    return bool(_OPTIONS["compile"])

@@ -64,6 +64,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _host(value: Any) -> np.ndarray:
+    """An array in host memory (a tensor on any device comes to the CPU first)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+    return np.asarray(value)
+
+
 def encode(name: str, value: Any) -> bytes:
     """Serialise one result file by its extension."""
     if name.endswith(".safetensors"):
@@ -73,7 +80,7 @@ def encode(name: str, value: Any) -> bytes:
         return save(tensors)
     if name.endswith(".npz"):
         buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(v) for k, v in value.items()})
+        np.savez(buf, **{k: _host(v) for k, v in value.items()})
         return buf.getvalue()
     if name.endswith(".json"):
         return json.dumps(value, indent=1, sort_keys=True, allow_nan=True).encode()
@@ -292,8 +299,14 @@ class Store:
         *,
         seconds: float = 0.0,
         summary: dict | None = None,
+        execution: dict | None = None,
     ) -> Entry:
-        """Write ``files`` as the entry of ``spec`` atomically and return it."""
+        """Write ``files`` as the entry of ``spec`` atomically and return it.
+
+        ``execution``: where it was computed (``analysis.device.describe``: device,
+        its name, torch and CUDA versions, deterministic algorithms), kept in
+        meta.json's ``device``; never part of the key.
+        """
         final = self.path(spec)
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         step = f"creating the temp folder {tmp.name}"
@@ -318,6 +331,7 @@ class Store:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "versions": _versions(),
                 "summary": summary or {},
+                "device": execution or {},
             }
             meta["digest"] = meta_digest(meta)
             step = "writing meta.json"

@@ -45,12 +45,35 @@ def compute_forbidden(monkeypatch):
 
     real = api.get
 
-    def get(spec, *, store=None, progress=None, compute=True):
+    def get(spec, *, store=None, progress=None, compute=True, device=None):
         if compute:
             raise AssertionError(f"asked to compute {spec.kind} where only reading is allowed")
         return real(spec, store=store, progress=progress, compute=False)
 
     monkeypatch.setattr(api, "get", get)
+
+
+def _device_params() -> list:
+    """CPU always; CUDA and MPS marked ``gpu`` and skipped where this machine has none."""
+    from analysis.device import available
+
+    have = available()
+    params = [pytest.param("cpu", id="cpu")]
+    for name, kind in (("cuda:0", "cuda"), ("mps", "mps")):
+        marks = [pytest.mark.gpu]
+        if name not in have:
+            marks.append(pytest.mark.skip(reason=f"no {kind} device here"))
+        params.append(pytest.param(name, marks=marks, id=kind))
+    return params
+
+
+@pytest.fixture(params=_device_params())
+def device(request):
+    """Each device this machine has (a test using it runs once per device; ``-m gpu``: the
+    accelerators only). Results must agree with the CPU's within the test's stated tolerance."""
+    import torch
+
+    return torch.device(request.param)
 
 
 @pytest.fixture(autouse=True, scope="session")
