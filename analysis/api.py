@@ -223,16 +223,32 @@ def status(spec: Any, store: Store) -> str:
 
 
 def status_record(spec: Any, store: Store) -> dict:
-    """The fields every summary record of one spec carries: status, key and (if failed) error.
+    """The fields every summary record of one spec carries: status, key, (if failed) error
+    and (if cached) the device that computed it.
 
     ``status`` is 'cached', 'failed' or 'missing'; ``error`` is the first line of
     the recorded failure's root cause, so the terminal, the JSON summary and the
-    dashboard say why.
+    dashboard say why; ``device`` is where it was computed (``cuda:0 (NVIDIA
+    H200)``; None for entries older than the record), whichever device asks now.
     """
-    record = {"status": status(spec, store), "key": spec_key(spec)}
+    entry = load_entry(spec, store)
+    record = {
+        "status": "cached" if entry else ("failed" if store.failure(spec) else "missing"),
+        "key": spec_key(spec),
+    }
     if record["status"] == "failed":
         record["error"] = first_line(store.failure(spec) or "")
+    if entry is not None:
+        record["device"] = computed_on(entry)
     return record
+
+
+def computed_on(entry: Entry) -> str | None:
+    """Where an entry was computed, for people (``cuda:0 (NVIDIA H200)``), from its meta.json."""
+    doc = entry.meta.get("device") or {}
+    if not doc.get("device"):
+        return None
+    return f"{doc['device']} ({doc['name']})" if doc.get("name") else doc["device"]
 
 
 def first_line(message: str) -> str:

@@ -57,11 +57,24 @@ def resolve(name: str | None = None) -> torch.device:
     have = available()
     if name == "auto":
         return torch.device(have[0])
-    if name == "cuda":
-        name = "cuda:0"
-    if name not in have:
+    full = "cuda:0" if name == "cuda" else name
+    if full not in have:
         raise DeviceError(f"device {name!r} is not available here; devices: {', '.join(have)}")
-    return torch.device(name)
+    return torch.device(full)
+
+
+def spread(name: str | None = None) -> list[torch.device]:
+    """The devices jobs may be spread over for ``name``: every GPU for ``cuda`` (and for
+    ``auto`` on a CUDA machine), else the one device :func:`resolve` gives.
+
+    Raises:
+        DeviceError: see :func:`resolve`.
+    """
+    first = resolve(name)
+    asked = (name or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    if first.type == "cuda" and asked in ("auto", "cuda"):
+        return [torch.device(d) for d in available() if d.startswith("cuda")]
+    return [first]
 
 
 def describe(device: torch.device) -> dict[str, Any]:

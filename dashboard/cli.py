@@ -57,6 +57,28 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compute again what failed before (by default it is reported with its reason)",
     )
+    _device_option(p)
+    p.add_argument(
+        "--gpus-per-job",
+        type=float,
+        help="share of a GPU each job takes (0.5: two jobs per GPU at once; default: jobs "
+        "spread evenly over the GPUs; Ray: its num_gpus)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the networks while training (an execution option, not in the "
+        "cache key; compile time is reported)",
+    )
+
+
+def _device_option(p: argparse.ArgumentParser) -> None:
+    """``--device``: where computations run (never part of a result's key)."""
+    p.add_argument(
+        "--device",
+        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps "
+        "(default: $PRUNESCOPE_DEVICE, else auto)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True, help="study TOML file whose model it should fit")
     p.add_argument("--run", help="label of the study's run to compare with (default: the first)")
     p.add_argument("--masks", help="masks file (default: masks.safetensors beside the checkpoint)")
+    _device_option(p)
     _common(p)
     p = sub.add_parser(
         "demo",
@@ -197,17 +220,27 @@ def cmd_compute(args: argparse.Namespace) -> int:
     from analysis.executor import make_executor
     from analysis.plan import compute_study
 
-    study = _study(args, args.study)
     workers = getattr(args, "workers", 1)
     if workers < 1:
         raise PrunescopeError(f"--workers must be at least 1, got {workers}")
-    bars = Bars(args.quiet)
     executor = make_executor(
         getattr(args, "executor", "local"),
         workers=workers,
         address=getattr(args, "address", None),
         retry_failed=getattr(args, "retry_failed", False),
+        device=getattr(args, "device", None),
+        gpus_per_job=getattr(args, "gpus_per_job", None),
     )
+    from analysis import device as devices
+
+    devices.set_compile(getattr(args, "compile", False))
+    try:
+        study = _study(args, args.study)
+    except BaseException:
+        executor.close()
+        raise
+    print(f"device: {_where(executor)}")
+    bars = Bars(args.quiet)
     try:
         report = compute_study(
             study, _store(args), only=args.only, progress=bars, log=print, executor=executor
@@ -221,6 +254,18 @@ def cmd_compute(args: argparse.Namespace) -> int:
     for label, err in report.failed:
         print(f"FAILED {label}: {err}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _where(executor) -> str:
+    """Where the jobs run, for people: devices, workers and their threads."""
+    from analysis import device as devices
+
+    names = ", ".join(devices.say(d) for d in executor.devices)
+    if getattr(executor, "address", None) is not None or type(executor).__name__ == "RayExecutor":
+        return f"Ray tasks ({getattr(executor, '_device', 'cpu')})"
+    return (
+        f"{names}; {executor.parallelism} job(s) at once, {executor.threads} torch thread(s) each"
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -255,8 +300,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a colleague's checkpoint against the study's model; report sparsity and accuracy."""
     from analysis import api
+    from analysis import device as devices
     from analysis.checkpoints import inspect_checkpoint
 
+    devices.use(args.device)
     study = _study(args, args.study)
     runs = {r.label: r for r in study.runs()}
     if args.run is not None and args.run not in runs:
@@ -315,7 +362,10 @@ def _start_server(args: argparse.Namespace):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Compute the demo study, print its summary, then open the dashboard on it."""
+    from analysis import device as devices
+
     args.only = None
+    devices.resolve(getattr(args, "device", None))  # a device that is not there: before anything
     opens = not (args.no_dashboard or os.environ.get("CI") == "true" or not sys.stdout.isatty())
     # The server starts first: its start-up (importing torch and the analyses) overlaps
     # the compute pass, and pages show results as they land.

@@ -14,7 +14,13 @@ record (key, status, seconds, error): results never travel through the driver,
 which reads them from the store like everyone else. Specs travel as canonical
 JSON (module, class and fields), not as pickles, and the worker checks that the
 rebuilt spec has the same key. Every worker pins ``torch.set_num_threads`` to
-the driver's value, so its numbers match an in-process run bit for bit.
+its share of the cores (``cores // workers``, at most the driver's value:
+oversubscribed OpenMP threads spin against each other).
+
+Devices: each job is placed on a device (:meth:`Executor._place`): the least
+loaded of the GPUs the command may use, at most ``floor(1 / gpus_per_job)`` jobs
+per GPU; a worker computes on the device its job names. On Ray, tasks request
+``num_gpus`` and compute on the GPU Ray gives them.
 
 Failures: a compute error (``ComputeFailed`` or any exception raised by the
 computation) is deterministic, so it is reported once with the spec's label and
@@ -31,6 +37,9 @@ callback, so the CLI's bars and the dashboard's compute page move.
 
 from __future__ import annotations
 
+import os
+
+from analysis import device as devices
 from analysis.errors import PrunescopeError
 from analysis.executor.graph import Job, dependencies, is_spec, label_of, plan_jobs
 from analysis.executor.pool import ProcessPool
@@ -84,21 +93,41 @@ def make_executor(
     workers: int = 1,
     address: str | None = None,
     retry_failed: bool = False,
+    device: str | None = None,
+    gpus_per_job: float | None = None,
 ) -> Executor:
     """The executor named on the command line: ``local`` (N>1 workers: a pool) or ``ray``.
 
     ``retry_failed``: compute again the specs whose earlier computation failed
     (by default they are reported with their recorded reason, not recomputed).
+    ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (default
+    ``$PRUNESCOPE_DEVICE``, else auto); locally ``cuda``/``auto`` spread jobs over
+    every GPU here, ``cuda:N`` keeps them on that one. ``gpus_per_job``: the share
+    of a GPU each job takes (0.5: two jobs per GPU at once; Ray's ``num_gpus``).
 
     Raises:
-        PrunescopeError: an unknown executor name, or ``address`` for the local one.
+        PrunescopeError: an unknown executor name, ``address`` for the local one,
+            or a ``gpus_per_job`` outside (0, 1].
+        DeviceError: a device this machine does not have (names those it has).
     """
+    if gpus_per_job is not None and not 0 < gpus_per_job <= 1:
+        raise PrunescopeError(f"--gpus-per-job must be in (0, 1], got {gpus_per_job}")
     if name == "local":
         if address:
             raise PrunescopeError("--address is for --executor ray; the local executor has none")
-        executor: Executor = ProcessPool(workers) if workers > 1 else InProcess()
+        placed = devices.spread(device)
+        devices.use(placed[0])  # this process too (the in-process executor, nested gets)
+        executor: Executor = (
+            ProcessPool(workers, devices=placed) if workers > 1 else InProcess(placed[:1])
+        )
+        executor.gpus_per_job = gpus_per_job
     elif name == "ray":
-        executor = RayExecutor(address, workers=workers if workers > 1 else None)
+        executor = RayExecutor(
+            address,
+            workers=workers if workers > 1 else None,
+            device=device or os.environ.get(devices.ENV_VAR) or "auto",
+            gpus_per_job=gpus_per_job,
+        )
     else:
         raise PrunescopeError(f"unknown executor {name!r}: use 'local' or 'ray'")
     executor.retry_failed = retry_failed

@@ -8,6 +8,8 @@ import multiprocessing
 import signal
 from typing import Any
 
+import torch
+
 from analysis.api import Progress
 from analysis.errors import PrunescopeError
 from analysis.executor.graph import Job
@@ -37,8 +39,14 @@ def _pool_job(payload: dict) -> dict:
 class ProcessPool(Executor):
     """Runs jobs in ``workers`` local processes (forkserver or spawn, never a fork of this one)."""
 
-    def __init__(self, workers: int = 2, *, retries: int = DEFAULT_RETRIES):
-        super().__init__()
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        retries: int = DEFAULT_RETRIES,
+        devices: list[torch.device] | None = None,
+    ):
+        super().__init__(devices)
         if workers < 1:
             raise PrunescopeError(f"ProcessPool needs at least 1 worker, got {workers}")
         self.parallelism = workers
@@ -70,7 +78,8 @@ class ProcessPool(Executor):
         return self._pool
 
     def _submit(self, job: Job, store: Store) -> Any:
-        payload = job_payload(job, store, self.threads, announce=True)
+        device = str(self.device_of(job))
+        payload = job_payload(job, store, self.threads, device=device, announce=True)
         return self._executor().submit(_pool_job, payload)
 
     def _wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict | Exception]]:

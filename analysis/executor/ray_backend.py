@@ -7,6 +7,8 @@ import logging
 import os
 from typing import Any
 
+import torch
+
 from analysis.api import Progress
 from analysis.errors import PrunescopeError
 from analysis.executor.graph import Job
@@ -28,6 +30,31 @@ def loopback(address: str | None) -> bool:
     return host in ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
+def ray_device(device: str, resources: dict, gpus_per_job: float | None) -> tuple[str, float]:
+    """(device name inside a task, GPUs each task requests) for ``--device`` on a Ray cluster.
+
+    Ray gives a task that requests GPUs its own (``CUDA_VISIBLE_DEVICES``), so the
+    task computes on ``cuda``; ``auto`` asks for GPUs when the cluster has any.
+    The driver itself may have none: the name is checked where the task runs.
+
+    Raises:
+        PrunescopeError: ``cuda`` asked of a cluster without GPUs, or ``mps``
+            (Ray does not schedule Apple GPUs).
+    """
+    name = (device or "auto").strip().lower()
+    have = float(resources.get("GPU", 0))
+    share = 1.0 if gpus_per_job is None else gpus_per_job
+    if name.startswith("cuda") or (name == "auto" and have > 0):
+        if have <= 0:
+            raise PrunescopeError(
+                f"--device {name}: the Ray cluster has no GPUs (resources: {resources})"
+            )
+        return "cuda", share
+    if name == "mps":
+        raise PrunescopeError("--device mps is not available on Ray: use --executor local")
+    return "cpu", 0.0
+
+
 class RayExecutor(Executor):
     """Runs jobs as Ray tasks, one CPU each, on a cluster or a private local Ray.
 
@@ -45,8 +72,10 @@ class RayExecutor(Executor):
         *,
         workers: int | None = None,
         retries: int = DEFAULT_RETRIES,
+        device: str = "cpu",
+        gpus_per_job: float | None = None,
     ):
-        super().__init__()
+        super().__init__([torch.device("cpu")])
         # Ray resolves 127.0.0.1 to the machine's outward address and binds its services
         # to every interface unless told it is a single-machine Ray; with this (inherited
         # by the raylet, agents and workers) all of them bind loopback only. Ray reads it
@@ -82,12 +111,14 @@ class RayExecutor(Executor):
         self.parallelism = max(1, min(workers or cpus, cpus))
         self._ray = ray
         self._queue = Queue(actor_options={"num_cpus": 0})
+        self._device, gpus = ray_device(device, ray.cluster_resources(), gpus_per_job)
         self._task = ray.remote(run_job).options(
-            num_cpus=1, max_retries=retries, retry_exceptions=False
+            num_cpus=1, num_gpus=gpus, max_retries=retries, retry_exceptions=False
         )
 
     def _submit(self, job: Job, store: Store) -> Any:
-        return self._task.remote(job_payload(job, store, self.threads), self._queue)
+        payload = job_payload(job, store, self.threads, device=self._device)
+        return self._task.remote(payload, self._queue)
 
     def _wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict | Exception]]:
         done, _ = self._ray.wait(handles, num_returns=1, timeout=timeout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -9,7 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
+
 from analysis import api
+from analysis import device as device_mod
 from analysis.api import Progress, no_progress
 from analysis.errors import PrunescopeError
 from analysis.executor.graph import Job, plan_jobs
@@ -75,10 +80,38 @@ class Executor(ABC):
     #: Compute again a spec whose earlier computation failed (``--retry-failed``); else report it.
     retry_failed: bool = False
 
-    def __init__(self) -> None:
-        import torch
+    #: Share of one GPU a job takes (``--gpus-per-job``): a GPU runs at most
+    #: ``floor(1 / share)`` jobs at once. None: no cap, jobs spread evenly (least loaded first).
+    gpus_per_job: float | None = None
 
-        self.threads = torch.get_num_threads()
+    def __init__(self, devices: list[torch.device] | None = None) -> None:
+        #: The devices jobs are placed on (default: this process's device alone).
+        self.devices = list(devices or [device_mod.current()])
+        self._placed: dict[str, torch.device] = {}  # running job id -> its device
+
+    @property
+    def threads(self) -> int:
+        """torch intra-op threads of each worker: this machine's cores shared by the jobs
+        that run at once, never more than the driver's own setting. Oversubscribed OpenMP
+        threads spin against each other: two jobs of two threads each on two cores ran
+        several times slower than two jobs of one thread (benchmarks/results/threads.json)."""
+        return cpu_threads(self.parallelism)
+
+    def _place(self, job: Job) -> torch.device | None:
+        """The device for ``job`` (the least loaded with room), or None when every GPU is full."""
+        load = {str(d): 0 for d in self.devices}
+        for dev in self._placed.values():
+            load[str(dev)] = load.get(str(dev), 0) + 1
+        best = min(self.devices, key=lambda d: load[str(d)])
+        room = max(1, math.floor(1 / self.gpus_per_job + 1e-9)) if self.gpus_per_job else None
+        if best.type == "cuda" and room is not None and load[str(best)] >= room:
+            return None
+        self._placed[job.id] = best
+        return best
+
+    def device_of(self, job: Job) -> torch.device:
+        """The device a submitted job was placed on."""
+        return self._placed.get(job.id, self.devices[0])
 
     # -- back end hooks ------------------------------------------------------
     @abstractmethod
@@ -169,7 +202,7 @@ class Executor(ABC):
                         finish(job, Outcome(job.key, job.label, "failed", error=reason))
                         continue
                     checked.add(job.id)  # look in the store once, not on every pass
-                    if len(running) < max(self.parallelism, 1):
+                    if len(running) < max(self.parallelism, 1) and self._place(job):
                         del waiting[job.id]
                         attempts[job.id] = attempts.get(job.id, 0) + 1
                         running[self._submit(job, store)] = job
@@ -179,8 +212,11 @@ class Executor(ABC):
             self._drain(progress)  # a job's last progress before its finish
             for handle, record in finished:
                 job = running.pop(handle)
+                self._placed.pop(job.id, None)
                 if isinstance(record, Exception):
                     lost = [job] + [running.pop(h) for h in self._lost(list(running))]
+                    for j in lost:
+                        self._placed.pop(j.id, None)
                     guilty = self._culprits(lost)
                     for j in lost:
                         if j.id not in guilty:  # lost with a neighbour's broken pool: no attempt
@@ -267,8 +303,8 @@ class InProcess(Executor):
 
     parallelism = 1
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, devices: list[torch.device] | None = None) -> None:
+        super().__init__(devices)
         self._progress: Progress = no_progress
         self._done: list[tuple[Job, dict]] = []
 
@@ -281,11 +317,14 @@ class InProcess(Executor):
         start = time.perf_counter()
         record: dict = {"key": job.key, "rows": job.rows, "error": "", "status": "done"}
         try:
+            device = self.device_of(job)
             if job.rows:
-                ctx = api.Context(store=store, progress=self._progress)
+                ctx = api.Context(store=store, progress=self._progress, device=device)
                 fill_rows(job.spec, ctx, range(*job.rows))
             else:
-                _, computed = api.ensure(job.spec, store=store, progress=self._progress)
+                _, computed = api.ensure(
+                    job.spec, store=store, progress=self._progress, device=device
+                )
                 record["status"] = "done" if computed else "cached"
         except Exception as err:  # noqa: BLE001  (one job's error never stops the others)
             record.update(status="failed", error=job_error(job, err))
@@ -296,3 +335,13 @@ class InProcess(Executor):
     def _wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict | Exception]]:
         done, self._done = self._done, []
         return [(job.id, record) for job, record in done]
+
+
+def cpu_threads(jobs: int) -> int:
+    """Intra-op threads for each of ``jobs`` concurrent jobs: the cores this process may use,
+    shared out, at least 1 and at most the driver's ``torch.get_num_threads()``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), cores // max(jobs, 1)))

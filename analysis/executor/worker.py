@@ -12,6 +12,7 @@ import traceback
 from typing import Any
 
 from analysis import api, parts
+from analysis import device as devices
 from analysis.api import no_progress
 from analysis.errors import PrunescopeError
 from analysis.executor.graph import Job
@@ -80,10 +81,14 @@ def spec_from_payload(payload: dict) -> Any:
     return spec
 
 
-def job_payload(job: Job, store: Store, threads: int, *, announce: bool = False) -> dict:
+def job_payload(
+    job: Job, store: Store, threads: int, *, device: str = "cpu", announce: bool = False
+) -> dict:
     """Everything a worker needs to run ``job`` (small, JSON-able).
 
-    ``announce``: the worker first reports (STARTED, job id, its pid) on the progress queue.
+    ``device``: where the worker computes it (``cuda:1``; on Ray, ``cuda`` is the
+    GPU Ray gave the task). ``announce``: the worker first reports (STARTED, job
+    id, its pid) on the progress queue.
     """
     return {
         "spec": spec_payload(job.spec),
@@ -93,6 +98,7 @@ def job_payload(job: Job, store: Store, threads: int, *, announce: bool = False)
         "rows": list(job.rows) if job.rows else None,
         "root": str(store.root.resolve()),
         "threads": threads,
+        "device": device,
     }
 
 
@@ -126,6 +132,7 @@ def run_job(payload: dict, queue: Any = None) -> dict:
     import torch
 
     torch.set_num_threads(payload["threads"])
+    device = devices.use(payload.get("device", "cpu"))
     if queue is not None and payload.get("announce"):  # the pool names a crash's culprit by pid
         with contextlib.suppress(Exception):
             queue.put_nowait((STARTED, payload["id"], os.getpid()))
@@ -139,11 +146,11 @@ def run_job(payload: dict, queue: Any = None) -> dict:
             record["status"] = "cached"
         elif payload["rows"]:
             start_row, stop_row = payload["rows"]
-            ctx = api.Context(store=store, progress=progress)
+            ctx = api.Context(store=store, progress=progress, device=device)
             fill_rows(spec, ctx, range(start_row, stop_row))
             record["status"] = "done"
         else:
-            _, computed = api.ensure(spec, store=store, progress=progress)
+            _, computed = api.ensure(spec, store=store, progress=progress, device=device)
             record["status"] = "done" if computed else "cached"  # another process did it
     except PrunescopeError as err:
         record.update(status="failed", error=_naming(payload["label"], str(err)))

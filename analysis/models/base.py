@@ -75,8 +75,14 @@ def module_axes(module: nn.Module, prefix: str, p_in: str | None, p_out: str | N
 
 
 def init_weights(net: nn.Module) -> None:
-    """Kaiming-normal (fan_in, ReLU) conv/hidden-linear weights, zero biases, BN at (1, 0)."""
+    """Kaiming-normal (fan_in, ReLU) conv/hidden-linear weights, zero biases, BN at (1, 0).
+
+    A skeleton on the ``meta`` device (shapes only) is left as it is: it has no values,
+    and a random init there costs seconds (torch imports its decompositions for it).
+    """
     for name, m in net.named_modules():
+        if any(p.is_meta for p in m.parameters(recurse=False)):
+            continue
         if name == "head":
             continue  # PyTorch's default: small logits at init
         if isinstance(m, nn.Conv2d | nn.Linear):
