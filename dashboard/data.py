@@ -331,13 +331,40 @@ def compute_job(loaded: Loaded) -> JobView | None:
     return job_board().get(_job_key(loaded))
 
 
-def start_compute(loaded: Loaded, only: str | None = None) -> JobView | None:
-    """Start computing what the study (or one part) is missing, on a background thread."""
+def device_choices() -> list[str]:
+    """The devices the Compute page offers: ``auto``, then each device this machine has
+    (the default first: ``$PRUNESCOPE_DEVICE`` when set)."""
+    from analysis import device as devices
+
+    default = os.environ.get(devices.ENV_VAR, "auto").strip().lower() or "auto"
+    return list(dict.fromkeys([default, "auto", *devices.available()]))
+
+
+def start_compute(
+    loaded: Loaded, only: str | None = None, device: str | None = None
+) -> JobView | None:
+    """Start computing what the study (or one part) is missing, on a background thread,
+    on ``device`` (see :func:`analysis.device.resolve`; default ``$PRUNESCOPE_DEVICE`` or auto).
+
+    Raises:
+        DeviceError: the device is not on this machine (nothing starts).
+    """
+    from analysis import device as devices
+    from analysis.executor import make_executor
+
     study, root = loaded.study, Path(loaded.source.cache_dir)
+    devices.resolve(device)  # a device that is not here: refused before the job starts
 
     def work(progress, log):
         # A store of its own: the job thread never shares the pages' verified-entry memo.
-        return plan.compute_study(study, Store(root), only=only, progress=progress, log=log)
+        executor = make_executor("local", device=device)
+        log(f"computing on {', '.join(devices.say(d) for d in executor.devices)}")
+        try:
+            return plan.compute_study(
+                study, Store(root), only=only, progress=progress, log=log, executor=executor
+            )
+        finally:
+            executor.close()
 
     job_board().start(_job_key(loaded), only or "everything", work)
     return compute_job(loaded)

@@ -107,7 +107,7 @@ def test_a_session_follows_the_job_another_session_started(study, monkeypatch):
     monkeypatch.setattr(st, "fragment", fragment)
     step, reached = [threading.Event() for _ in range(2)], [threading.Event() for _ in range(2)]
 
-    def compute(study, store, *, only=None, progress, log):
+    def compute(study, store, *, only=None, progress, log, executor=None):
         runs = study.runs()
         progress("study", 0, len(runs))
         progress(f"{runs[0].label}: train", 1, 4)
@@ -163,3 +163,37 @@ def test_a_page_that_raises_is_one_error_line(study, monkeypatch, compute_forbid
     (error,) = at.error
     assert error.value == "This page cannot be drawn: ValueError: no column 'Run'"
     assert at.sidebar.toggle(key="present") is not None  # the sidebar is whole
+
+
+def test_the_compute_page_runs_the_work_on_the_chosen_device(study, monkeypatch):
+    """The Device box offers auto and this machine's devices; the job's executor uses the
+    one chosen, and says so in the job's log."""
+    seen: dict = {}
+
+    def compute(study, store, *, only=None, progress, log, executor=None):
+        seen["devices"] = [str(d) for d in executor.devices]
+        return plan.Report()
+
+    monkeypatch.setattr(plan, "compute_study", compute)
+    at = session().run()
+    at.switch_page(COMPUTE).run()
+    box = at.selectbox(key="compute_device")
+    assert box.options[:2] == ["auto", "cpu"] or box.options[0] == "auto"
+    assert "cpu" in box.options
+    box.select("cpu").run()
+    at.button(key="start_runs").click().run()
+    data.job_board().join(data._job_key(data.load()), timeout=60)
+    assert seen["devices"] == ["cpu"]
+    assert any("computing on cpu" in line for line in data.compute_job(data.load()).log)
+
+
+def test_a_device_not_here_is_refused_before_a_job_starts(study):
+    from analysis.device import DeviceError, available
+
+    if any(d.startswith("cuda") for d in available()):
+        pytest.skip("CUDA exists here")
+    at = session().run()  # the page's loaded study, as the page sees it
+    assert not at.exception
+    with pytest.raises(DeviceError, match="device 'cuda' is not available here"):
+        data.start_compute(data.load(), only="runs", device="cuda")
+    assert data.compute_job(data.load()) is None

@@ -20,6 +20,14 @@ st.caption(
 )
 started = data.compute_job(view.loaded)
 polling = bool(started and started.running)
+device = st.selectbox(
+    "Device",
+    data.device_choices(),
+    key="compute_device",
+    disabled=polling,
+    help="Where new work runs: auto picks CUDA, then MPS, then the CPU. Results are the same "
+    "experiment on every device, and what one device computed is served on all of them.",
+)
 
 
 @st.fragment(run_every=ui.POLL_RUNNING_S if polling else ui.POLL_IDLE_S)
@@ -54,7 +62,7 @@ def status() -> None:
             type="primary",
             icon=":material/play_arrow:",
         ):
-            data.start_compute(view.loaded, only=part)
+            data.start_compute(view.loaded, only=part, device=device)
             st.rerun()
 
 
