@@ -45,8 +45,10 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="jobs at once: local with N>1 runs a process pool; ray: at most N tasks (default: 1 local, every CPU on Ray)",
+        default=None,
+        help="jobs at once: local with N>1 runs a process pool, one torch thread per core "
+        "shared out; ray: at most N tasks (default: compute 1, demo one per core up to 4; "
+        "every CPU on Ray)",
     )
     p.add_argument(
         "--address",
@@ -220,7 +222,8 @@ def cmd_compute(args: argparse.Namespace) -> int:
     from analysis.executor import make_executor
     from analysis.plan import compute_study
 
-    workers = getattr(args, "workers", 1)
+    workers = getattr(args, "workers", None)
+    workers = 1 if workers is None else workers
     if workers < 1:
         raise PrunescopeError(f"--workers must be at least 1, got {workers}")
     executor = make_executor(
@@ -365,7 +368,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from analysis import device as devices
 
     args.only = None
-    devices.resolve(getattr(args, "device", None))  # a device that is not there: before anything
+    devices.resolve(getattr(args, "device", None))
+    if args.workers is None:  # independent runs side by side: one thread each beats threads
+        args.workers = demo_workers()  # that spin against each other (bench_threads.py)  # a device that is not there: before anything
     opens = not (args.no_dashboard or os.environ.get("CI") == "true" or not sys.stdout.isatty())
     # The server starts first: its start-up (importing torch and the analyses) overlaps
     # the compute pass, and pages show results as they land.
@@ -382,6 +387,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if dashboard is None:
         return status
     return dashboard.serve() or status
+
+
+def demo_workers() -> int:
+    """Jobs the demo runs at once: one per core this process may use, at most 4 (the
+    demo's two seeds and its analyses give few more independent jobs than that)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

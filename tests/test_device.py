@@ -195,3 +195,18 @@ def test_a_device_record_says_the_name_and_versions():
     doc = devices.describe(torch.device("cpu"))
     assert doc["device"] == "cpu" and doc["torch"] == torch.__version__
     assert devices.say(torch.device("cpu")).startswith("cpu")
+
+
+def test_the_demo_runs_one_job_per_core_and_compute_one_by_default(monkeypatch):
+    from dashboard import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "cmd_compute", lambda args: seen.append(args.workers) or 0)
+    monkeypatch.setattr(cli, "cmd_show", lambda args: 0)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(2)), raising=False)
+    assert cli.main(["demo", "--no-dashboard"]) == 0
+    assert cli.main(["demo", "--no-dashboard", "--workers", "1"]) == 0
+    assert seen == [2, 1]
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)), raising=False)
+    assert cli.demo_workers() == 4
+    assert cli.build_parser().parse_args(["compute", "s.toml"]).workers is None
