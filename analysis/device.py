@@ -122,3 +122,12 @@ def set_compile(on: bool) -> None:
 def compiling() -> bool:
     """Whether computations of this process should ``torch.compile`` their models."""
     return bool(_OPTIONS["compile"])
+
+
+def float64_device(device: torch.device) -> torch.device:
+    """Where a float64 step of a computation on ``device`` runs: ``device``, or the CPU for MPS.
+
+    MPS has no float64; the few float64 steps (Lanczos vectors, correlation sums,
+    matching objectives) move there to the CPU instead of dropping to float32.
+    """
+    return torch.device("cpu") if device.type == "mps" else device

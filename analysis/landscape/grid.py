@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.atomic import write_atomic
+from analysis.landscape.batched import EngineChoice, batched_engine, choose_engine
 from analysis.landscape.engine import SurfaceProblem
 
 #: Grid points also evaluated in fp32 when the surface is computed in bf16.
@@ -65,7 +66,7 @@ def compute_grid(
     xs: np.ndarray,
     ys: np.ndarray | None = None,
     *,
-    engine: str = "linear",
+    engine: str = "auto",
     precision: str = "fp32",
     partial: Path | None = None,
     on_row: Callable[[int, int], None] | None = None,
@@ -75,8 +76,11 @@ def compute_grid(
     """Loss and accuracy on the grid ``xs`` (x ``ys``), row by row, resumable.
 
     Returns ``loss``/``acc`` of shape (len(xs),) for a line or (len(ys),
-    len(xs)) for a plane (row i is ``ys[i]``), and ``evaluated_rows``: the rows
-    computed by this call (the others were read from ``partial``). ``on_row(i,
+    len(xs)) for a plane (row i is ``ys[i]``), ``evaluated_rows``: the rows
+    computed by this call (the others were read from ``partial``), and
+    ``engine``: the engine record (:meth:`EngineChoice.record`; chosen before
+    the first row this call evaluates, by :func:`choose_engine`, which on the
+    CPU keeps the pointwise engine and elsewhere times both). ``on_row(i,
     rows)`` is called after each row is saved; an exception from it interrupts.
     ``only``: visit just these rows (a chunk run as its own job; the others stay 0).
     ``label`` names the surface in a write error.
@@ -90,14 +94,16 @@ def compute_grid(
     loss = np.zeros((len(rows), len(xs)))
     acc = np.zeros((len(rows), len(xs)))
     evaluated = []
+    choice: EngineChoice | None = None
     for i, b in enumerate(rows):
         if only is not None and i not in only:
             continue
         done = _load_row(partial, i, len(xs))
         if done is None:
-            for j, a in enumerate(xs):
-                coeffs = (float(a),) if b is None else (float(a), float(b))
-                loss[i, j], acc[i, j] = problem.evaluate(coeffs, engine=engine, precision=precision)
+            points = _row_points(xs, b)
+            if choice is None:
+                choice = choose_engine(problem, points, precision, engine)
+            loss[i], acc[i] = _evaluate_row(problem, points, choice, precision)
             if partial is not None:
                 _save_row(partial, i, loss[i], acc[i], label=label)
             evaluated.append(i)
@@ -107,7 +113,36 @@ def compute_grid(
             on_row(i + 1, len(rows))
     if ys is None:
         loss, acc = loss[0], acc[0]
-    return {"loss": loss, "acc": acc, "evaluated_rows": np.array(evaluated, dtype=np.int64)}
+    record = choice.record() if choice is not None else {"name": None, "reason": NO_ROWS}
+    return {
+        "loss": loss,
+        "acc": acc,
+        "evaluated_rows": np.array(evaluated, dtype=np.int64),
+        "engine": record,
+    }
+
+
+#: The engine record of a call that evaluated no row.
+NO_ROWS = "no row evaluated by this call: every row was there already (resumed or chunk jobs)"
+
+
+def _row_points(xs: np.ndarray, b: float | None) -> np.ndarray:
+    """The coefficients of one row's points: (X, 1) on a line, (X, 2) with second coefficient b."""
+    a = np.asarray(xs, dtype=np.float64)[:, None]
+    return a if b is None else np.concatenate([a, np.full_like(a, float(b))], axis=1)
+
+
+def _evaluate_row(
+    problem: SurfaceProblem, points: np.ndarray, choice: EngineChoice, precision: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(loss (X,), acc (X,)) of a row's ``points`` (X, D) with the chosen engine."""
+    if choice.name == "batched":
+        return batched_engine(problem, precision).evaluate(points)
+    out = [
+        problem.evaluate(tuple(float(v) for v in c), engine=choice.pointwise, precision=precision)
+        for c in points
+    ]
+    return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 
 
 def precision_error(

@@ -221,8 +221,9 @@ SURFACE_FIELDS = (
 SHARPNESS_FIELDS = (
     "eigenvalues", "trace", "trace_stderr", "trace_rel_error", "trace_probes", "n", "split",
 )  # fmt: skip
-#: Optional fields copied when present (a stated reason beside a missing number).
-REASONS = ("nonfinite_reason", "trace_reason", "note")
+#: Optional fields copied when present (a stated reason beside a missing number; the grid
+#: engine, absent from entries computed before it was recorded).
+REASONS = ("nonfinite_reason", "trace_reason", "note", "engine")
 
 
 def _cached_fields(item: dict, doc: dict, names: tuple[str, ...]) -> None:
