@@ -199,3 +199,25 @@ def test_on_every_device_both_engines_give_the_cpu_surface(device, arch):
     check_close(batched_engine(prob, "fp32").evaluate(pts), ref, rtol=1e-4)
     here = pointwise(prob, pts)
     check_close((here[:, 0], here[:, 1]), ref, rtol=1e-4)
+
+
+def test_batched_rows_go_in_chunks_but_are_saved_and_resumed_one_by_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(batched_module, "MAX_CHUNK", 10)  # two rows of 5 points per call
+    prob = problem("mlp")
+    xs = grid_axis(5, 0.8)
+    calls: list[int] = []
+
+    def stop_at_three(i, n):
+        calls.append(i)
+        if i == 3:
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        compute_grid(prob, xs, xs, engine="batched", partial=tmp_path, on_row=stop_at_three)
+    assert calls == [1, 2, 3]  # rows 0-1 in one call, row 2 in the next (row 3 with it)
+    saved = sorted(p.name for p in tmp_path.glob("row_*.npz"))
+    assert saved == ["row_00000.npz", "row_00001.npz", "row_00002.npz"]
+    resumed = compute_grid(prob, xs, xs, engine="batched", partial=tmp_path)
+    assert resumed["evaluated_rows"].tolist() == [3, 4]
+    whole = compute_grid(prob, xs, xs, engine="linear")
+    np.testing.assert_allclose(resumed["loss"], whole["loss"], rtol=RTOL, atol=1e-6)

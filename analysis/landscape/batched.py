@@ -50,9 +50,10 @@ from analysis.batchnorm import BN_BATCH, batchnorms
 from analysis.landscape.engine import SurfaceProblem, _Inputs, batch_sums
 
 #: Most points per vmapped call; the memory budget may allow fewer (:func:`chunk_size`).
-MAX_CHUNK = 128
-#: Points each engine is timed on by :func:`choose_engine` (after one untimed warm-up each).
-CALIBRATION_POINTS = {"pointwise": 6, "batched": 32}
+MAX_CHUNK = 256
+#: What :func:`calibrate` times (after one untimed warm-up each): points of the pointwise
+#: engine, chunk-sized calls of the batched one.
+CALIBRATION_POINTS = {"pointwise": 16, "batched calls": 2}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -365,23 +366,30 @@ def choose_engine(
 
 
 def calibrate(problem: SurfaceProblem, points: np.ndarray, precision: str) -> dict[str, float]:
-    """Points per second of the pointwise and the batched engine on ``points`` (P, D) here.
+    """Points per second of the pointwise and the batched engine here, on a grid row ``points``.
 
-    Each is warmed up once (untimed) and then timed on its first
-    :data:`CALIBRATION_POINTS` points; every evaluation reads its result back
-    to the CPU, which waits for the device.
+    The pointwise engine is timed on the row's first :data:`CALIBRATION_POINTS`
+    points; the batched one on calls of as many whole copies of the row as a
+    chunk holds (as :func:`~analysis.landscape.grid.compute_grid` sends rows).
+    Each is warmed up once, untimed; every evaluation reads its result back to
+    the CPU, which waits for the device.
     """
     points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
     one = points[: CALIBRATION_POINTS["pointwise"]]
-    many = points[: CALIBRATION_POINTS["batched"]]
+    rows = max(1, chunk_size(problem, DTYPES[precision]) // len(points))
+    many = np.concatenate([points] * rows)
     engine = batched_engine(problem, precision)
-    problem.evaluate(tuple(one[0]), precision=precision)
-    engine.evaluate(many[:2])
+    problem.evaluate(tuple(map(float, one[0])), precision=precision)
+    engine.evaluate(many)
     start = time.perf_counter()
     for c in one:
-        problem.evaluate(tuple(float(v) for v in c), precision=precision)
+        problem.evaluate(tuple(map(float, c)), precision=precision)
     pointwise = len(one) / max(time.perf_counter() - start, 1e-9)
     start = time.perf_counter()
-    engine.evaluate(many)
-    batched = len(many) / max(time.perf_counter() - start, 1e-9)
-    return {"pointwise": pointwise, "batched": batched}
+    for _ in range(CALIBRATION_POINTS["batched calls"]):
+        engine.evaluate(many)
+    seconds = max(time.perf_counter() - start, 1e-9)
+    return {
+        "pointwise": pointwise,
+        "batched": CALIBRATION_POINTS["batched calls"] * len(many) / seconds,
+    }

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from analysis.atomic import write_atomic
-from analysis.landscape.batched import EngineChoice, batched_engine, choose_engine
+from analysis.landscape.batched import (
+    DTYPES,
+    EngineChoice,
+    batched_engine,
+    choose_engine,
+    chunk_size,
+)
 from analysis.landscape.engine import SurfaceProblem
 
 #: Grid points also evaluated in fp32 when the surface is computed in bf16.
@@ -93,24 +99,47 @@ def compute_grid(
     rows = [None] if ys is None else list(ys)
     loss = np.zeros((len(rows), len(xs)))
     acc = np.zeros((len(rows), len(xs)))
-    evaluated = []
+    evaluated: list[int] = []
     choice: EngineChoice | None = None
-    for i, b in enumerate(rows):
+    group: list[int] = []  # missing rows evaluated together (the batched engine's chunk)
+    per_call = 1
+
+    def finish(i: int) -> None:
+        """Row ``i`` is in ``loss``/``acc``: say so (an exception from on_row interrupts)."""
+        if on_row is not None:
+            on_row(i + 1, len(rows))
+
+    def flush() -> None:
+        """Evaluate the rows of ``group`` in one call, save each, say each."""
+        points = np.concatenate([_row_points(xs, rows[i]) for i in group])
+        values = _evaluate(problem, points, choice, precision)
+        for n, i in enumerate(group):
+            at = slice(n * len(xs), (n + 1) * len(xs))
+            loss[i], acc[i] = values[0][at], values[1][at]
+            if partial is not None:
+                _save_row(partial, i, loss[i], acc[i], label=label)
+            evaluated.append(i)
+            finish(i)
+        group.clear()
+
+    for i in range(len(rows)):
         if only is not None and i not in only:
             continue
         done = _load_row(partial, i, len(xs))
         if done is None:
-            points = _row_points(xs, b)
             if choice is None:
-                choice = choose_engine(problem, points, precision, engine)
-            loss[i], acc[i] = _evaluate_row(problem, points, choice, precision)
-            if partial is not None:
-                _save_row(partial, i, loss[i], acc[i], label=label)
-            evaluated.append(i)
-        else:
-            loss[i], acc[i] = done
-        if on_row is not None:
-            on_row(i + 1, len(rows))
+                choice = choose_engine(problem, _row_points(xs, rows[i]), precision, engine)
+                per_call = rows_per_call(problem, choice, precision, len(xs))
+            group.append(i)
+            if len(group) >= per_call:
+                flush()
+            continue
+        if group:
+            flush()
+        loss[i], acc[i] = done
+        finish(i)
+    if group:
+        flush()
     if ys is None:
         loss, acc = loss[0], acc[0]
     record = choice.record() if choice is not None else {"name": None, "reason": NO_ROWS}
@@ -126,16 +155,28 @@ def compute_grid(
 NO_ROWS = "no row evaluated by this call: every row was there already (resumed or chunk jobs)"
 
 
+def rows_per_call(problem: SurfaceProblem, choice: EngineChoice, precision: str, row: int) -> int:
+    """Rows evaluated together: 1 for the pointwise engine, a chunk's worth for the batched one.
+
+    A batched call takes as many whole rows of ``row`` points as one chunk holds
+    (:func:`~analysis.landscape.batched.chunk_size`), at least one; each row is
+    still saved on its own.
+    """
+    if choice.name != "batched":
+        return 1
+    return max(1, chunk_size(problem, DTYPES[precision]) // max(row, 1))
+
+
 def _row_points(xs: np.ndarray, b: float | None) -> np.ndarray:
     """The coefficients of one row's points: (X, 1) on a line, (X, 2) with second coefficient b."""
     a = np.asarray(xs, dtype=np.float64)[:, None]
     return a if b is None else np.concatenate([a, np.full_like(a, float(b))], axis=1)
 
 
-def _evaluate_row(
+def _evaluate(
     problem: SurfaceProblem, points: np.ndarray, choice: EngineChoice, precision: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(loss (X,), acc (X,)) of a row's ``points`` (X, D) with the chosen engine."""
+    """(loss (P,), acc (P,)) at ``points`` (P, D) with the chosen engine."""
     if choice.name == "batched":
         return batched_engine(problem, precision).evaluate(points)
     out = [
