@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import statistics
 import sys
@@ -200,6 +201,8 @@ def run(args: argparse.Namespace) -> dict:
             f"medians of {args.repeats} interleaved repeats of {args.seconds} s each (rotating order)",
         ],
     }
+    if hasattr(os, "getloadavg"):
+        doc["machine"]["load_average_1min"] = os.getloadavg()[0]
     if d == "cuda":
         doc["machine"]["max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
     return doc

@@ -219,3 +219,24 @@ def test_weight_noise_paths_and_bn_statistics_create_no_cpu_tensors():
         stats = bn_output_stats(net, x)  # (a reset reads num_batches_tracked: not on meta)
     assert mode.mixed == [] and stats
     assert all(v.device.type == "meta" for v in (*noisy.values(), *mixed.values()))
+
+
+def test_matching_statistics_create_no_cpu_tensors():
+    """Weight matching's costs and activation matching's sums, up to the copy to scipy."""
+    from analysis.data import dataset_info
+    from analysis.permutation import _Costs, _Moments, check_same_architecture
+
+    net = build_for(VGG, dataset_info("digits")).to("meta")
+    ps = net.permutation_spec()
+    state = dict(net.state_dict())
+    sizes = check_same_architecture(ps, state, state)
+    with DeviceMixes() as mode:
+        costs = _Costs(ps, state, state, sizes)
+        perm = {p: torch.arange(n, device="meta") for p, n in sizes.items()}
+        for p in sizes:
+            with pytest.raises(NotImplementedError, match="meta"):  # the copy to scipy
+                costs.of(p, perm)
+        moments = _Moments(8, torch.device("meta"))
+        moments.add(torch.rand(5, 8, device="meta"), torch.rand(5, 8, device="meta"))
+        moments.add(torch.rand(5, 8, device="meta"), torch.rand(5, 8, device="meta"))
+    assert mode.mixed == [] and moments.cross.device.type == "meta"
