@@ -7,7 +7,8 @@ Izmailov et al. 2018 (SWA): recompute every BatchNorm's statistics on a fixed
 training subset before evaluating (:func:`reset_bn_stats`), or renormalise with
 REPAIR (:func:`repair_bn`). Networks without BatchNorm are evaluated as they are.
 :func:`bn_rule` picks the rule, :func:`apply_bn_rule` applies it before an
-evaluation, :func:`bn_rule_record` is what a result stores about it.
+evaluation, :func:`bn_rule_record` is what a result stores about it. Everything
+runs where the model and the samples are (the caller's device).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Usage (from the repository root, with any Python that has torch and numpy; no downloads)::
 
     python3 benchmarks/landscape_gpu.py --device cuda --json OUT
-        [--repeats 3] [--seconds 3] [--threads N]
+        [--repeats 3] [--seconds 3] [--threads N (default: the cores this process may use)]
 
 The problem is the demo study's 2-D surface: the 784-512-512-10 MLP of
 ``assets/studies/demo.toml`` (its initial weights: the speed does not depend on
@@ -143,8 +143,8 @@ def cases(device: torch.device) -> list[tuple[str, str, str, str]]:
 def run(args: argparse.Namespace) -> dict:
     """Every measurement, interleaved; the figures as one JSON document."""
     device = devices.resolve(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(args.threads or cores or 1)  # the cores this process may use
     model_spec, s, source = demo_settings()
     probs, axis = problems(device, model_spec, s)
     todo = cases(device)
@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="where to write the figures")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement and repeat")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: the usable cores)")
     args = parser.parse_args()
     doc = run(args)
     out = args.json or ROOT / "benchmarks" / "results" / f"landscape_gpu-{doc['machine']['device'].split(':')[0]}.json"  # fmt: skip
