@@ -39,6 +39,7 @@ from torch import nn
 from analysis.api import Analysis, Context, Kind, Study, status_record
 from analysis.api import get as get_result
 from analysis.data import eval_subset, load
+from analysis.device import full_fp32
 from analysis.errors import SpecError
 from analysis.limits import check_umap
 from analysis.representation_metrics import (  # noqa: F401  (re-exported: tests, figures)
@@ -200,6 +201,7 @@ def geometry(
     }
 
 
+@full_fp32()  # no TF32 on CUDA: the CPU's features to float rounding
 def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
     """Features, logits and geometry of a run on its fixed test subset (on ``ctx.device``)."""
     run = ctx.get(spec.run)

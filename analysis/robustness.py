@@ -39,6 +39,7 @@ from analysis.api import Analysis, Context, Kind, Study, status_record
 from analysis.api import get as get_result
 from analysis.corruptions import SEVERITIES, corrupt, corruptions_for
 from analysis.data import dataset_info, eval_subset, load
+from analysis.device import full_fp32
 from analysis.errors import SpecError
 from analysis.specs import SPEC, DataSpec, RunSpec, check_float, check_int, check_option, spec_key
 
@@ -184,6 +185,7 @@ def perturb(
     return out
 
 
+@full_fp32()  # no TF32 on CUDA: the CPU's numbers to float rounding
 def compute_robustness(spec: RobustnessSpec, ctx: Context) -> tuple[dict, dict]:
     """Accuracy/loss per corruption and severity, and under weight noise, for one run."""
     run = ctx.get(spec.run)

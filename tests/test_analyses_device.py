@@ -240,3 +240,21 @@ def test_matching_statistics_create_no_cpu_tensors():
         moments.add(torch.rand(5, 8, device="meta"), torch.rand(5, 8, device="meta"))
         moments.add(torch.rand(5, 8, device="meta"), torch.rand(5, 8, device="meta"))
     assert mode.mixed == [] and moments.cross.device.type == "meta"
+
+
+def test_analyses_compute_fp32_in_full_precision_and_restore_the_settings():
+    from analysis.device import full_fp32
+
+    torch.backends.cudnn.allow_tf32, before = True, torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high")  # as a training loop may leave it
+    try:
+        with pytest.raises(ValueError), full_fp32():
+            assert not torch.backends.cudnn.allow_tf32
+            assert not torch.backends.cuda.matmul.allow_tf32
+            assert torch.get_float32_matmul_precision() == "highest"
+            raise ValueError
+        assert torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision("highest")
+        torch.backends.cudnn.allow_tf32 = before

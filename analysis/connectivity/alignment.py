@@ -39,6 +39,7 @@ from analysis.connectivity.path import (
     union_masks,
     zero_fraction,
 )
+from analysis.device import full_fp32
 from analysis.permutation import (
     Matching,
     activation_matching,
@@ -98,7 +99,7 @@ def check_same_function(
 
 def _perm_id(perm: dict[str, torch.Tensor]) -> tuple[bytes, ...]:
     """A hashable identity of a permutation (to evaluate each distinct one once)."""
-    return tuple(perm[p].numpy().tobytes() for p in sorted(perm))
+    return tuple(perm[p].cpu().numpy().tobytes() for p in sorted(perm))
 
 
 def _aligned_path(
@@ -145,6 +146,7 @@ def matching_record(found: list[Matching], chosen: Matching, barriers: list[dict
     }
 
 
+@full_fp32()  # no TF32 on CUDA: matching costs and curves in fp32, as on the CPU
 def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, dict]:
     """Align B to A, then loss/accuracy/sparsity along the line, its barriers and their spread.
 

@@ -24,6 +24,7 @@ from analysis.connectivity.barriers import curve_barriers
 from analysis.connectivity.kind import InstabilitySpec
 from analysis.connectivity.path import eval_data, interpolation_curve, on
 from analysis.data import load
+from analysis.device import full_fp32
 from analysis.errors import SpecError
 from analysis.sparsity.base import apply_masks
 from analysis.specs import RunSpec, SparsitySpec
@@ -113,16 +114,17 @@ def compute_instability(spec: InstabilitySpec, ctx: Context) -> tuple[dict, dict
     data = eval_data(spec.run.data, spec.train_subset, spec.test_subset, spec.seed).to(dev)
     model = run.skeleton().to(dev)
     bn = bn_rule(model)
-    curve = interpolation_curve(
-        model,
-        on(copies[0], dev),
-        on(copies[1], dev),
-        on(run.masks, dev),
-        np.linspace(0.0, 1.0, spec.alphas),
-        data,
-        bn=bn,
-        progress=lambda i, n: ctx.progress(spec.label, i, n),
-    )
+    with full_fp32():  # the path in fp32 (no TF32 on CUDA), whatever training used
+        curve = interpolation_curve(
+            model,
+            on(copies[0], dev),
+            on(copies[1], dev),
+            on(run.masks, dev),
+            np.linspace(0.0, 1.0, spec.alphas),
+            data,
+            bn=bn,
+            progress=lambda i, n: ctx.progress(spec.label, i, n),
+        )
     barriers = curve_barriers(curve)
     doc = {
         "run": spec.run.label,

@@ -47,6 +47,7 @@ from torch import nn
 from torch.func import functional_call
 
 from analysis.batchnorm import BN_BATCH, batchnorms
+from analysis.device import full_fp32
 from analysis.landscape.engine import SurfaceProblem, _Inputs, batch_sums
 
 #: Most points per vmapped call; the memory budget may allow fewer (:func:`chunk_size`).
@@ -216,6 +217,7 @@ class BatchedEngine:
                 norm.clear()
 
     @torch.no_grad()
+    @full_fp32()  # fp32 means fp32: no TF32 on CUDA
     def evaluate(self, coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean cross-entropy (P,), accuracy (P,)) at the points ``coeffs`` (P, D), as CPU arrays.
 

@@ -41,7 +41,7 @@ from torch import nn
 from torch.func import functional_call
 
 from analysis.batchnorm import apply_bn_rule, batchnorms, bn_rule, reset_bn_stats
-from analysis.device import float64_device
+from analysis.device import float64_device, full_fp32
 from analysis.landscape.directions import Params
 from analysis.landscape.fused import fuse_linear_relu
 
@@ -216,7 +216,7 @@ class SurfaceProblem:
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        with torch.no_grad():
+        with torch.no_grad(), full_fp32():  # fp32 means fp32: no TF32 on CUDA
             if engine == "plain":
                 return self._evaluate_plain(coeffs, precision)
             if engine == "linear":
