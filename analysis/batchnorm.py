@@ -7,7 +7,8 @@ Izmailov et al. 2018 (SWA): recompute every BatchNorm's statistics on a fixed
 training subset before evaluating (:func:`reset_bn_stats`), or renormalise with
 REPAIR (:func:`repair_bn`). Networks without BatchNorm are evaluated as they are.
 :func:`bn_rule` picks the rule, :func:`apply_bn_rule` applies it before an
-evaluation, :func:`bn_rule_record` is what a result stores about it.
+evaluation, :func:`bn_rule_record` is what a result stores about it. Everything
+runs where the model and the samples are (the caller's device).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+
+from analysis.device import float64_device
 
 #: Batch size of BatchNorm resets and statistics passes.
 BN_BATCH = 500
@@ -63,7 +66,9 @@ def bn_output_stats(
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per BatchNorm, the (mean, std) of each channel of its output (eval mode), each (C,).
 
-    x: (N, C, H, W); a conv BN's output (N, C, H, W) counts as N*H*W samples.
+    x: (N, C, H, W); a conv BN's output (N, C, H, W) counts as N*H*W samples. The
+    sums are float64 on the model's device (the CPU for MPS, which has no float64);
+    the statistics returned are float32 on x's device.
     """
     sums: dict[str, dict[str, Any]] = {}
 
@@ -72,7 +77,8 @@ def bn_output_stats(
 
         def record(_module, _inputs, out):
             """Add ``out`` (N, C, ...) as N * ... samples of C channels."""
-            o = out.movedim(1, -1).reshape(-1, out.shape[1]).double()
+            o = out.movedim(1, -1).reshape(-1, out.shape[1])
+            o = o.to(float64_device(o.device), torch.float64)
             s = sums.setdefault(name, {"sum": 0.0, "sq": 0.0, "n": 0})
             s["sum"] = s["sum"] + o.sum(0)
             s["sq"] = s["sq"] + (o * o).sum(0)
@@ -92,7 +98,7 @@ def bn_output_stats(
     for name, s in sums.items():
         mean = s["sum"] / s["n"]
         std = (s["sq"] / s["n"] - mean**2).clamp(min=0).sqrt()
-        out[name] = (mean.float(), std.float())
+        out[name] = (mean.to(x.device, torch.float32), std.to(x.device, torch.float32))
     return out
 
 

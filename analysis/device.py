@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -135,3 +137,36 @@ def set_compile(on: bool) -> None:
 def compiling() -> bool:
     """Whether computations of this process should ``torch.compile`` their models."""
     return bool(_OPTIONS["compile"])
+
+
+def float64_device(device: torch.device) -> torch.device:
+    """Where a float64 step of a computation on ``device`` runs: ``device``, or the CPU for MPS.
+
+    MPS has no float64; the few float64 steps (Lanczos vectors, correlation sums,
+    matching objectives) move there to the CPU instead of dropping to float32.
+    """
+    return torch.device("cpu") if device.type == "mps" else device
+
+
+@contextmanager
+def full_fp32() -> Iterator[None]:
+    """Inside: float32 matmuls and convolutions in full precision (no TF32); settings restored.
+
+    CUDA runs float32 convolutions in TF32 by default (cuDNN), and a training
+    loop may turn TF32 on for matmuls too: about 3 significant digits instead
+    of 7. An analysis asked for fp32 (``precision = "fp32"``) computes in fp32,
+    so its numbers agree with the CPU's to float rounding; usable as a
+    decorator. No effect off CUDA.
+    """
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    conv = torch.backends.cudnn.allow_tf32
+    precision = torch.get_float32_matmul_precision()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = conv

@@ -10,6 +10,11 @@ this module and the models; they are re-exported here for callers.
 The matchers take state dicts and, for activation matching, any network with
 ``permutation_spec()`` and ``perm_points()`` (``analysis.models.PrunableNet``):
 this module never imports the models.
+
+Devices: the matching statistics are computed where the inputs are (weight
+matching: the cost matrices on the state dicts' device; activation matching:
+the correlations on the networks' device); each linear assignment is solved by
+scipy on the CPU, and the permutations returned are CPU int64 tensors.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from analysis.device import float64_device
 from analysis.permspec import (
     AxesToPerm,
     Permutation,
@@ -93,13 +99,16 @@ def matching_objective(
     ``k`` runs over the state-dict keys the spec declares that have at least one
     permuted axis, BatchNorm running statistics excluded (:data:`NOT_IN_OBJECTIVE`):
     the keys no permutation touches add the same constant to every candidate.
+    Computed on the states' device (the CPU for MPS, which has no float64).
     """
     total = 0.0
     for key, axes in ps.axes_to_perm.items():
         if key.endswith(NOT_IN_OBJECTIVE) or all(p is None for p in axes):
             continue
+        a = state_a[key]
+        wide = float64_device(a.device)
         b = permute_tensor(ps, perm, key, state_b[key])
-        total += float((state_a[key].double() * b.double()).sum())
+        total += float((a.to(wide, torch.float64) * b.to(wide, torch.float64)).sum())
     return total
 
 
@@ -129,6 +138,8 @@ class _Costs:
     Built once per pair of networks and shared by every visiting order: the
     terms whose other axes are unpermuted are summed once (``fixed``), the rest
     (``moving``) are recomputed from the current permutations at every step.
+    Everything lives on the states' device (``device``); :meth:`of` returns the
+    cost to the CPU for scipy.
     """
 
     def __init__(
@@ -140,17 +151,18 @@ class _Costs:
     ) -> None:
         """Split every permutation's terms into the constant part and the moving terms."""
         self.sizes = sizes
+        self.device = next(iter(state_a.values())).device if state_a else torch.device("cpu")
         self.fixed: dict[str, torch.Tensor] = {}
         self.moving: dict[str, list[_Term]] = {}
         for p, axes in ps.perm_to_axes.items():
             n = sizes[p]
-            self.fixed[p] = torch.zeros(n, n)
+            self.fixed[p] = torch.zeros(n, n, device=self.device)
             self.moving[p] = []
             for key, axis in axes:
                 if key.endswith(NOT_IN_OBJECTIVE):
                     continue
-                a = _units_first(state_a[key], axis)
-                b = _units_first(state_b[key], axis)
+                a = _units_first(state_a[key].to(self.device), axis)
+                b = _units_first(state_b[key].to(self.device), axis)
                 # position of every other axis once ``axis`` has been moved first
                 others = [
                     (ax + 1 if ax < axis else ax, q)
@@ -167,14 +179,15 @@ class _Costs:
             for p, terms in self.moving.items()
         }
         # Preallocated float32 cost and its float64 copy for scipy, per size.
-        self._cost32 = {n: torch.empty(n, n) for n in set(sizes.values())}
+        self._cost32 = {n: torch.empty(n, n, device=self.device) for n in set(sizes.values())}
         self._cost64 = {n: np.empty((n, n)) for n in set(sizes.values())}
 
     def of(self, p: str, perm: Permutation) -> np.ndarray:
         """``C[i, j] = sum over p's terms of <A's slice i, B's slice j>`` (n, n), float64.
 
-        B is permuted on every other axis by the current ``perm``; the returned
-        array is a buffer reused by the next call of the same size.
+        B is permuted on every other axis by the current ``perm`` (index tensors on
+        :attr:`device`); the returned array is a CPU buffer reused by the next call
+        of the same size.
         """
         n = self.sizes[p]
         cost = self._cost32[n]
@@ -188,7 +201,7 @@ class _Costs:
                     b = b.index_select(pos, perm[q])
             cost.addmm_(term.a, b.reshape(n, -1).T)
         c = self._cost64[n]
-        np.copyto(c, cost.numpy())
+        np.copyto(c, cost.cpu().numpy())
         return c
 
 
@@ -215,6 +228,7 @@ def _coordinate_descent(costs: _Costs, seed: int, restart: int, max_iter: int) -
 
     names = list(costs.sizes)
     perm = {p: torch.arange(n, dtype=torch.int64) for p, n in costs.sizes.items()}
+    on_device = {p: idx.to(costs.device) for p, idx in perm.items()}  # what the costs index by
     version = dict.fromkeys(names, 0)  # bumped whenever perm[p] changes
     solved_at: dict[str, tuple[int, ...]] = {}  # versions of p's dependencies at its last solve
     passes = 0
@@ -226,12 +240,13 @@ def _coordinate_descent(costs: _Costs, seed: int, restart: int, max_iter: int) -
             if solved_at.get(p) == seen:
                 continue
             solved_at[p] = seen
-            c = costs.of(p, perm)
+            c = costs.of(p, on_device)
             rows, cols = linear_sum_assignment(c, maximize=True)
             old = c[rows, perm[p].numpy()].sum()
             new = c[rows, cols].sum()
             if new > old + 1e-12 * max(1.0, abs(old)):
                 perm[p] = torch.from_numpy(cols.astype(np.int64))
+                on_device[p] = perm[p].to(costs.device)
                 version[p] += 1
                 changed = True
         if not changed:
@@ -316,15 +331,20 @@ def weight_matching(
 
 
 class _Moments:
-    """Running sums for the Pearson correlation of A's and B's channels of one permutation."""
+    """Running sums for the Pearson correlation of A's and B's channels of one permutation.
 
-    def __init__(self, n: int) -> None:
+    The sums are float64 on ``device`` (the CPU for MPS, which has no float64); the
+    samples' products are taken in float32 on their own device.
+    """
+
+    def __init__(self, n: int, device: torch.device | None = None) -> None:
         """Zero sums for ``n`` channels (float64)."""
-        self.sum_a = torch.zeros(n, dtype=torch.float64)
-        self.sum_b = torch.zeros(n, dtype=torch.float64)
-        self.sq_a = torch.zeros(n, dtype=torch.float64)
-        self.sq_b = torch.zeros(n, dtype=torch.float64)
-        self.cross = torch.zeros(n, n, dtype=torch.float64)
+        dev = float64_device(device or torch.device("cpu"))
+        self.sum_a = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.sum_b = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.sq_a = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.sq_b = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.cross = torch.zeros(n, n, dtype=torch.float64, device=dev)
         self.count = 0
         self.shift: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -337,11 +357,12 @@ class _Moments:
         if self.shift is None:
             self.shift = (a.mean(0), b.mean(0))
         a, b = a - self.shift[0], b - self.shift[1]
-        self.sum_a += a.sum(0).double()
-        self.sum_b += b.sum(0).double()
-        self.sq_a += (a * a).sum(0).double()
-        self.sq_b += (b * b).sum(0).double()
-        self.cross += (a.T @ b).double()
+        dev = self.cross.device
+        self.sum_a += a.sum(0).to(dev, torch.float64)
+        self.sum_b += b.sum(0).to(dev, torch.float64)
+        self.sq_a += (a * a).sum(0).to(dev, torch.float64)
+        self.sq_b += (b * b).sum(0).to(dev, torch.float64)
+        self.cross += (a.T @ b).to(dev, torch.float64)
         self.count += len(a)
 
     def correlation(self) -> torch.Tensor:
@@ -366,7 +387,7 @@ def _collect_moments(
     batch: int,
 ) -> dict[str, _Moments]:
     """Per permutation, the moments of both networks' outputs at its perm point, over x."""
-    moments = {p: _Moments(n) for p, n in sizes.items()}
+    moments = {p: _Moments(n, x.device) for p, n in sizes.items()}
     captured: dict[tuple[str, str], torch.Tensor] = {}
 
     def hook(side: str, p: str):
@@ -416,7 +437,8 @@ def activation_matching(
     correlation). No sequential dependence is needed: the activations are
     functions of the input only, so permuting an earlier layer of B does not
     change what a later layer computes. Constant channels (dead ReLUs)
-    correlate 0 with everything. Deterministic: no visiting order.
+    correlate 0 with everything. Deterministic: no visiting order. The correlations
+    are computed on x's device (the networks must be there), the assignments on the CPU.
 
     Returns ``perm`` to apply to B (``new[i] = old[perm[i]]``). Raises
     PermutationError if the two networks differ in architecture.
@@ -433,7 +455,7 @@ def activation_matching(
     moments = _collect_moments(model_a, model_b, model_a.perm_points(), sizes, x, batch)
     perm: Permutation = {}
     for p, m in moments.items():
-        rows, cols = linear_sum_assignment(m.correlation().numpy(), maximize=True)
+        rows, cols = linear_sum_assignment(m.correlation().cpu().numpy(), maximize=True)
         assert (rows == np.arange(len(rows))).all()
         perm[p] = torch.from_numpy(cols.astype(np.int64))
     return perm

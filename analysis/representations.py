@@ -21,6 +21,10 @@ norm, and the logit margin (true-class logit minus the largest other logit).
 Pruning-identified exemplars follow Hooker et al. 2019 ("What Do Compressed
 Deep Neural Networks Forget?"): test samples whose modal prediction over seeds
 differs between the dense and the pruned population.
+
+Devices: features, logits and geometry are computed on the computation's device
+(``ctx.device``) and stored as CPU numpy; UMAP (umap-learn), CKA, k-NN and
+silhouette (numpy / scikit-learn) work on those CPU arrays.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from torch import nn
 from analysis.api import Analysis, Context, Kind, Study, status_record
 from analysis.api import get as get_result
 from analysis.data import eval_subset, load
+from analysis.device import full_fp32
 from analysis.errors import SpecError
 from analysis.limits import check_umap
 from analysis.representation_metrics import (  # noqa: F401  (re-exported: tests, figures)
@@ -179,7 +184,8 @@ def geometry(
 ) -> dict[str, np.ndarray]:
     """Per-sample angle (degrees) to the true class direction, feature norm, logit margin.
 
-    feats: (N, D) penultimate features; logits: (N, K); labels: (N,).
+    feats: (N, D) penultimate features; logits: (N, K); labels: (N,), all on the head's
+    device. Returns CPU float32 arrays (N,).
     """
     directions = head.weight.detach()[
         labels
@@ -189,31 +195,32 @@ def geometry(
     true = logits.gather(1, labels[:, None])[:, 0]
     other = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
     return {
-        "angle": angle.numpy().astype(np.float32),
-        "norm": feats.norm(dim=1).numpy().astype(np.float32),
-        "margin": (true - other).numpy().astype(np.float32),
+        "angle": angle.cpu().numpy().astype(np.float32),
+        "norm": feats.norm(dim=1).cpu().numpy().astype(np.float32),
+        "margin": (true - other).cpu().numpy().astype(np.float32),
     }
 
 
+@full_fp32()  # no TF32 on CUDA: the CPU's features to float rounding
 def compute_features(spec: FeaturesSpec, ctx: Context) -> tuple[dict, dict]:
-    """Features, logits and geometry of a run on its fixed test subset."""
+    """Features, logits and geometry of a run on its fixed test subset (on ``ctx.device``)."""
     run = ctx.get(spec.run)
     data = load(spec.run.data)
     # subset_size is an upper bound: a small test set (digits: 359) is used whole.
     idx = eval_subset(min(spec.subset_size, len(data.test_x)), len(data.test_x), spec.subset_seed)
-    x, y = data.test_x[idx], data.test_y[idx]
-    model = run.model()
+    x, y = data.test_x[idx].to(ctx.device), data.test_y[idx].to(ctx.device)
+    model = run.model().to(ctx.device)
     check_layer(model, spec.layer)
     with torch.no_grad():
         logits = torch.cat([model(x[i : i + 1024]) for i in range(0, len(x), 1024)])
         penult = layer_output(model, x, PENULTIMATE)
     feats = penult if spec.layer == PENULTIMATE else layer_output(model, x, spec.layer)
     arrays = {
-        "features": feats.numpy().astype(np.float32),
-        "logits": logits.numpy().astype(np.float32),
-        "preds": logits.argmax(1).numpy().astype(np.int64),
-        "labels": y.numpy().astype(np.int64),
-        "indices": idx.numpy().astype(np.int64),
+        "features": feats.cpu().numpy().astype(np.float32),
+        "logits": logits.cpu().numpy().astype(np.float32),
+        "preds": logits.argmax(1).cpu().numpy().astype(np.int64),
+        "labels": y.cpu().numpy().astype(np.int64),
+        "indices": idx.cpu().numpy().astype(np.int64),
     }
     arrays.update(geometry(penult, logits, y, model.head))
     acc = float((arrays["preds"] == arrays["labels"]).mean())

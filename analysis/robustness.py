@@ -17,6 +17,12 @@ Corruption errors (Hendrycks & Dietterich 2019) are computed when summarising:
 corruptions; relative CE subtracts each model's clean error first:
 ``sum_s (E_{s,c} - E_clean) / sum_s (E^dense_{s,c} - E^dense_clean)``. The
 baseline is the study's dense run of the same seed and objective.
+
+Devices: corruptions are generated, and every evaluation (clean, corrupted,
+under weight noise) runs, on the computation's device (``ctx.device``); the
+weight noise is drawn from CPU generators seeded by the spec and moved there
+(a few million numbers at most), so the same experiment runs on every device.
+The stored images, tables and curves are CPU numpy / JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from analysis.api import Analysis, Context, Kind, Study, status_record
 from analysis.api import get as get_result
 from analysis.corruptions import SEVERITIES, corrupt, corruptions_for
 from analysis.data import dataset_info, eval_subset, load
+from analysis.device import full_fp32
 from analysis.errors import SpecError
 from analysis.specs import SPEC, DataSpec, RunSpec, check_float, check_int, check_option, spec_key
 
@@ -127,14 +134,18 @@ def test_subset(dataset: str, size: int, seed: int) -> tuple[torch.Tensor, torch
 
 
 def compute_corrupted(spec: CorruptedSpec, ctx: Context) -> tuple[dict, dict]:
-    """Apply every corruption x severity to the subset; store uint8 images (K, S, N, C, H, W)."""
+    """Apply every corruption x severity to the subset (on ``ctx.device``); store uint8 images.
+
+    The images (K, S, N, C, H, W) come back to the CPU as uint8.
+    """
     x, y = test_subset(spec.dataset, spec.subset_size, spec.subset_seed)
+    xd = x.to(ctx.device)
     out = np.empty((len(spec.names), len(spec.severities), *x.shape), dtype=np.uint8)
     for i, name in enumerate(spec.names):
         ctx.progress(spec.label, i, len(spec.names))
         for j, severity in enumerate(spec.severities):
-            img = corrupt(x, name, severity, seed=spec.seed)
-            out[i, j] = (img.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+            img = corrupt(xd, name, severity, seed=spec.seed)
+            out[i, j] = (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     ctx.progress(spec.label, len(spec.names), len(spec.names))
     arrays = {
         "images": out,
@@ -161,33 +172,41 @@ def accuracy_and_loss(
 def perturb(
     state: dict[str, torch.Tensor], names: list[str], sigma: float, gen: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """Multiplicative Gaussian noise on the named parameters: w + w * sigma * eps (zeros stay zero)."""
+    """Multiplicative Gaussian noise on the named parameters: w + w * sigma * eps (zeros stay zero).
+
+    ``eps`` is drawn from the CPU generator ``gen`` (in name order) and moved to each
+    weight's device, so a seed gives the same noise on every device.
+    """
     out = dict(state)
     for n in names:
         w = state[n]
-        out[n] = w + w * sigma * torch.randn(w.shape, generator=gen, dtype=w.dtype)
+        eps = torch.randn(w.shape, generator=gen, dtype=w.dtype).to(w.device)
+        out[n] = w + w * sigma * eps
     return out
 
 
+@full_fp32()  # no TF32 on CUDA: the CPU's numbers to float rounding
 def compute_robustness(spec: RobustnessSpec, ctx: Context) -> tuple[dict, dict]:
     """Accuracy/loss per corruption and severity, and under weight noise, for one run."""
     run = ctx.get(spec.run)
     corrupted = ctx.get(spec.corrupted).read("corrupted.npz")
     c = spec.corrupted
-    x, y = test_subset(c.dataset, c.subset_size, c.subset_seed)
-    model = run.model()
+    dev = ctx.device
+    x, y = (t.to(dev) for t in test_subset(c.dataset, c.subset_size, c.subset_seed))
+    model = run.model().to(dev)
     clean_acc, clean_loss = accuracy_and_loss(model, x, y)
     rows = [{"corruption": "clean", "severity": 0, "accuracy": clean_acc, "loss": clean_loss}]
     images = corrupted["images"]
     for i, name in enumerate(c.names):
         ctx.progress(spec.label, i, len(c.names) + len(spec.sigmas))
         for j, severity in enumerate(c.severities):
-            xc = torch.from_numpy(images[i, j]).float() / 255.0
+            xc = torch.from_numpy(images[i, j]).to(dev).float() / 255.0
             acc, loss = accuracy_and_loss(model, xc, y)
             rows.append(
                 {"corruption": name, "severity": int(severity), "accuracy": acc, "loss": loss}
             )
-    state = {k: v.clone() for k, v in run.state.items()}
+    state = {k: v.to(dev, copy=True) for k, v in run.state.items()}
+    masks = {k: m.to(dev) for k, m in run.masks.items()}
     names = [n for n, _ in model.named_parameters()]
     noise = []
     for si, sigma in enumerate(spec.sigmas):
@@ -197,7 +216,7 @@ def compute_robustness(spec: RobustnessSpec, ctx: Context) -> tuple[dict, dict]:
             noisy = perturb(state, names, sigma, gen)
             model.load_state_dict(noisy)
             acc, loss = accuracy_and_loss(model, x, y)
-            zeros_kept = all(bool((noisy[n][run.masks[n] == 0] == 0).all()) for n in run.masks)
+            zeros_kept = all(bool((noisy[n][masks[n] == 0] == 0).all()) for n in masks)
             noise.append(
                 {
                     "sigma": float(sigma),

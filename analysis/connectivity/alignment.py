@@ -10,6 +10,11 @@ evaluates the path of every distinct permutation it found: the result carries
 the spread (min / median / max) of every barrier over the orders next to the
 chosen order's curve, since that spread can exceed the differences between
 methods a figure shows.
+
+Devices: the endpoints, their masks, the model and the data are moved to
+``ctx.device``; matching statistics (weight-matching costs, activation
+correlations) are computed there, the linear assignments by scipy on the CPU,
+and the permutations stored are CPU int64 tensors.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from analysis.connectivity.path import (
     eval_data,
     interpolation_curve,
     kept_fraction,
+    on,
     union_masks,
     zero_fraction,
 )
+from analysis.device import full_fp32
 from analysis.permutation import (
     Matching,
     activation_matching,
@@ -92,28 +99,30 @@ def check_same_function(
 
 def _perm_id(perm: dict[str, torch.Tensor]) -> tuple[bytes, ...]:
     """A hashable identity of a permutation (to evaluate each distinct one once)."""
-    return tuple(perm[p].numpy().tobytes() for p in sorted(perm))
+    return tuple(perm[p].cpu().numpy().tobytes() for p in sorted(perm))
 
 
 def _aligned_path(
     spec: ConnectivitySpec,
-    runs: tuple[Any, Any],
+    ends: tuple[tuple[dict, dict], tuple[dict, dict]],
     model: nn.Module,
     perm: dict[str, torch.Tensor],
     data: EvalData,
     bn: BNRule,
     progress: Any,
 ) -> tuple[dict[str, list[float]], dict]:
-    """The curve from A to B permuted by ``perm`` (masks permuted too, union on the path)."""
-    run_a, run_b = runs
+    """The curve from A to B permuted by ``perm`` (masks permuted too, union on the path).
+
+    ``ends``: (state, masks) of A and of B, on the model's device.
+    """
+    (state_a, masks_a), (state_b, masks_b) = ends
     ps = model.permutation_spec()
-    state_b = apply_permutation(ps, perm, run_b.state)
-    masks_b = apply_permutation(ps, perm, run_b.masks)
-    check_same_function(model, run_b.state, state_b, data.test_x[:64])
-    masks = union_masks(run_a.masks, masks_b)
+    aligned = apply_permutation(ps, perm, state_b)
+    masks = union_masks(masks_a, apply_permutation(ps, perm, masks_b))
+    check_same_function(model, state_b, aligned, data.test_x[:64])
     alphas = np.linspace(0.0, 1.0, spec.alphas)
     curve = interpolation_curve(
-        model, run_a.state, state_b, masks, alphas, data, bn=bn, progress=progress
+        model, state_a, aligned, masks, alphas, data, bn=bn, progress=progress
     )
     return curve, masks
 
@@ -137,6 +146,7 @@ def matching_record(found: list[Matching], chosen: Matching, barriers: list[dict
     }
 
 
+@full_fp32()  # no TF32 on CUDA: matching costs and curves in fp32, as on the CPU
 def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, dict]:
     """Align B to A, then loss/accuracy/sparsity along the line, its barriers and their spread.
 
@@ -148,9 +158,14 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
     runs differ in architecture, RuntimeError if an aligned network computes a
     different function (a permutation bug).
     """
+    dev = ctx.device
     runs = (ctx.get(spec.run_a), ctx.get(spec.run_b))
-    data = eval_data(spec.run_a.data, spec.train_subset, spec.test_subset, spec.seed)
-    model_a, model_b = runs[0].model(), runs[1].model()
+    data = eval_data(spec.run_a.data, spec.train_subset, spec.test_subset, spec.seed).to(dev)
+    model_a, model_b = runs[0].model().to(dev), runs[1].model().to(dev)
+    ends = (
+        (on(runs[0].state, dev), on(runs[0].masks, dev)),
+        (on(runs[1].state, dev), on(runs[1].masks, dev)),
+    )
     start = time.perf_counter()
     found = align(spec, model_a, model_b, data.train_x)
     align_seconds = time.perf_counter() - start
@@ -161,7 +176,7 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
         if _perm_id(m.perm) not in paths:
             task = spec.label if len(found) == 1 else f"{spec.label}: order {m.restart + 1}"
             paths[_perm_id(m.perm)] = _aligned_path(
-                spec, runs, model_a, m.perm, data, bn, lambda i, n, t=task: ctx.progress(t, i, n)
+                spec, ends, model_a, m.perm, data, bn, lambda i, n, t=task: ctx.progress(t, i, n)
             )
     curve, masks = paths[_perm_id(chosen.perm)]
     barriers = curve_barriers(curve)
@@ -193,4 +208,5 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
     summary = {f"{split}_{k}": v for split, b in barriers.items() for k, v in b.items()}
     if matching is not None:
         summary["spread"] = matching["spread"]
-    return {"connectivity.json": doc, "permutation.safetensors": chosen.perm}, summary
+    perm = {p: idx.cpu() for p, idx in chosen.perm.items()}
+    return {"connectivity.json": doc, "permutation.safetensors": perm}, summary

@@ -6,7 +6,9 @@ for the rest of the schedule, and the barrier between them is measured (the
 same curve as ``connectivity``, no alignment: they share a start). The two
 trained copies are cached in the entry. Their interpolations are evaluated
 under ``analysis.batchnorm``'s rule (statistics reset at every alpha on
-BatchNorm networks), recorded in the result.
+BatchNorm networks), recorded in the result. The copies train where
+:func:`analysis.train.fit` trains them; their path is evaluated on
+``ctx.device``; the stored copies are CPU tensors.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from analysis.api import Context
 from analysis.batchnorm import bn_rule, bn_rule_record
 from analysis.connectivity.barriers import curve_barriers
 from analysis.connectivity.kind import InstabilitySpec
-from analysis.connectivity.path import eval_data, interpolation_curve
+from analysis.connectivity.path import eval_data, interpolation_curve, on
 from analysis.data import load
+from analysis.device import full_fp32
 from analysis.errors import SpecError
 from analysis.sparsity.base import apply_masks
 from analysis.specs import RunSpec, SparsitySpec
@@ -106,19 +109,22 @@ def compute_instability(spec: InstabilitySpec, ctx: Context) -> tuple[dict, dict
     """
     run = ctx.get(spec.run)
     copies, steps = train_copies(spec, run, rewind_start(spec, run, ctx), ctx)
-    data = eval_data(spec.run.data, spec.train_subset, spec.test_subset, spec.seed)
-    model = run.skeleton()
+    copies = [on(c, torch.device("cpu")) for c in copies]  # what is stored
+    dev = ctx.device
+    data = eval_data(spec.run.data, spec.train_subset, spec.test_subset, spec.seed).to(dev)
+    model = run.skeleton().to(dev)
     bn = bn_rule(model)
-    curve = interpolation_curve(
-        model,
-        copies[0],
-        copies[1],
-        run.masks,
-        np.linspace(0.0, 1.0, spec.alphas),
-        data,
-        bn=bn,
-        progress=lambda i, n: ctx.progress(spec.label, i, n),
-    )
+    with full_fp32():  # the path in fp32 (no TF32 on CUDA), whatever training used
+        curve = interpolation_curve(
+            model,
+            on(copies[0], dev),
+            on(copies[1], dev),
+            on(run.masks, dev),
+            np.linspace(0.0, 1.0, spec.alphas),
+            data,
+            bn=bn,
+            progress=lambda i, n: ctx.progress(spec.label, i, n),
+        )
     barriers = curve_barriers(curve)
     doc = {
         "run": spec.run.label,

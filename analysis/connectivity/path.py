@@ -12,6 +12,10 @@ the prunable weights) at every alpha: the endpoints' sparsities at alpha 0 and
 Every evaluation of weights on the path goes through ``analysis.batchnorm``'s
 rule (:func:`analysis.batchnorm.apply_bn_rule`): BatchNorm statistics reset on
 the training subset at every alpha, endpoints included, or REPAIR.
+
+Devices: the curve runs where its inputs are: the compute functions move the
+endpoint states, masks, model and data to ``ctx.device`` (:func:`on`,
+:meth:`EvalData.to`); the interpolated states are made there.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ from analysis.data import eval_subset, load
 from analysis.sparsity.base import Masks, apply_masks
 from analysis.specs import DataSpec
 from analysis.train import evaluate
+
+
+def on(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """``tensors`` (a state dict or masks) moved to ``device`` (the same tensors if there)."""
+    return {k: v.to(device) for k, v in tensors.items()}
 
 
 def mix_weights(
@@ -72,6 +81,12 @@ class EvalData:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+
+    def to(self, device: torch.device) -> EvalData:
+        """The same data on ``device``."""
+        return EvalData(
+            *(t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y))
+        )
 
 
 def eval_data(data: DataSpec, train_subset: int, test_subset: int, seed: int) -> EvalData:

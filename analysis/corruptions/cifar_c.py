@@ -26,6 +26,7 @@ from analysis.corruptions.ops import (
     motion_streak,
     pixel_grid,
     randint,
+    randn,
     sample,
     to_uint8_levels,
     uniform,
@@ -86,14 +87,15 @@ def snow(x: Tensor, c: tuple[float, ...], g: torch.Generator) -> Tensor:
     """
     loc, scale, zoom, thr, radius, sigma, blend = c
     n, _, h, w = x.shape
-    layer = loc + scale * torch.randn((n, 1, h, w), generator=g)
+    layer = loc + scale * randn(g, (n, 1, h, w), x.device)
     layer = clipped_zoom(layer, zoom) if zoom != 1 else layer
     layer = torch.where(layer < thr, torch.zeros_like(layer), layer)
     layer = to_uint8_levels(layer, "floor")
-    angles = uniform(g, (n,), -135.0, -45.0)
+    angles = uniform(g, (n,), -135.0, -45.0)  # on the CPU: motion_streak's offsets
     layer = to_uint8_levels(motion_streak(layer, int(radius), sigma, angles), "floor")
     # OpenCV's RGB2GRAY weights; whiten the scene before the flakes land on it
-    gray = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device)
+    gray = (x * weights.view(1, 3, 1, 1)).sum(1, keepdim=True)
     x = blend * x + (1 - blend) * torch.maximum(x, gray * 1.5 + 0.5)
     return x + layer + torch.flip(layer, dims=(2, 3))
 
@@ -119,20 +121,22 @@ def _unit(z: Tensor) -> Tensor:
     return z / z.std(dim=(2, 3), keepdim=True).clamp(min=1e-6)
 
 
-def frost_texture(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
-    """Procedural stand-in for a frost-photo crop, one per image: (n, 3, h, w) in [0, 1].
+def frost_texture(
+    n: int, h: int, w: int, g: torch.Generator, device: torch.device | None = None
+) -> Tensor:
+    """Procedural stand-in for a frost-photo crop, one per image: (n, 3, h, w) in [0, 1], on ``device``.
 
     Deviation from CIFAR-10-C, which blends crops of frost photographs that prunescope does not
     ship: each image draws one of the five photos' statistics (:data:`FROST_PHOTOS`) and gets a
     Gaussian texture with that photo's mean colour, contrast and roughness.
     """
     photo = randint(g, (n,), 0, len(FROST_PHOTOS))
-    table = torch.tensor([[*rgb, sd, *mix] for rgb, sd, mix in FROST_PHOTOS])[photo]
+    table = torch.tensor([[*rgb, sd, *mix] for rgb, sd, mix in FROST_PHOTOS])[photo].to(device)
     rgb, sd, mix = table[:, :3, None, None], table[:, 3, None, None, None], table[:, 4:]
     fields = [
-        _unit(torch.randn((n, 1, h, w), generator=g)),
-        _unit(gaussian(torch.randn((n, 1, h, w), generator=g), 1.5)),
-        _unit(gaussian(torch.randn((n, 1, h, w), generator=g), 4.0)),
+        _unit(randn(g, (n, 1, h, w), device)),
+        _unit(gaussian(randn(g, (n, 1, h, w), device), 1.5)),
+        _unit(gaussian(randn(g, (n, 1, h, w), device), 4.0)),
     ]
     tex = sum(mix[:, k, None, None, None].sqrt() * f for k, f in enumerate(fields))
     return (rgb + sd * tex).clamp(0, 1)
@@ -141,7 +145,7 @@ def frost_texture(n: int, h: int, w: int, g: torch.Generator) -> Tensor:
 def frost(x: Tensor, c: tuple[float, float], g: torch.Generator) -> Tensor:
     """c[0] * x + c[1] * frost, with the procedural frost of :func:`frost_texture`."""
     n, _, h, w = x.shape
-    return c[0] * x + c[1] * frost_texture(n, h, w, g)
+    return c[0] * x + c[1] * frost_texture(n, h, w, g, x.device)
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +162,8 @@ def _random_affine(x: Tensor, rng_px: float, g: torch.Generator) -> Tensor:
     """``cv2.warpAffine`` of ``x: (N, C, H, W)`` by the affine moving three points U(-rng, rng).
 
     The points sit around the centre at +-size//3; OpenCV's bilinear warp reads source
-    coordinates rounded to 1/32 pixel (INTER_BITS = 5) with the reflect-101 border.
+    coordinates rounded to 1/32 pixel (INTER_BITS = 5) with the reflect-101 border. The
+    coordinates are computed on the CPU in float64 (MPS has none), the warp on ``x``'s device.
     """
     n, _, h, w = x.shape
     centre = torch.tensor([float(w // 2), float(h // 2)])
@@ -171,8 +176,8 @@ def _random_affine(x: Tensor, rng_px: float, g: torch.Generator) -> Tensor:
     a, t = mt[:, :2, :].transpose(1, 2), mt[:, 2, :]  # dst = a @ src + t
     p = pixel_grid(h, w).reshape(1, -1, 2).double()
     src = torch.einsum("nij,npj->npi", torch.linalg.inv(a), p - t[:, None, :])
-    src = torch.round(src * 32) / 32
-    return sample(x, src.float().reshape(n, h, w, 2), "reflection", align_corners=True)
+    src = (torch.round(src * 32) / 32).float().to(x.device)
+    return sample(x, src.reshape(n, h, w, 2), "reflection", align_corners=True)
 
 
 def elastic_transform(x: Tensor, c: tuple[float, float, float], g: torch.Generator) -> Tensor:
@@ -186,9 +191,9 @@ def elastic_transform(x: Tensor, c: tuple[float, float, float], g: torch.Generat
     alpha, sigma, rng_px = c
     n, _, h, w = x.shape
     x = _random_affine(x, rng_px, g)
-    noise = uniform(g, (n, 2, h, w), -1.0, 1.0)
+    noise = uniform(g, (n, 2, h, w), -1.0, 1.0, x.device)
     disp = gaussian(noise, sigma, truncate=3.0, mode="reflect") * alpha  # (n, 2, h, w): dx, dy
-    src = pixel_grid(h, w) + disp.permute(0, 2, 3, 1)
+    src = pixel_grid(h, w, x.device) + disp.permute(0, 2, 3, 1)
     src = torch.stack([legacy_scipy_reflect(src[..., 0], w), legacy_scipy_reflect(src[..., 1], h)])
     return sample(x, src.permute(1, 2, 3, 0), "border", align_corners=True)
 
@@ -221,7 +226,7 @@ def _pil_resize_rows(x: Tensor, n_out: int) -> Tensor:
     The sums of uint8 values are exact in float32 and the fixed-point products fit int32, so
     the result is PIL's to the grey level; one matrix product for the whole batch.
     """
-    taps, weight = _pil_box(x.shape[-1], n_out)
+    taps, weight = (t.to(x.device) for t in _pil_box(x.shape[-1], n_out))
     sums = (x.reshape(-1, x.shape[-1]) @ taps.T).to(torch.int32)
     out = ((sums * weight + (1 << 21)) >> 22).clamp(0, 255)
     return out.reshape(*x.shape[:-1], n_out).float()

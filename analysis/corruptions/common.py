@@ -16,7 +16,9 @@ from analysis.corruptions.ops import (
     Tensor,
     gaussian,
     motion_streak,
+    rand,
     randint,
+    randn,
     to_uint8_levels,
     uniform,
 )
@@ -27,12 +29,12 @@ from analysis.corruptions.ops import (
 
 def gaussian_noise(x: Tensor, sigma: float, g: torch.Generator) -> Tensor:
     """Additive N(0, sigma^2) per pixel and channel."""
-    return x + sigma * torch.randn(x.shape, generator=g)
+    return x + sigma * randn(g, x.shape, x.device)
 
 
 def shot_noise(x: Tensor, photons: float, g: torch.Generator) -> Tensor:
-    """Poisson(x * photons) / photons per pixel and channel."""
-    return torch.poisson(x * photons, generator=g) / photons
+    """Poisson(x * photons) / photons per pixel and channel (drawn on the CPU, then moved)."""
+    return torch.poisson((x * photons).cpu(), generator=g).to(x.device) / photons
 
 
 def impulse_noise(x: Tensor, amount: float, g: torch.Generator) -> Tensor:
@@ -40,8 +42,8 @@ def impulse_noise(x: Tensor, amount: float, g: torch.Generator) -> Tensor:
 
     skimage 0.14 and 0.15, as the references ran it, draw each value's hit independently.
     """
-    hit = torch.rand(x.shape, generator=g) < amount
-    salt = (torch.rand(x.shape, generator=g) < 0.5).to(x.dtype)
+    hit = rand(g, x.shape, x.device) < amount
+    salt = (rand(g, x.shape, x.device) < 0.5).to(x.dtype)
     return torch.where(hit, salt, x)
 
 
@@ -50,7 +52,9 @@ def impulse_noise(x: Tensor, amount: float, g: torch.Generator) -> Tensor:
 
 
 @functools.cache
-def _wavefronts(h: int, w: int, delta: int) -> tuple[tuple[Tensor, Tensor], ...]:
+def _wavefronts(
+    h: int, w: int, delta: int, device: torch.device
+) -> tuple[tuple[Tensor, Tensor], ...]:
     """(row index, column index) pairs of the reference loop, grouped into parallel steps.
 
     The loop visits rows h - delta .. delta + 1 and, in each, columns w - delta .. delta + 1,
@@ -58,6 +62,7 @@ def _wavefronts(h: int, w: int, delta: int) -> tuple[tuple[Tensor, Tensor], ...]
     rows and columns [-delta, delta - 1] of itself. Giving it step 2 * delta * i + j keeps the
     order of every two visits whose neighbourhoods overlap, and puts only visits 2 * delta or
     more columns apart in one step: running steps in order equals the sequential loop.
+    Built on the CPU, returned on ``device`` (cached per device).
     """
     rows, cols = h - 2 * delta, w - 2 * delta
     if rows <= 0 or cols <= 0:
@@ -68,7 +73,7 @@ def _wavefronts(h: int, w: int, delta: int) -> tuple[tuple[Tensor, Tensor], ...]
     order = torch.argsort(t, stable=True)
     counts = torch.bincount(t).tolist()
     ii, jj = i.flatten()[order].split(counts), j.flatten()[order].split(counts)
-    return tuple(zip(ii, jj, strict=True))
+    return tuple((a.to(device), b.to(device)) for a, b in zip(ii, jj, strict=True))
 
 
 def local_shuffle(
@@ -84,24 +89,25 @@ def local_shuffle(
     wavefronts (:func:`_wavefronts`) that give the sequential loop's result exactly.
     """
     n, ch, h, w = x.shape
-    steps = _wavefronts(h, w, delta)
+    dev = x.device
+    steps = _wavefronts(h, w, delta, dev)
     if not steps:
         return x
     rows, cols = h - 2 * delta, w - 2 * delta
-    r = (h - delta - torch.arange(rows))[:, None]
-    c = (w - delta - torch.arange(cols))[None, :]
+    r = (h - delta - torch.arange(rows, device=dev))[:, None]
+    c = (w - delta - torch.arange(cols, device=dev))[None, :]
     here = (r * w + c).expand(rows, cols)
     flat = x.reshape(n, ch, h * w).clone()
     for _ in range(passes):
-        dy = randint(g, (n, rows, cols), -delta, delta)
-        dx = randint(g, (n, rows, cols), -delta, delta)
+        dy = randint(g, (n, rows, cols), -delta, delta, dev)
+        dx = randint(g, (n, rows, cols), -delta, delta, dev)
         there = (r + dy) * w + (c + dx)
         if p_visit < 1:
-            there = torch.where(torch.rand((n, rows, cols), generator=g) < p_visit, there, here)
+            there = torch.where(rand(g, (n, rows, cols), dev) < p_visit, there, here)
         if not swap and delta == 1:
             # copies from offsets in {-1, 0}^2 read pixels the loop has not reached yet (or the
             # pixel itself), so every visit sees the original image: one gather does the pass
-            src = torch.arange(h * w).repeat(n, 1)
+            src = torch.arange(h * w, device=dev).repeat(n, 1)
             src[:, here.flatten()] = there.reshape(n, -1)
             flat = flat.gather(2, src[:, None, :].expand(n, ch, h * w))
             continue
@@ -146,7 +152,7 @@ def motion_blur(x: Tensor, c: tuple[int, float], g: torch.Generator) -> Tensor:
     The references round-trip through an 8-bit PNG; ImageMagick's output is the floor of the
     streak (see :func:`~.ops.motion_streak`), kept here.
     """
-    angles = uniform(g, (x.shape[0],), -45.0, 45.0)
+    angles = uniform(g, (x.shape[0],), -45.0, 45.0)  # on the CPU: motion_streak's offsets
     return to_uint8_levels(motion_streak(x, c[0], c[1], angles), "floor")
 
 
@@ -156,7 +162,7 @@ def motion_blur(x: Tensor, c: tuple[int, float], g: torch.Generator) -> Tensor:
 
 def _noisy_mean(total: Tensor, wibble: float, g: torch.Generator) -> Tensor:
     """Diamond-square update: mean of four neighbours plus wibble * U(-wibble, wibble)."""
-    return total / 4 + wibble * uniform(g, tuple(total.shape), -wibble, wibble)
+    return total / 4 + wibble * uniform(g, tuple(total.shape), -wibble, wibble, total.device)
 
 
 def _diamond_square(m: Tensor, step: int, wibble: float, decay: float, g: torch.Generator) -> float:
@@ -182,7 +188,13 @@ def _diamond_square(m: Tensor, step: int, wibble: float, decay: float, g: torch.
 
 
 def plasma_fractal(
-    n: int, mapsize: int, decay: float, h: int, w: int, g: torch.Generator
+    n: int,
+    mapsize: int,
+    decay: float,
+    h: int,
+    w: int,
+    g: torch.Generator,
+    device: torch.device | None = None,
 ) -> Tensor:
     """Top-left h x w crops of diamond-square maps normalised to [0, 1]: (n, h, w).
 
@@ -194,14 +206,15 @@ def plasma_fractal(
     Deviation: min and max come from that lattice, not all pixels. Measured on 128 maps: the
     same extremes for decay >= 1.7; at MNIST-C's 1.4 crop values move by 0.0002 on average
     (at most 0.007); values are clipped to [0, 1]. Decays below 1.4 are not used.
+    Computed on ``device`` (draws from the CPU generator ``g``).
     """
     if mapsize <= 64:
-        m = torch.zeros(n, mapsize, mapsize)
+        m = torch.zeros(n, mapsize, mapsize, device=device)
         _diamond_square(m, mapsize, 100.0, decay, g)
         lo, hi = m.amin(dim=(1, 2), keepdim=True), m.amax(dim=(1, 2), keepdim=True)
         return ((m - lo) / (hi - lo))[:, :h, :w]
     # levels with step >= 8 only touch multiples of 4: run them on the 4-pixel lattice
-    lattice = torch.zeros(n, mapsize // 4, mapsize // 4)
+    lattice = torch.zeros(n, mapsize // 4, mapsize // 4, device=device)
     wibble = _diamond_square(lattice, mapsize // 4, 100.0, decay, g)
     lo, hi = lattice.amin(dim=(1, 2), keepdim=True), lattice.amax(dim=(1, 2), keepdim=True)
     # the last two levels (steps 4, 2) on a window reaching 16 px past the crop on every side;
@@ -209,9 +222,11 @@ def plasma_fractal(
     pad = 16
     size = -(-(max(h, w) + 2 * pad) // 4) * 4
     lat_idx = torch.div(
-        torch.remainder(torch.arange(-pad, size - pad, 4), mapsize), 4, rounding_mode="floor"
+        torch.remainder(torch.arange(-pad, size - pad, 4, device=device), mapsize),
+        4,
+        rounding_mode="floor",
     )
-    window = torch.zeros(n, size, size)
+    window = torch.zeros(n, size, size, device=device)
     window[:, 0::4, 0::4] = lattice[:, lat_idx][:, :, lat_idx]
     _diamond_square(window, 4, wibble, decay, g)
     crop = window[:, pad : pad + h, pad : pad + w]
@@ -227,7 +242,7 @@ def fog(x: Tensor, c: tuple[float, float, int], g: torch.Generator) -> Tensor:
     strength, decay, mapsize = c
     n, _, h, w = x.shape
     size = max(mapsize, 1 << (max(h, w) - 1).bit_length())
-    fractal = plasma_fractal(n, size, decay, h, w, g)[:, None]
+    fractal = plasma_fractal(n, size, decay, h, w, g, x.device)[:, None]
     max_val = x.amax(dim=(1, 2, 3), keepdim=True)
     return (x + strength * fractal) * max_val / (max_val + strength)
 

@@ -102,10 +102,10 @@ def _code_plane(p: Tensor, quality: int, chroma: bool) -> Tensor:
     DCT-domain 4:2:0 subsampling -- and are decoded with a 16-point inverse DCT.
     """
     size = 16 if chroma else 8
-    k = dct_2d(size)  # (size^2, 64)
+    k = dct_2d(size).to(p.device)  # (size^2, 64)
     gain = 0.5 if chroma else 1.0
     coef = _blocks(p, size) @ k * gain
-    q = quant_table(quality, chroma).flatten()
+    q = quant_table(quality, chroma).flatten().to(p.device)
     coef = _round_away(coef / q) * q
     return _unblocks(coef / gain @ k.T, *p.shape, size)
 
@@ -125,7 +125,8 @@ _YCC_OFFSET = torch.tensor([1 << 15, (128 << 16) + (1 << 15) - 1, (128 << 16) + 
 
 def _rgb_to_ycc(rgb: Tensor) -> Tensor:
     """libjpeg 9's ``rgb_ycc_convert`` on uint8 levels ``rgb: (N, 3, H, W)`` -> Y, Cb, Cr."""
-    fixed = torch.einsum("ck,nkhw->nchw", _RGB_TO_YCC, rgb) + _YCC_OFFSET.view(1, 3, 1, 1)
+    matrix, offset = _RGB_TO_YCC.to(rgb.device), _YCC_OFFSET.to(rgb.device)
+    fixed = torch.einsum("ck,nkhw->nchw", matrix, rgb) + offset.view(1, 3, 1, 1)
     return torch.floor(fixed / 65536)
 
 

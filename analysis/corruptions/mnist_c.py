@@ -43,6 +43,7 @@ from analysis.corruptions.ops import (
     gaussian,
     linear_about_centre,
     randint,
+    randn,
     random_sign,
 )
 
@@ -56,7 +57,7 @@ def shear(x: Tensor, angle: float, g: torch.Generator) -> Tensor:
     MNIST-C's skimage (0.15) built ``AffineTransform(shear=s)`` as [[1, -sin s], [0, cos s]]
     and used it as the inverse map; that matrix is kept (skimage >= 0.22 changed the meaning).
     """
-    s = angle * random_sign(g, x.shape[0])
+    s = angle * random_sign(g, x.shape[0], x.device)
     zeros, ones = torch.zeros_like(s), torch.ones_like(s)
     mats = torch.stack(
         [torch.stack([ones, -torch.sin(s)], -1), torch.stack([zeros, torch.cos(s)], -1)], 1
@@ -66,7 +67,7 @@ def shear(x: Tensor, angle: float, g: torch.Generator) -> Tensor:
 
 def rotate(x: Tensor, angle: float, g: torch.Generator) -> Tensor:
     """Rotate about the centre by ``angle`` radians, random sign per image."""
-    r = angle * random_sign(g, x.shape[0])
+    r = angle * random_sign(g, x.shape[0], x.device)
     cos, sin = torch.cos(r), torch.sin(r)
     mats = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], 1)
     return linear_about_centre(x, mats)
@@ -74,15 +75,15 @@ def rotate(x: Tensor, angle: float, g: torch.Generator) -> Tensor:
 
 def scale(x: Tensor, factor: float, g: torch.Generator) -> Tensor:
     """Shrink about the centre by ``factor`` (MNIST-C's inverse map scales by 1 / factor)."""
-    mats = torch.eye(2).expand(x.shape[0], 2, 2) / factor
+    mats = torch.eye(2, device=x.device).expand(x.shape[0], 2, 2) / factor
     return linear_about_centre(x, mats)
 
 
 def translate(x: Tensor, px: int, g: torch.Generator) -> Tensor:
     """Shift by ``px`` pixels along x and along y, each with a random sign, zero fill."""
     n = x.shape[0]
-    shift = px * torch.stack([random_sign(g, n), random_sign(g, n)], dim=1)
-    return linear_about_centre(x, torch.eye(2).expand(n, 2, 2), shift)
+    shift = px * torch.stack([random_sign(g, n, x.device), random_sign(g, n, x.device)], dim=1)
+    return linear_about_centre(x, torch.eye(2, device=x.device).expand(n, 2, 2), shift)
 
 
 # ---------------------------------------------------------------------------
@@ -92,7 +93,7 @@ def translate(x: Tensor, px: int, g: torch.Generator) -> Tensor:
 def stripe(x: Tensor, width: int, g: torch.Generator) -> Tensor:
     """Invert ``width`` columns at the left and at the right edge (MNIST-C: 7 of 28 each)."""
     w = x.shape[-1]
-    cols = torch.arange(w)
+    cols = torch.arange(w, device=x.device)
     band = (cols < width) | (cols >= w - width)
     return torch.where(band, 1 - x, x)
 
@@ -105,8 +106,8 @@ def line_profile(seg: Tensor, h: int, w: int) -> Tensor:
     [floor(c0), ceil(c1)) and zero for vertical segments (c0 == c1).
     """
     c0, r0, c1, r1 = (seg[..., i, None, None] for i in range(4))
-    cc = torch.arange(w, dtype=seg.dtype).view(1, w)
-    rr = torch.arange(h, dtype=seg.dtype).view(h, 1)
+    cc = torch.arange(w, dtype=seg.dtype, device=seg.device).view(1, w)
+    rr = torch.arange(h, dtype=seg.dtype, device=seg.device).view(h, 1)
     flat = c1 == c0
     slope = (r1 - r0) / torch.where(flat, torch.ones_like(c1), c1 - c0)
     dist = torch.clamp((rr - (slope * (cc - c0) + r0)).abs(), 0, 2.3 - 1e-10)
@@ -124,10 +125,10 @@ def dotted_line(x: Tensor, c: tuple[int, int], g: torch.Generator) -> Tensor:
     lines, span = c
     n, _, h, w = x.shape
     span = min(span, w)
-    c0 = randint(g, (n, lines), 0, w - span + 1).float()
-    rows = randint(g, (n, lines, 2), 0, h - 1).float()
+    c0 = randint(g, (n, lines), 0, w - span + 1, x.device).float()
+    rows = randint(g, (n, lines, 2), 0, h - 1, x.device).float()
     seg = torch.stack([c0, rows[..., 0], c0 + span - 1, rows[..., 1]], dim=-1)
-    dashes = (torch.arange(w) // 2) % 2 == 1
+    dashes = (torch.arange(w, device=x.device) // 2) % 2 == 1
     strokes = (line_profile(seg, h, w) * dashes).sum(dim=1, keepdim=True)
     return x + strokes
 
@@ -146,7 +147,7 @@ def _zigzag_segments(r0: Tensor, r1: Tensor, c0: Tensor, span: int) -> Tensor:
     d = span / torch.cos(theta)  # (n,)
     n_peaks = torch.floor((d - a) / (2 * a)) + 1
     max_c = 2 * a * torch.floor(d / (2 * a))
-    j = torch.arange(int(n_peaks.max()) + 2, dtype=d.dtype)[None, :]  # point index
+    j = torch.arange(int(n_peaks.max()) + 2, dtype=d.dtype, device=d.device)[None, :]
     peak_c, peak_r = (2 * j - 1) * a, b * (1 - 2 * ((j - 1) % 2))
     last_r = b * (1 - 2 * ((n_peaks - 1) % 2))
     has_tail = d != max_c
@@ -171,11 +172,11 @@ def zigzag(x: Tensor, c: tuple[int, int], g: torch.Generator) -> Tensor:
     count, span = c
     n, _, h, w = x.shape
     drift = max(1, round(5 * span / 23))
-    strokes = torch.zeros((n, 1, h, w))
+    strokes = torch.zeros((n, 1, h, w), device=x.device)
     for _ in range(count):
-        r0 = randint(g, (n,), 0, h - 1).float()
-        r1 = r0 + randint(g, (n,), -drift, drift).float()
-        c0 = randint(g, (n,), 2, max(3, w - 2 - span)).float()
+        r0 = randint(g, (n,), 0, h - 1, x.device).float()
+        r1 = r0 + randint(g, (n,), -drift, drift, x.device).float()
+        c0 = randint(g, (n,), 2, max(3, w - 2 - span), x.device).float()
         segs = _zigzag_segments(r0, r1, c0, span)
         strokes += line_profile(segs, h, w).sum(dim=1, keepdim=True)
     return x + strokes
@@ -193,9 +194,9 @@ def canny_edges(x: Tensor, c: tuple[float, float], g: torch.Generator) -> Tensor
     reference set). Weight w < 1 blends w * edges + (1 - w) * x.
     """
     weight, sigma = c
-    imgs = x[:, 0].numpy()
+    imgs = x[:, 0].cpu().numpy()  # skimage: on the CPU, whatever the device
     edges = np.stack([feature.canny(img, sigma=sigma) for img in imgs]).astype(np.float32)
-    edges = torch.from_numpy(edges)[:, None]
+    edges = torch.from_numpy(edges)[:, None].to(x.device)
     return weight * edges + (1 - weight) * x
 
 
@@ -211,7 +212,7 @@ def spatter(x: Tensor, c: tuple[float, float, float, float, float], g: torch.Gen
     """
     loc, scale_, s1, thr, s2 = c
     n, _, h, w = x.shape
-    liquid = gaussian(loc + scale_ * torch.randn((n, 1, h, w), generator=g), s1)
+    liquid = gaussian(loc + scale_ * randn(g, (n, 1, h, w), x.device), s1)
     mask = gaussian((liquid > thr).float(), s2)
     mask = torch.where(mask < 0.8, torch.zeros_like(mask), mask)
     return x * (1 - mask) + (63 / 255) * mask

@@ -3,6 +3,12 @@
 Each reproduces one library operation the references call (scipy.ndimage, skimage, OpenCV,
 ImageMagick), batched over ``x: (N, C, H, W)``; the docstrings name the operation and any
 difference from it.
+
+Devices: every operation runs on ``x``'s device and creates its tensors there. Random numbers
+are drawn from a CPU ``torch.Generator`` and moved (:func:`randn`, :func:`rand`,
+:func:`uniform`, :func:`randint`), so a corruption draws the same numbers on every device;
+small index and coordinate tables are built on the CPU (float64 where the reference needs it,
+which MPS lacks) and moved.
 """
 
 from __future__ import annotations
@@ -34,19 +40,42 @@ def generator(seed: int, suite: str, name: str, severity: int) -> torch.Generato
     return torch.Generator().manual_seed(state)
 
 
-def uniform(g: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> Tensor:
-    """Uniform samples in [lo, hi) of the given shape."""
-    return lo + (hi - lo) * torch.rand(shape, generator=g)
+def _drawn(values: Tensor, device: torch.device | str | None) -> Tensor:
+    """``values`` drawn on the CPU, moved to ``device`` (None: stays on the CPU)."""
+    return values if device is None else values.to(device)
 
 
-def randint(g: torch.Generator, shape: tuple[int, ...], lo: int, hi: int) -> Tensor:
-    """Integers in [lo, hi) like ``np.random.randint`` (high exclusive)."""
-    return torch.randint(lo, hi, shape, generator=g)
+def randn(g: torch.Generator, shape: tuple[int, ...], device: torch.device | None = None) -> Tensor:
+    """Standard normal samples of the given shape, drawn on the CPU, on ``device``."""
+    return _drawn(torch.randn(shape, generator=g), device)
 
 
-def random_sign(g: torch.Generator, n: int) -> Tensor:
-    """``n`` signs in {-1, +1}: (n,)."""
-    return randint(g, (n,), 0, 2).float() * 2 - 1
+def rand(g: torch.Generator, shape: tuple[int, ...], device: torch.device | None = None) -> Tensor:
+    """Uniform [0, 1) samples of the given shape, drawn on the CPU, on ``device``."""
+    return _drawn(torch.rand(shape, generator=g), device)
+
+
+def uniform(
+    g: torch.Generator,
+    shape: tuple[int, ...],
+    lo: float,
+    hi: float,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Uniform samples in [lo, hi) of the given shape (drawn and scaled on the CPU), on ``device``."""
+    return _drawn(lo + (hi - lo) * torch.rand(shape, generator=g), device)
+
+
+def randint(
+    g: torch.Generator, shape: tuple[int, ...], lo: int, hi: int, device: torch.device | None = None
+) -> Tensor:
+    """Integers in [lo, hi) like ``np.random.randint`` (high exclusive), on ``device``."""
+    return _drawn(torch.randint(lo, hi, shape, generator=g), device)
+
+
+def random_sign(g: torch.Generator, n: int, device: torch.device | None = None) -> Tensor:
+    """``n`` signs in {-1, +1}: (n,), on ``device``."""
+    return _drawn(randint(g, (n,), 0, 2).float() * 2 - 1, device)
 
 
 def to_uint8_levels(x: Tensor, rounding: str) -> Tensor:
@@ -92,8 +121,8 @@ def pad(x: Tensor, ph: int, pw: int, mode: str) -> Tensor:
     if fast is not None and ph < x.shape[2] and pw < x.shape[3]:
         return F.pad(x, (pw, pw, ph, ph), mode=fast)
     # index_select, unlike F.pad, handles pads wider than the image (sigma 6.4 on 32 px).
-    x = x.index_select(2, border_index(x.shape[2], ph, mode))
-    return x.index_select(3, border_index(x.shape[3], pw, mode))
+    x = x.index_select(2, border_index(x.shape[2], ph, mode).to(x.device))
+    return x.index_select(3, border_index(x.shape[3], pw, mode).to(x.device))
 
 
 def conv_same(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
@@ -105,8 +134,9 @@ def conv_same(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
     kh, kw = kernel.shape
     xp = pad(x, kh // 2, kw // 2, mode)
     out = torch.zeros_like(x)
-    for i, j in torch.nonzero(kernel).tolist():
-        out += kernel[i, j] * xp[..., i : i + h, j : j + w]
+    taps = kernel.to(x.device)
+    for i, j in torch.nonzero(kernel.cpu()).tolist():
+        out += taps[i, j] * xp[..., i : i + h, j : j + w]
     return out
 
 
@@ -151,18 +181,20 @@ def gaussian(
     if k.numel() == 1:
         return x.clone()
     h, w = x.shape[-2:]
-    out = filter_matrix(h, k, mode) @ x
-    return out if rows_only else out @ filter_matrix(w, k, mode).T
+    out = filter_matrix(h, k, mode).to(x.device) @ x
+    return out if rows_only else out @ filter_matrix(w, k, mode).to(x.device).T
 
 
 # ---------------------------------------------------------------------------
 # resampling
 
 
-def pixel_grid(h: int, w: int) -> Tensor:
-    """Pixel-centre coordinates (x=column, y=row) of an h x w image: (H, W, 2)."""
+def pixel_grid(h: int, w: int, device: torch.device | None = None) -> Tensor:
+    """Pixel-centre coordinates (x=column, y=row) of an h x w image: (H, W, 2), on ``device``."""
     ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+        torch.arange(h, dtype=torch.float32, device=device),
+        torch.arange(w, dtype=torch.float32, device=device),
+        indexing="ij",
     )
     return torch.stack([xs, ys], dim=-1)
 
@@ -174,7 +206,7 @@ def sample(x: Tensor, src: Tensor, padding: str, *, align_corners: bool = False)
     ``reflection`` is OpenCV's BORDER_REFLECT_101; ``zeros`` is skimage's constant 0.
     """
     h, w = x.shape[-2:]
-    size = torch.tensor([w, h], dtype=src.dtype)
+    size = torch.tensor([w, h], dtype=src.dtype, device=src.device)
     # pixel centres sit on the grid's +-1 ends (align_corners) or half a pixel inside them
     grid = 2 * src / (size - 1).clamp(min=1) - 1 if align_corners else (2 * src + 1) / size - 1
     return F.grid_sample(
@@ -203,8 +235,8 @@ def linear_about_centre(x: Tensor, mats: Tensor, shift: Tensor | None = None) ->
     skimage's default ``mode='constant'``.
     """
     n, _, h, w = x.shape
-    c = torch.tensor([(w - 1) / 2, (h - 1) / 2])
-    p = pixel_grid(h, w).reshape(1, -1, 2) - c
+    c = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=x.device)
+    p = pixel_grid(h, w, x.device).reshape(1, -1, 2) - c
     src = torch.einsum("nij,npj->npi", mats, p.expand(n, -1, -1)) + c
     if shift is not None:
         src = src + shift[:, None, :]
@@ -231,8 +263,9 @@ def clipped_zoom(x: Tensor, z: float) -> Tensor:
     """The references' ``clipped_zoom`` of ``x: (N, C, H, W)`` by ``z`` >= 1, bilinear."""
     n, _, h, w = x.shape
     # CIFAR-C crops both axes with the height, as it only ever sees square images
-    rows = clipped_zoom_coords(h, z)
+    rows = clipped_zoom_coords(h, z).to(x.device)
     cols = clipped_zoom_coords(h, z)[:w] if w <= h else clipped_zoom_coords(w, z)
+    cols = cols.to(x.device)
     ys, xs = torch.meshgrid(rows, cols, indexing="ij")
     src = torch.stack([xs, ys], dim=-1).expand(n, h, w, 2)
     return sample(x, src, "border", align_corners=True)
@@ -250,15 +283,16 @@ def motion_streak(x: Tensor, radius: int, sigma: float, angles_deg: Tensor) -> T
     width = 2 * radius + 1
     i = torch.arange(width, dtype=torch.float64)
     weights = torch.exp(-(i**2) / (2 * sigma**2))
-    weights = (weights / weights.sum()).float()
-    rad = torch.deg2rad(angles_deg.double())
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
+    weights = (weights / weights.sum()).float().to(x.device)
+    # the offsets per tap and image are small: computed on the CPU in float64, then moved
+    rad = torch.deg2rad(angles_deg.detach().to("cpu", torch.float64))
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
     flat = x.reshape(n, c, h * w)
     out = torch.zeros_like(flat)
     for k in range(width):
-        dx = torch.ceil(k * torch.cos(rad) - 0.5).long().view(n, 1, 1)
-        dy = torch.ceil(k * torch.sin(rad) - 0.5).long().view(n, 1, 1)
+        dx = torch.ceil(k * torch.cos(rad) - 0.5).long().view(n, 1, 1).to(x.device)
+        dy = torch.ceil(k * torch.sin(rad) - 0.5).long().view(n, 1, 1).to(x.device)
         idx = (rows + dy).clamp(0, h - 1) * w + (cols + dx).clamp(0, w - 1)
         out += weights[k] * flat.gather(2, idx.reshape(n, 1, h * w).expand(n, c, h * w))
     return out.reshape(n, c, h, w)

@@ -8,6 +8,7 @@ import torch
 
 from analysis.corruptions import cifar_c, mnist_c
 from analysis.corruptions.ops import Corruption, Tensor, generator
+from analysis.device import full_fp32
 from analysis.errors import SpecError
 
 GRAY_CORRUPTIONS: tuple[str, ...] = tuple(mnist_c.TABLE)
@@ -67,7 +68,10 @@ def corrupt(x: Tensor, name: str, severity: int, *, seed: int) -> Tensor:
     C = 1 uses the MNIST-C suite (Mu & Gilmer 2019), C = 3 the CIFAR-10-C suite (Hendrycks &
     Dietterich 2019). Returns a new tensor of the same shape, dtype and device, clipped to
     [0, 1]; severity 0 returns an unchanged copy. The result is a pure function of (x, name,
-    severity, seed), computed on the CPU in float32. Raises SpecError naming ``x``, ``name``,
+    severity, seed), computed in float32 on ``x``'s device; the random numbers are drawn on
+    the CPU and moved, so every device draws the same ones (the CPU and a GPU then agree to
+    float rounding, which can move a value quantised to a uint8 level by one level; TF32
+    is off inside), and Canny's skimage step runs on the CPU. Raises SpecError naming ``x``, ``name``,
     ``severity`` or ``seed`` when one is invalid.
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
@@ -84,10 +88,9 @@ def corrupt(x: Tensor, name: str, severity: int, *, seed: int) -> Tensor:
         return x.clone()
     fn, params = table[name]
     g = generator(seed, suite, name, severity)
-    with torch.no_grad():
-        xin = x.detach().to("cpu", torch.float32)
-        out = fn(xin, params[severity - 1], g).clamp(0, 1)
-    return out.to(x.device, x.dtype)
+    with torch.no_grad(), full_fp32():  # exact integer sums in matmuls (pixelate, JPEG)
+        out = fn(x.detach().float(), params[severity - 1], g).clamp(0, 1)
+    return out.to(x.dtype)
 
 
 def corrupt_suite(

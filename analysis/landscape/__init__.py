@@ -24,8 +24,15 @@ get their BatchNorm statistics recomputed on a fixed training subset
 connectivity paths; the rule is recorded in each entry (``bn``). Sharpness is
 taken at the trained network's own weights with its own statistics.
 
+Devices: every kind computes on ``ctx.device`` (directions, probes and start
+vectors drawn on the CPU and moved, so a surface is the same experiment on
+every device); off the CPU a grid is evaluated by whichever engine, pointwise or
+batched, measures faster there, and the entry records which (``engine``).
+
 One concern per module: :mod:`.directions` (filter-normalised directions),
-:mod:`.planes` (model and PCA planes), :mod:`.engine` (the fast grid engine),
+:mod:`.planes` (model and PCA planes), :mod:`.engine` (the fast grid engine,
+one point at a time), :mod:`.batched` (chunks of points at once under
+``torch.vmap``, for accelerators, and the measured choice between the two),
 :mod:`.fused` (the one private torch op, looked up once), :mod:`.grid` (rows,
 atomic saves, resume), :mod:`.sharpness` (Lanczos, Hutchinson),
 :mod:`.surfaces` (from a spec to an entry), :mod:`.memory` (the memory check),
@@ -33,6 +40,7 @@ atomic saves, resume), :mod:`.sharpness` (Lanczos, Hutchinson),
 study-level checks, the study's specs, the summary).
 """
 
+from analysis.landscape.batched import BatchedEngine, EngineChoice, batched_engine, choose_engine
 from analysis.landscape.directions import (
     Params,
     filter_normalize,
@@ -76,6 +84,8 @@ from analysis.landscape.surfaces import eval_batch, landscape_problem, plane_pro
 
 __all__ = [
     "ANALYSIS",
+    "BatchedEngine",
+    "EngineChoice",
     "CHECK_POINTS",
     "ENGINE_BATCH",
     "HessianProblem",
@@ -88,9 +98,11 @@ __all__ = [
     "TraceEstimate",
     "_load_row",
     "_save_row",
+    "batched_engine",
     "box_axes",
     "check_landscape",
     "check_settings",
+    "choose_engine",
     "compute_grid",
     "compute_landscape",
     "compute_plane",

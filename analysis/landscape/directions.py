@@ -12,6 +12,9 @@ element is a filter of norm ``|w|`` and the random draw is replaced by w itself.
 Sparse networks with ``respect_mask`` (our convention, not in Li et al.): the
 direction is zero on pruned weights and each filter is normalised over its
 surviving weights only, so every point of the surface keeps the run's sparsity.
+Directions are drawn and normalised on the CPU (a seeded ``torch.Generator``)
+and moved to the computation's device by the engine, so a surface is the same
+experiment on every device.
 """
 
 from __future__ import annotations

@@ -20,6 +20,13 @@ recomputed at every point, the centre included, by
 layer's output for those samples too (:class:`_Replay`): the reset costs one
 train-mode pass of the rest of the network over ``bn_x`` per point, which
 roughly doubles a point's cost when ``bn_x`` is as large as ``x``.
+
+Devices: a problem computes on ``device`` (default: x's device); the model,
+centre, directions and data are moved there once. The directions are drawn on
+the CPU (:mod:`analysis.landscape.directions`) and moved, so a surface is the
+same experiment on every device. :mod:`analysis.landscape.batched` evaluates a
+chunk of points at once (for accelerators); this module evaluates one point at
+a time (pointwise).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from torch import nn
 from torch.func import functional_call
 
 from analysis.batchnorm import apply_bn_rule, batchnorms, bn_rule, reset_bn_stats
+from analysis.device import float64_device, full_fp32
 from analysis.landscape.directions import Params
 from analysis.landscape.fused import fuse_linear_relu
 
@@ -136,6 +144,8 @@ class SurfaceProblem:
     ``linear`` combines the cached first-layer products and runs the rest.
     Precision ``bf16``: the plain engine runs under bf16 autocast; the linear
     engine on a bfloat16 copy (see the module docstring); losses summed in fp32.
+    ``device``: where it computes (default: x's device); everything given is
+    moved there (``bn_x`` given as ``x`` itself stays shared).
 
     Raises:
         ValueError: a BatchNorm network without ``bn_x``.
@@ -148,11 +158,18 @@ class SurfaceProblem:
     y: torch.Tensor
     bn_x: torch.Tensor | None = None
     batch: int = ENGINE_BATCH
+    device: torch.device | None = None
     _work: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        """Work on a private eval-mode copy of the model with the centre loaded."""
-        model = copy.deepcopy(self.model).eval()
+        """Move everything to the device; work on a private eval-mode copy with the centre loaded."""
+        dev = self.device = torch.device(self.device or self.x.device)
+        shared = self.bn_x is self.x
+        self.x, self.y = self.x.to(dev), self.y.to(dev)
+        self.bn_x = self.x if shared else (None if self.bn_x is None else self.bn_x.to(dev))
+        self.centre = {n: v.to(dev) for n, v in self.centre.items()}
+        self.dirs = [{n: v.to(dev) for n, v in d.items()} for d in self.dirs]
+        model = copy.deepcopy(self.model).to(dev).eval()
         with torch.no_grad():
             for n, p in model.named_parameters():
                 p.requires_grad_(False)
@@ -171,6 +188,11 @@ class SurfaceProblem:
         self.rest = [n for n in params if not n.startswith(self.first + ".")]
         self.moving_first = [n for n in self.rest if 0 in self.moving[n]]
         self._inputs: list[_Inputs] = []  # [eval] or [eval, BN statistics], on first use
+
+    @property
+    def working_model(self) -> nn.Module:
+        """The private fp32 eval-mode copy of the network on the device (weights: the last point's)."""
+        return self._work["fp32"].model
 
     @property
     def params(self) -> Params:
@@ -194,7 +216,7 @@ class SurfaceProblem:
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        with torch.no_grad():
+        with torch.no_grad(), full_fp32():  # fp32 means fp32: no TF32 on CUDA
             if engine == "plain":
                 return self._evaluate_plain(coeffs, precision)
             if engine == "linear":
@@ -222,13 +244,14 @@ class SurfaceProblem:
         work.row_key = None  # the linear engine's row parameters are overwritten
         self._set(work, list(work.params), tuple(coeffs))
         apply_bn_rule(work.model, self.bn, self.bn_x)  # statistics reset (fp32), eval mode
-        loss_sum, correct = 0.0, 0
+        sums = _Sums(self.device)
         for xb, yb in zip(self.x.split(self.batch), self.y.split(self.batch), strict=True):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with torch.autocast(
+                self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
+            ):
                 logits = work.model(xb)
-            loss_sum, correct = _accumulate(logits, yb, loss_sum, correct)
-        n = max(len(self.x), 1)
-        return loss_sum / n, correct / n
+            sums.add(logits, yb)
+        return sums.means(len(self.x))
 
     # -- the linear engine ------------------------------------------------------------
 
@@ -252,18 +275,21 @@ class SurfaceProblem:
                 # feed 1x1 slices so it costs nothing
                 reset_bn_stats(work.model, self._inputs[k].x[..., :1, :1])
         replay = self._replay(work, 0, a)
-        loss_sum, correct = 0.0, 0
+        sums = _Sums(self.device)
         with _swapped(work.model, self.first, replay):
             for xb, yb in zip(self.x.split(self.batch), self.y.split(self.batch), strict=True):
-                logits = work.model(xb[..., :1, :1])
-                loss_sum, correct = _accumulate(logits, yb, loss_sum, correct)
-        n = max(len(self.x), 1)
-        return loss_sum / n, correct / n
+                sums.add(work.model(xb[..., :1, :1]), yb)
+        return sums.means(len(self.x))
 
     def _replay(self, work: _Working, k: int, a: float) -> _Replay:
         """The first-layer stand-in of input set ``k`` at first coefficient ``a``."""
         along = self._inputs[k].along
         return _Replay(work.rows[k], along[0] if along else None, a, work.out[k])
+
+    def products(self) -> list[_Inputs]:
+        """The first-layer products per input set: [eval] or [eval, BN statistics] (computed once)."""
+        self._linear_work("fp32")
+        return self._inputs
 
     def _linear_work(self, precision: str) -> _Working:
         """The working copy for the linear engine, first-layer products computed once."""
@@ -285,7 +311,9 @@ class SurfaceProblem:
             model = copy.deepcopy(work.model).to(torch.bfloat16)
             for bn in batchnorms(model).values():
                 bn.float()  # statistics accumulate in fp32; torch's CPU BN takes bf16 input
-            fused, why = fuse_linear_relu(model, self.first)
+            fused, why = 0, "the fused oneDNN op runs on the CPU only"
+            if self.device.type == "cpu":
+                fused, why = fuse_linear_relu(model, self.first)
             self._work["bf16"] = _Working(
                 model,
                 dict(model.named_parameters()),
@@ -353,16 +381,46 @@ class SurfaceProblem:
         return _Inputs(x=x, y0=torch.cat(y0), along=[torch.cat(parts) for parts in along])
 
 
-def _accumulate(
-    logits: torch.Tensor, y: torch.Tensor, loss_sum: float, correct: int
-) -> tuple[float, int]:
-    """Add a batch's summed cross-entropy (in fp32) and correct count.
+def batch_sums(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's summed cross-entropy (fp32, 0-d) and correct count (0-d), on logits' device.
 
-    ``logsumexp - logit[y]`` rather than ``F.cross_entropy``: on (2000, 10)
-    logits the latter's log_softmax over a last dimension of 10 took 0.40 ms,
-    this 0.15 ms (same value to fp32 rounding).
+    logits: (B, K), y: (B,). ``logsumexp - logit[y]`` rather than
+    ``F.cross_entropy``: on (2000, 10) logits the latter's log_softmax over a
+    last dimension of 10 took 0.40 ms, this 0.15 ms (same value to fp32 rounding).
     """
     logits = logits.float()
     picked = logits.gather(1, y.unsqueeze(1)).squeeze(1)
-    loss_sum += float((torch.logsumexp(logits, 1) - picked).sum())
-    return loss_sum, correct + int((logits.argmax(1) == y).sum())
+    return (torch.logsumexp(logits, 1) - picked).sum(), (logits.argmax(1) == y).sum()
+
+
+class _Sums:
+    """The batches' summed losses and correct counts, kept on the device; read once per point.
+
+    Each batch's fp32 loss sum is added in float64 (as Python floats were), on the
+    CPU for MPS (which has no float64).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        """Empty sums for a point computed on ``device``."""
+        self.losses: list[torch.Tensor] = []
+        self.correct: list[torch.Tensor] = []
+        self.wide = float64_device(device)
+
+    def add(self, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Add a batch: logits (B, K), y (B,)."""
+        loss, correct = batch_sums(logits, y)
+        self.losses.append(loss)
+        self.correct.append(correct)
+
+    def means(self, n: int) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) over the ``n`` samples added (one device read)."""
+        if not self.losses:
+            return 0.0, 0.0
+        loss = torch.stack(self.losses).to(self.wide, torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=self.wide)
+        for part in loss:  # in batch order, as the Python float sums were
+            total = total + part
+        both = torch.stack([total, torch.stack(self.correct).sum().to(self.wide, torch.float64)])
+        loss_sum, correct = both.tolist()
+        n = max(n, 1)
+        return loss_sum / n, int(correct) / n

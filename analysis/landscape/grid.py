@@ -16,6 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from analysis.atomic import write_atomic
+from analysis.landscape.batched import (
+    DTYPES,
+    EngineChoice,
+    batched_engine,
+    choose_engine,
+    chunk_size,
+)
 from analysis.landscape.engine import SurfaceProblem
 
 #: Grid points also evaluated in fp32 when the surface is computed in bf16.
@@ -65,7 +72,7 @@ def compute_grid(
     xs: np.ndarray,
     ys: np.ndarray | None = None,
     *,
-    engine: str = "linear",
+    engine: str = "auto",
     precision: str = "fp32",
     partial: Path | None = None,
     on_row: Callable[[int, int], None] | None = None,
@@ -75,8 +82,11 @@ def compute_grid(
     """Loss and accuracy on the grid ``xs`` (x ``ys``), row by row, resumable.
 
     Returns ``loss``/``acc`` of shape (len(xs),) for a line or (len(ys),
-    len(xs)) for a plane (row i is ``ys[i]``), and ``evaluated_rows``: the rows
-    computed by this call (the others were read from ``partial``). ``on_row(i,
+    len(xs)) for a plane (row i is ``ys[i]``), ``evaluated_rows``: the rows
+    computed by this call (the others were read from ``partial``), and
+    ``engine``: the engine record (:meth:`EngineChoice.record`; chosen before
+    the first row this call evaluates, by :func:`choose_engine`, which on the
+    CPU keeps the pointwise engine and elsewhere times both). ``on_row(i,
     rows)`` is called after each row is saved; an exception from it interrupts.
     ``only``: visit just these rows (a chunk run as its own job; the others stay 0).
     ``label`` names the surface in a write error.
@@ -89,25 +99,91 @@ def compute_grid(
     rows = [None] if ys is None else list(ys)
     loss = np.zeros((len(rows), len(xs)))
     acc = np.zeros((len(rows), len(xs)))
-    evaluated = []
-    for i, b in enumerate(rows):
+    evaluated: list[int] = []
+    choice: EngineChoice | None = None
+    group: list[int] = []  # missing rows evaluated together (the batched engine's chunk)
+    per_call = 1
+
+    def finish(i: int) -> None:
+        """Row ``i`` is in ``loss``/``acc``: say so (an exception from on_row interrupts)."""
+        if on_row is not None:
+            on_row(i + 1, len(rows))
+
+    def flush() -> None:
+        """Evaluate the rows of ``group`` in one call, save each, say each."""
+        points = np.concatenate([_row_points(xs, rows[i]) for i in group])
+        values = _evaluate(problem, points, choice, precision)
+        for n, i in enumerate(group):
+            at = slice(n * len(xs), (n + 1) * len(xs))
+            loss[i], acc[i] = values[0][at], values[1][at]
+            if partial is not None:
+                _save_row(partial, i, loss[i], acc[i], label=label)
+            evaluated.append(i)
+            finish(i)
+        group.clear()
+
+    for i in range(len(rows)):
         if only is not None and i not in only:
             continue
         done = _load_row(partial, i, len(xs))
         if done is None:
-            for j, a in enumerate(xs):
-                coeffs = (float(a),) if b is None else (float(a), float(b))
-                loss[i, j], acc[i, j] = problem.evaluate(coeffs, engine=engine, precision=precision)
-            if partial is not None:
-                _save_row(partial, i, loss[i], acc[i], label=label)
-            evaluated.append(i)
-        else:
-            loss[i], acc[i] = done
-        if on_row is not None:
-            on_row(i + 1, len(rows))
+            if choice is None:
+                choice = choose_engine(problem, _row_points(xs, rows[i]), precision, engine)
+                per_call = rows_per_call(problem, choice, precision, len(xs))
+            group.append(i)
+            if len(group) >= per_call:
+                flush()
+            continue
+        if group:
+            flush()
+        loss[i], acc[i] = done
+        finish(i)
+    if group:
+        flush()
     if ys is None:
         loss, acc = loss[0], acc[0]
-    return {"loss": loss, "acc": acc, "evaluated_rows": np.array(evaluated, dtype=np.int64)}
+    record = choice.record() if choice is not None else {"name": None, "reason": NO_ROWS}
+    return {
+        "loss": loss,
+        "acc": acc,
+        "evaluated_rows": np.array(evaluated, dtype=np.int64),
+        "engine": record,
+    }
+
+
+#: The engine record of a call that evaluated no row.
+NO_ROWS = "no row evaluated by this call: every row was there already (resumed or chunk jobs)"
+
+
+def rows_per_call(problem: SurfaceProblem, choice: EngineChoice, precision: str, row: int) -> int:
+    """Rows evaluated together: 1 for the pointwise engine, a chunk's worth for the batched one.
+
+    A batched call takes as many whole rows of ``row`` points as one chunk holds
+    (:func:`~analysis.landscape.batched.chunk_size`), at least one; each row is
+    still saved on its own.
+    """
+    if choice.name != "batched":
+        return 1
+    return max(1, chunk_size(problem, DTYPES[precision]) // max(row, 1))
+
+
+def _row_points(xs: np.ndarray, b: float | None) -> np.ndarray:
+    """The coefficients of one row's points: (X, 1) on a line, (X, 2) with second coefficient b."""
+    a = np.asarray(xs, dtype=np.float64)[:, None]
+    return a if b is None else np.concatenate([a, np.full_like(a, float(b))], axis=1)
+
+
+def _evaluate(
+    problem: SurfaceProblem, points: np.ndarray, choice: EngineChoice, precision: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(loss (P,), acc (P,)) at ``points`` (P, D) with the chosen engine."""
+    if choice.name == "batched":
+        return batched_engine(problem, precision).evaluate(points)
+    out = [
+        problem.evaluate(tuple(float(v) for v in c), engine=choice.pointwise, precision=precision)
+        for c in points
+    ]
+    return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 
 
 def precision_error(

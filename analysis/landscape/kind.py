@@ -16,6 +16,7 @@ from typing import Any
 from analysis.api import Analysis, Context, Kind, Study
 from analysis.batchnorm import bn_rule_record
 from analysis.data import DIGITS_TEST_FRACTION
+from analysis.device import full_fp32
 from analysis.errors import SpecError
 from analysis.landscape import surfaces
 from analysis.landscape.grid import compute_grid
@@ -40,16 +41,19 @@ DATASET_SIZES = {
 }
 
 
+@full_fp32()  # fp32 means fp32 on CUDA too (no TF32): the CPU's numbers to float rounding
 def compute_landscape(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
     """The surface around ``spec.run`` along filter-normalised random directions."""
     return surfaces.landscape_entry(spec, ctx)
 
 
+@full_fp32()
 def compute_plane(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
     """The surface in the plane of three networks or of a training trajectory."""
     return surfaces.plane_entry(spec, ctx)
 
 
+@full_fp32()
 def compute_sharpness(spec: SharpnessSpec, ctx: Context) -> tuple[dict, dict]:
     """Top-k Hessian eigenvalues (Lanczos) and Hutchinson trace of the run's loss."""
     return surfaces.sharpness_entry(spec, ctx)
@@ -62,6 +66,7 @@ def grid_rows(spec: Any) -> int | None:
     return None
 
 
+@full_fp32()
 def fill_rows(spec: LandscapeSpec | PlaneSpec, ctx: Context, rows: range) -> list[int]:
     """Compute ``rows`` of a 2-D surface into its partial grid in the store (resumable).
 
@@ -221,8 +226,9 @@ SURFACE_FIELDS = (
 SHARPNESS_FIELDS = (
     "eigenvalues", "trace", "trace_stderr", "trace_rel_error", "trace_probes", "n", "split",
 )  # fmt: skip
-#: Optional fields copied when present (a stated reason beside a missing number).
-REASONS = ("nonfinite_reason", "trace_reason", "note")
+#: Optional fields copied when present (a stated reason beside a missing number; the grid
+#: engine, absent from entries computed before it was recorded).
+REASONS = ("nonfinite_reason", "trace_reason", "note", "engine")
 
 
 def _cached_fields(item: dict, doc: dict, names: tuple[str, ...]) -> None:

@@ -5,6 +5,11 @@ Hessian-vector products of the mean cross-entropy on a fixed batch come from
 its own BatchNorm statistics (eval mode). The trace's Rademacher probes are
 added until the estimate's relative standard error reaches a target (or a most
 probes), and the error reached is reported beside the trace.
+
+Devices: the products run where the model and batch are (the caller moves them
+to ``ctx.device``); the Lanczos start vector and the trace's probes are drawn
+from CPU generators seeded by the spec and moved there (the same vectors on
+every device); the Lanczos basis is float64 on that device (the CPU for MPS).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analysis.device import float64_device
 from analysis.errors import PrunescopeError
 from analysis.landscape.directions import Params
 from analysis.sparsity.base import Masks
@@ -33,6 +39,7 @@ class HessianProblem:
     Over every parameter (flattened in name order); with ``masks`` the vectors
     are masked, i.e. the Hessian restricted to the surviving weights (pruned
     coordinates give 0). BatchNorm in eval mode (the network's own statistics).
+    Computed on the model's device (x, y and the masks are moved there).
     """
 
     model: nn.Module
@@ -46,6 +53,8 @@ class HessianProblem:
 
         self.model = self.model.eval()
         named = dict(self.model.named_parameters())
+        self.device = next(iter(named.values())).device
+        self.x, self.y = self.x.to(self.device), self.y.to(self.device)
         self.names = sorted(named)  # jvp needs primals and tangents in one key order
         self.params = {n: named[n].detach() for n in self.names}
         self.buffers = dict(self.model.named_buffers())
@@ -53,7 +62,9 @@ class HessianProblem:
         masks = self.masks or {}
         self.mask = torch.cat(
             [
-                (masks[n] if n in masks else torch.ones_like(self.params[n])).float().flatten()
+                (masks[n].to(self.device) if n in masks else torch.ones_like(self.params[n]))
+                .float()
+                .flatten()
                 for n in self.names
             ]
         )
@@ -93,25 +104,31 @@ def lanczos_top(
     iters: int,
     gen: torch.Generator,
     mask: torch.Tensor | None = None,
+    device: torch.device | None = None,
 ) -> list[float]:
     """Top-``k`` (largest algebraic) eigenvalues of a symmetric operator by Lanczos.
 
     Lanczos (1950) with full reorthogonalisation (float64 basis), ``iters``
     steps (at most ``dim``), Ritz values from ``torch.linalg.eigvalsh`` of the
-    tridiagonal matrix. Stops early on an invariant subspace.
+    tridiagonal matrix. Stops early on an invariant subspace. The start vector is
+    drawn from the CPU generator ``gen`` and moved to ``device`` (default: the
+    mask's, else the CPU), where the basis lives (float64; the CPU for MPS); ``hvp``
+    takes and returns float32 vectors on ``device``.
 
     Raises:
         PrunescopeError: a Hessian-vector product gave NaN or inf.
     """
     m = min(iters, dim)
-    v = torch.randn(dim, generator=gen, dtype=torch.float64)
+    dev = torch.device(device or (mask.device if mask is not None else "cpu"))
+    wide = float64_device(dev)
+    v = torch.randn(dim, generator=gen, dtype=torch.float64).to(wide)
     if mask is not None:
-        v = v * mask.double()
+        v = v * mask.to(wide, torch.float64)
     v = v / v.norm()
     basis = [v]
     alphas, betas = [], []
     for j in range(m):
-        w = hvp(basis[j].float()).double()
+        w = hvp(basis[j].to(dev, torch.float32)).to(wide, torch.float64)
         if not torch.isfinite(w).all():
             raise PrunescopeError(f"a Hessian-vector product gave NaN or inf (Lanczos step {j})")
         alphas.append(float(w @ basis[j]))
@@ -123,6 +140,7 @@ def lanczos_top(
             break
         betas.append(beta)
         basis.append(w / beta)
+    # the tridiagonal matrix is tiny (m x m): on the CPU
     t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
     if betas:
         off = torch.tensor(betas[: len(alphas) - 1], dtype=torch.float64)
@@ -153,6 +171,7 @@ def hutchinson_trace(
     mask: torch.Tensor | None = None,
     *,
     rel_error: float = 0.0,
+    device: torch.device | None = None,
 ) -> TraceEstimate:
     """Hutchinson's (1989) estimate of tr(H) from Rademacher probes ``v``: mean of ``v^T H v``.
 
@@ -161,7 +180,8 @@ def hutchinson_trace(
     max_probes)`` probes, or ``max_probes`` are used (``rel_error`` 0: always
     ``max_probes``). Stopping on the estimated error biases the estimate
     slightly towards larger |trace| (a known effect of sequential stopping;
-    with >= 10 probes it is far below the error reported).
+    with >= 10 probes it is far below the error reported). The probes are drawn from
+    the CPU generator ``gen`` and moved to ``device`` (default: the mask's, else the CPU).
 
     Raises:
         ValueError: fewer than 2 probes (no standard error).
@@ -171,8 +191,9 @@ def hutchinson_trace(
         raise ValueError(f"the trace needs at least 2 probes for its error, got {max_probes}")
     vals: list[float] = []
     least = min(MIN_PROBES, max_probes)
+    dev = torch.device(device or (mask.device if mask is not None else "cpu"))
     while len(vals) < max_probes:
-        v = torch.randint(0, 2, (dim,), generator=gen).float() * 2 - 1
+        v = (torch.randint(0, 2, (dim,), generator=gen).float() * 2 - 1).to(dev)
         if mask is not None:
             v = v * mask
         value = float(v @ hvp(v))

@@ -5,6 +5,13 @@ The compute functions registered in :mod:`analysis.landscape.kind` call
 number that reaches an entry is finite or comes with a stated reason: a
 non-finite loss at the centre (or everywhere) is an error, non-finite grid
 points are counted and said (``nonfinite_points``, ``nonfinite_reason``).
+
+Devices: every surface, plane and sharpness computes on ``ctx.device``: the
+loaded runs (CPU) and the data are moved there, the directions are drawn on the
+CPU and moved, plane axes are built on the CPU (float64, scikit-learn's PCA),
+weight matching for the models plane runs its costs on the device. The grid
+engine (pointwise or batched, chosen by measurement off the CPU) is recorded
+in the entry (``engine``). Stored arrays are CPU numpy.
 """
 
 from __future__ import annotations
@@ -123,9 +130,9 @@ def cleanup(partial: Path) -> None:
 
 
 def landscape_problem(
-    spec: LandscapeSpec, run: Any
+    spec: LandscapeSpec, run: Any, device: torch.device | None = None
 ) -> tuple[SurfaceProblem, np.ndarray, np.ndarray | None]:
-    """The surface problem of ``spec`` around the trained ``run``, and its grid axes."""
+    """The surface problem of ``spec`` around the trained ``run`` (on ``device``), and its axes."""
     model = run.model()
     x, y = eval_batch(spec.run.data, spec.split, spec.subset, spec.subset_seed)
     dirs = surface_directions(
@@ -137,7 +144,9 @@ def landscape_problem(
         include_bias_bn=spec.include_bias_bn,
     )
     bn_x = bn_samples(model, spec.run.data, spec.split, spec.subset, spec.subset_seed, x)
-    problem = SurfaceProblem(model=model, centre=trainable(model), dirs=dirs, x=x, y=y, bn_x=bn_x)
+    problem = SurfaceProblem(
+        model=model, centre=trainable(model), dirs=dirs, x=x, y=y, bn_x=bn_x, device=device
+    )
     xs = grid_axis(spec.grid, spec.span)
     return problem, xs, (xs if spec.dims == 2 else None)
 
@@ -146,7 +155,7 @@ def landscape_entry(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
     """Files and summary of a surface around ``spec.run`` (Li et al. 2018's directions)."""
     ctx.check_memory(spec)  # refuse a grid that cannot fit, before anything starts
     run = ctx.get(spec.run)
-    problem, xs, ys = landscape_problem(spec, run)
+    problem, xs, ys = landscape_problem(spec, run, ctx.device)
     partial = ctx.store.partial_dir(spec)
     start = time.perf_counter()
     grid = compute_grid(
@@ -168,6 +177,7 @@ def landscape_entry(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
         "sparsity": sparsity(problem.centre, run.masks),
         "grid_seconds": seconds,
         "rows_evaluated": int(len(grid["evaluated_rows"])),
+        "engine": grid["engine"],
         **surface_doc(grid, problem, spec.precision, xs, ys, spec.label),
     }
     arrays = {"x": xs, "loss": grid["loss"], "acc": grid["acc"]}
@@ -180,7 +190,7 @@ def landscape_entry(spec: LandscapeSpec, ctx: Context) -> tuple[dict, dict]:
 def entry_summary(doc: dict) -> dict:
     """The small summary stored beside a surface or plane entry."""
     keys = ("centre_loss", "min_loss", "max_loss", "precision_rel_error", "split", "bn", "fused")
-    return {k: doc[k] for k in keys}
+    return {k: doc[k] for k in keys} | {"engine": doc["engine"]}
 
 
 # -- planes through networks -------------------------------------------------------------
@@ -201,13 +211,19 @@ def _trajectory_axes(run: Any, final: Params) -> tuple[list[Params], np.ndarray,
     return dirs, coords, extra
 
 
-def _models_axes(spec: PlaneSpec, runs: list[Any], params: list[Params], model: nn.Module):
-    """Axes, coordinates (3, 2) and notes of the plane through A, B and C (or B aligned to A)."""
+def _models_axes(
+    spec: PlaneSpec, runs: list[Any], params: list[Params], model: nn.Module, device: torch.device
+):
+    """Axes, coordinates (3, 2) and notes of the plane through A, B and C (or B aligned to A).
+
+    The axes are built on the CPU (float64); weight matching's costs on ``device``.
+    """
     a, b = params[0], params[1]
     if spec.align:
         ps = model.permutation_spec()
         check_same_architecture(ps, runs[0].state, runs[1].state)
-        perm = weight_matching(ps, runs[0].state, runs[1].state, seed=spec.subset_seed)
+        state_a, state_b = ({k: v.to(device) for k, v in r.state.items()} for r in runs[:2])
+        perm = weight_matching(ps, state_a, state_b, seed=spec.subset_seed)  # CPU permutation
         c = {n: v for n, v in apply_permutation(ps, perm, runs[1].state).items() if n in a}
     else:
         c = params[2]
@@ -217,19 +233,23 @@ def _models_axes(spec: PlaneSpec, runs: list[Any], params: list[Params], model: 
 
 
 def plane_problem(
-    spec: PlaneSpec, runs: list[Any]
+    spec: PlaneSpec, runs: list[Any], device: torch.device | None = None
 ) -> tuple[SurfaceProblem, np.ndarray, np.ndarray, np.ndarray, dict]:
-    """The surface problem of ``spec`` through the trained ``runs``: problem, axes, coords, notes."""
+    """The surface problem of ``spec`` through the trained ``runs`` (on ``device``): problem,
+    axes, coords, notes."""
+    device = torch.device(device or "cpu")
     model = runs[0].model()
     params = [trainable(r.model()) for r in runs]
     if spec.plane == "trajectory":
         dirs, coords, extra = _trajectory_axes(runs[0], params[0])
     else:
-        dirs, coords, extra = _models_axes(spec, runs, params, model)
+        dirs, coords, extra = _models_axes(spec, runs, params, model, device)
     data = spec.runs[0].data
     x, y = eval_batch(data, spec.split, spec.subset, spec.subset_seed)
     bn_x = bn_samples(model, data, spec.split, spec.subset, spec.subset_seed, x)
-    problem = SurfaceProblem(model=model, centre=params[0], dirs=dirs, x=x, y=y, bn_x=bn_x)
+    problem = SurfaceProblem(
+        model=model, centre=params[0], dirs=dirs, x=x, y=y, bn_x=bn_x, device=device
+    )
     xs, ys = box_axes(coords, spec.grid, spec.margin)
     return problem, xs, ys, coords, extra
 
@@ -237,7 +257,9 @@ def plane_problem(
 def plane_entry(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
     """Files and summary of the surface in the plane of three networks or of a trajectory."""
     ctx.check_memory(spec)  # refuse a grid that cannot fit, before anything starts
-    problem, xs, ys, coords, extra = plane_problem(spec, [ctx.get(r) for r in spec.runs])
+    problem, xs, ys, coords, extra = plane_problem(
+        spec, [ctx.get(r) for r in spec.runs], ctx.device
+    )
     partial = ctx.store.partial_dir(spec)
     grid = compute_grid(
         problem,
@@ -253,6 +275,7 @@ def plane_entry(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
         "coords": coords.tolist(),
         "n": len(problem.x),
         "split": spec.split,
+        "engine": grid["engine"],
         **extra,
         **surface_doc(grid, problem, spec.precision, xs, ys, spec.label),
     }
@@ -268,8 +291,8 @@ def plane_entry(spec: PlaneSpec, ctx: Context) -> tuple[dict, dict]:
 def surface_problem(spec: Any, ctx: Context) -> tuple[SurfaceProblem, np.ndarray, Any]:
     """(problem, xs, ys) of a surface or plane spec (the runs fetched through ``ctx``)."""
     if spec.kind == "landscape":
-        return landscape_problem(spec, ctx.get(spec.run))
-    problem, xs, ys, _, _ = plane_problem(spec, [ctx.get(r) for r in spec.runs])
+        return landscape_problem(spec, ctx.get(spec.run), ctx.device)
+    problem, xs, ys, _, _ = plane_problem(spec, [ctx.get(r) for r in spec.runs], ctx.device)
     return problem, xs, ys
 
 
@@ -284,7 +307,9 @@ def sharpness_entry(spec: SharpnessSpec, ctx: Context) -> tuple[dict, dict]:
     """
     run = ctx.get(spec.run)
     x, y = eval_batch(spec.run.data, spec.split, spec.batch, spec.subset_seed)
-    prob = HessianProblem(run.model(), x, y, run.masks if spec.respect_mask else None)
+    prob = HessianProblem(
+        run.model().to(ctx.device), x, y, run.masks if spec.respect_mask else None
+    )  # x, y and the masks follow the model to ctx.device
     free = int(prob.mask.sum())
     if spec.topk > free:
         raise SpecError("topk", f"at most the {free} free parameters", spec.topk, owner=spec.label)
