@@ -119,7 +119,7 @@ def test_the_accelerator_tally_reads_the_loss_every_n_steps_and_misses_no_nan():
     model = torch.nn.Linear(2, 2)
     state = TrainState(model, torch.optim.SGD(model.parameters(), lr=0.1), 100, 100)
     tally = Tally(torch.device("cuda"))  # only the device type is read
-    for step in range(1, GUARD_EVERY):
+    for _ in range(1, GUARD_EVERY):
         tally.add(torch.tensor(2.0), torch.tensor(3), 10, state)
     assert state.loss == 0.0  # not read yet: no host sync per step
     tally.add(torch.tensor(4.0), torch.tensor(3), 10, state)
