@@ -108,6 +108,8 @@ class TrainState:
     masks: Masks = field(default_factory=dict)
     step: int = 0
     epoch: int = 0
+    #: The step's loss on the CPU; on an accelerator the epoch's running mean, read
+    #: every few steps (``analysis.train_step.Tally``), sparing a host sync per step.
     loss: float = 0.0
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)

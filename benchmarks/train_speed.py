@@ -11,7 +11,8 @@ on synthetic data of Fashion-MNIST's exact shape (54,000 x 1 x 28 x 28 train,
 6,000 val, 10,000 test, 10 classes). In each round, ``fit`` and a bare loop
 (same initial weights, optimizer, schedule, batch size and data order) each take
 ``--steps`` steps, interleaved; medians over ``--rounds`` rounds, at torch
-threads 1 and 2, in fp32 and bf16 (autocast in both loops). ``fit`` is stopped
+threads 1 and 2, in fp32 and bf16 (autocast in both loops; ``--bf16-steps``,
+as a CPU without bf16 units emulates it, slowly). ``fit`` is stopped
 at the last step (``stop_step``), so this times the loop itself; one more
 comparison times a whole epoch with its history evaluation (val and test
 every epoch) and snapshots, as the demo trains.
@@ -184,9 +185,11 @@ def cpu_mode(args) -> dict:
         torch.set_num_threads(threads)
         for precision in args.precisions:
             spec = TrainSpec(epochs=1, batch_size=128, lr=1e-3, precision=precision)
+            steps = args.steps if precision == "fp32" else args.bf16_steps
+            compare(model0, data, spec, 10, 1, gpu_style=False)  # warm-up, not counted
             deadline = time.perf_counter() + args.max_seconds
             res = compare(
-                model0, data, spec, args.steps, args.rounds, gpu_style=False, deadline=deadline
+                model0, data, spec, steps, args.rounds, gpu_style=False, deadline=deadline
             )
             out["results"][f"threads{threads}_{precision}"] = res
             print(
@@ -209,7 +212,23 @@ def cpu_mode(args) -> dict:
     )
     out["results"][f"epoch_threads{args.threads[0]}_fp32"] = res
     print(f"whole epoch with history evaluation: ratio {res['ratio_fit_over_bare']:.3f}")
+    out["summary"] = summary(out["results"], args)
     return out
+
+
+def summary(results: dict, args) -> dict:
+    """The headline figures: fit / bare ratios, fit's steps/s per thread count, bf16 vs fp32."""
+    doc: dict = {"target_ratio_fit_over_bare": 1.3}
+    for key, res in results.items():
+        doc[f"ratio_{key}"] = round(res["ratio_fit_over_bare"], 3)
+        doc[f"fit_steps_per_s_{key}"] = round(res["fit_steps_per_s"], 2)
+    for threads in args.threads:
+        fp32, bf16 = results.get(f"threads{threads}_fp32"), results.get(f"threads{threads}_bf16")
+        if fp32 and bf16:
+            speed = bf16["fit_steps_per_s"] / fp32["fit_steps_per_s"]
+            doc[f"bf16_speed_over_fp32_threads{threads}"] = round(speed, 3)
+    doc["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return doc
 
 
 def gpu_mode(args, device: torch.device) -> dict:
@@ -249,6 +268,7 @@ def gpu_mode(args, device: torch.device) -> dict:
         "precision": args.precision,
         "compile": devices.compiling(),
         "channels_last": device.type == "cuda",
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "data_on_device": data.train_x.device.type == device.type,
         "train_steps": res,
         "targets": {"images_per_s": 30000, "ratio_vs_bare": 0.9},
@@ -275,12 +295,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="steps per timing (cap)")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--epoch-rounds", type=int, default=3)
+    ap.add_argument("--bf16-steps", type=int, default=50, help="CPU mode's steps in bf16")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     ap.add_argument("--precision", default="bf16", help="GPU mode's precision")
     ap.add_argument("--batch", type=int, default=512, help="GPU mode's batch size")
     ap.add_argument("--sizes", type=int, nargs=3, default=None, help="train val test sizes")
     ap.add_argument("--compile", action="store_true", help="the torch.compile option")
+    ap.add_argument("--no-cudnn-benchmark", action="store_true", help="keep cuDNN's heuristics")
     ap.add_argument(
         "--max-seconds", type=float, default=90.0, help="no new round after this (per comparison)"
     )
@@ -288,6 +310,7 @@ def main() -> None:
     args = ap.parse_args()
     device = devices.resolve(args.device)
     devices.set_compile(args.compile)
+    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark  # both loops alike
     gpu = args.arch != "mlp" or device.type != "cpu"
     if gpu:
         args.data = args.data or "cifar10-shape"
