@@ -10,12 +10,14 @@ CPU mode: the demo MLP (784-512-512-10, Adam 1e-3, batch 128, cosine schedule)
 on synthetic data of Fashion-MNIST's exact shape (54,000 x 1 x 28 x 28 train,
 6,000 val, 10,000 test, 10 classes). In each round, ``fit`` and a bare loop
 (same initial weights, optimizer, schedule, batch size and data order) each take
-``--steps`` steps, interleaved; medians over ``--rounds`` rounds, at torch
+``--steps`` steps, interleaved (ABBA order); medians over ``--rounds`` rounds,
+and the median of each round's ratio (robust to a shared machine's load), at torch
 threads 1 and 2, in fp32 and bf16 (autocast in both loops; ``--bf16-steps``,
 as a CPU without bf16 units emulates it, slowly). ``fit`` is stopped
 at the last step (``stop_step``), so this times the loop itself; one more
 comparison times a whole epoch with its history evaluation (val and test
-every epoch) and snapshots, as the demo trains.
+every epoch) and snapshots, as the demo trains, and one keeps 90%-sparse masks
+(``fit``'s KeepMasks against multiplying gradients and weights by hand).
 
 GPU mode: ResNet-20 on synthetic 50,000 x 3 x 32 x 32 images (uint8 values
 scaled to [0, 1], CIFAR-10's format), bf16 autocast, channels_last, random crop
@@ -54,6 +56,7 @@ from analysis import device as devices  # noqa: E402
 from analysis.data import Splits, dataset_info  # noqa: E402
 from analysis.feed import place  # noqa: E402
 from analysis.models import build_for  # noqa: E402
+from analysis.sparsity.base import random_masks  # noqa: E402
 from analysis.specs import ModelSpec, TrainSpec  # noqa: E402
 from analysis.train import Snapshots, fit, lr_factor, steps_per_epoch, sub_seed  # noqa: E402
 from analysis.train_step import sync  # noqa: E402
@@ -79,6 +82,13 @@ def synthetic(name: str, sizes: tuple[int, int, int], seed: int = 0) -> Splits:
     return Splits(info, "synthetic", tx, ty, vx, vy, sx, sy)
 
 
+def sparse_masks(model, density: float = 0.1) -> dict[str, torch.Tensor]:
+    """Seeded random masks keeping ``density`` of every prunable weight (a 90%-sparse run's)."""
+    params = dict(model.named_parameters())
+    shapes = {n: params[n].shape for n in model.prunable_names()}
+    return random_masks(shapes, dict.fromkeys(shapes, density), torch.Generator().manual_seed(0))
+
+
 def autocast(device: torch.device, precision: str):
     """The bare loop's autocast (a disabled one for fp32)."""
     dtype = PRECISIONS[precision]
@@ -98,12 +108,22 @@ def gpu_augment(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
 
 
-def bare_loop(model, data: Splits, spec: TrainSpec, steps: int, *, gpu_style: bool) -> float:
-    """Seconds for ``steps`` steps of a plain loop: same optimizer, schedule, batch and order."""
+def bare_loop(
+    model, data: Splits, spec: TrainSpec, steps: int, *, gpu_style: bool, masks=None
+) -> float:
+    """Seconds for ``steps`` steps of a plain loop: same optimizer, schedule, batch and order
+    (and ``masks`` kept the plain way: gradients and weights multiplied by them)."""
     device = next(model.parameters()).device
     conv = gpu_style and device.type == "cuda"
     if conv:
         model = model.to(memory_format=torch.channels_last)
+    params = dict(model.named_parameters())
+    pairs = [
+        (params[n], m.to(device=device, dtype=torch.float32)) for n, m in (masks or {}).items()
+    ]
+    with torch.no_grad():
+        for p, m in pairs:
+            p.mul_(m)
     net = torch.compile(model) if devices.compiling() else model
     if spec.optimizer == "sgd":
         opt = torch.optim.SGD(
@@ -133,34 +153,53 @@ def bare_loop(model, data: Splits, spec: TrainSpec, steps: int, *, gpu_style: bo
             loss = F.cross_entropy(net(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        for p, m in pairs:
+            p.grad.mul_(m)
         opt.step()
+        with torch.no_grad():
+            for p, m in pairs:
+                p.mul_(m)
     sync(device)
     return time.perf_counter() - start
 
 
-def fit_loop(model, data: Splits, spec: TrainSpec, steps: int, *, epoch: bool = False) -> float:
+def fit_loop(
+    model, data: Splits, spec: TrainSpec, steps: int, *, epoch: bool = False, masks=None
+) -> float:
     """Seconds of prunescope's ``fit`` for ``steps`` steps (stopped: no epoch record), or for a
     whole epoch with its history evaluation and snapshots (``epoch``)."""
     device = next(model.parameters()).device
     sync(device)
     start = time.perf_counter()
     if epoch:
-        fit(model, data, spec, seed=0, callbacks=[Snapshots()])
+        fit(model, data, spec, seed=0, masks=masks, callbacks=[Snapshots()])
     else:
-        fit(model, data, spec, seed=0, stop_step=steps)
+        fit(model, data, spec, seed=0, masks=masks, stop_step=steps)
     sync(device)
     return time.perf_counter() - start
 
 
-def compare(model0, data, spec, steps, rounds, *, gpu_style, epoch=False, deadline=None) -> dict:
+def compare(
+    model0, data, spec, steps, rounds, *, gpu_style, epoch=False, deadline=None, masks=None
+) -> dict:
     """Interleaved rounds of ``fit`` and the bare loop from the same weights; medians and ratio."""
     fits, bares = [], []
-    for _ in range(rounds):
-        fits.append(fit_loop(copy.deepcopy(model0), data, spec, steps, epoch=epoch))
-        bares.append(bare_loop(copy.deepcopy(model0), data, spec, steps, gpu_style=gpu_style))
+
+    def one_fit() -> None:
+        fits.append(fit_loop(copy.deepcopy(model0), data, spec, steps, epoch=epoch, masks=masks))
+
+    def one_bare() -> None:
+        model = copy.deepcopy(model0)
+        bares.append(bare_loop(model, data, spec, steps, gpu_style=gpu_style, masks=masks))
+
+    for r in range(rounds):
+        runs = [one_fit, one_bare]
+        for run in runs if r % 2 == 0 else runs[::-1]:  # ABBA: drift hits both alike
+            run()
         if deadline is not None and time.perf_counter() > deadline:
             break
     fit_s, bare_s = statistics.median(fits), statistics.median(bares)
+    paired = statistics.median(f / b for f, b in zip(fits, bares, strict=True))
     return {
         "steps": steps,
         "rounds": len(fits),
@@ -171,6 +210,7 @@ def compare(model0, data, spec, steps, rounds, *, gpu_style, epoch=False, deadli
         "fit_steps_per_s": steps / fit_s,
         "bare_steps_per_s": steps / bare_s,
         "ratio_fit_over_bare": fit_s / bare_s,
+        "ratio_paired_median": paired,  # median of each round's fit / bare: robust to load
         "loadavg": list(os.getloadavg()),
     }
 
@@ -198,6 +238,19 @@ def cpu_mode(args) -> dict:
             )
     torch.set_num_threads(args.threads[0])
     spec = TrainSpec(epochs=1, batch_size=128, lr=1e-3)
+    deadline = time.perf_counter() + args.max_seconds
+    res = compare(
+        model0,
+        data,
+        spec,
+        args.steps,
+        args.rounds,
+        gpu_style=False,
+        deadline=deadline,
+        masks=sparse_masks(model0),
+    )
+    out["results"][f"masked90_threads{args.threads[0]}_fp32"] = res
+    print(f"90% masks kept: ratio {res['ratio_fit_over_bare']:.3f}")
     per_epoch = steps_per_epoch(len(data.train_x), 128)
     deadline = time.perf_counter() + args.max_seconds
     res = compare(
@@ -221,6 +274,7 @@ def summary(results: dict, args) -> dict:
     doc: dict = {"target_ratio_fit_over_bare": 1.3}
     for key, res in results.items():
         doc[f"ratio_{key}"] = round(res["ratio_fit_over_bare"], 3)
+        doc[f"paired_ratio_{key}"] = round(res["ratio_paired_median"], 3)
         doc[f"fit_steps_per_s_{key}"] = round(res["fit_steps_per_s"], 2)
     for threads in args.threads:
         fp32, bf16 = results.get(f"threads{threads}_fp32"), results.get(f"threads{threads}_bf16")
@@ -278,6 +332,24 @@ def gpu_mode(args, device: torch.device) -> dict:
         f"fit {res['fit_images_per_s']:.0f} images/s, bare {res['bare_images_per_s']:.0f}, "
         f"ratio {res['ratio_images_per_s']:.3f}"
     )
+    if time.perf_counter() < deadline:
+        masked = compare(
+            model0,
+            data,
+            two,
+            steps,
+            args.rounds,
+            gpu_style=True,
+            deadline=deadline,
+            masks=sparse_masks(model0),
+        )
+        masked["fit_images_per_s"] = images / masked["fit_median_s"]
+        masked["bare_images_per_s"] = images / masked["bare_median_s"]
+        out["masked90_train_steps"] = masked
+        print(
+            f"90% masks kept: fit {masked['fit_images_per_s']:.0f} images/s, "
+            f"ratio {masked['ratio_fit_over_bare']:.3f} (time)"
+        )
     if steps == per_epoch and time.perf_counter() < deadline:
         epoch = compare(model0, data, spec, per_epoch, 1, gpu_style=True, epoch=True)
         epoch["epoch_seconds_with_evaluation"] = epoch["fit_median_s"]
@@ -294,7 +366,7 @@ def main() -> None:
     ap.add_argument("--data", default=None, choices=tuple(SHAPES))
     ap.add_argument("--steps", type=int, default=None, help="steps per timing (cap)")
     ap.add_argument("--rounds", type=int, default=None)
-    ap.add_argument("--epoch-rounds", type=int, default=3)
+    ap.add_argument("--epoch-rounds", type=int, default=4)
     ap.add_argument("--bf16-steps", type=int, default=50, help="CPU mode's steps in bf16")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
