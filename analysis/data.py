@@ -22,6 +22,7 @@ Without a data root, downloads go to ``~/.cache/prunescope/data``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
@@ -98,6 +99,26 @@ class Splits:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The six tensors by field name (``train_x`` ... ``test_y``)."""
+        names = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
+        return {name: getattr(self, name) for name in names}
+
+    def nbytes(self) -> int:
+        """Bytes of all six tensors."""
+        return sum(t.numel() * t.element_size() for t in self.tensors().values())
+
+    def to(self, device: torch.device) -> Splits:
+        """These splits with every tensor on ``device`` (``self`` when all are there already)."""
+        tensors = self.tensors()
+        if all(t.device == device for t in tensors.values()):
+            return self
+        return dataclasses.replace(self, **{k: t.to(device) for k, t in tensors.items()})
+
+    def pinned(self) -> Splits:
+        """These (CPU) splits in page-locked memory, so copies to a GPU need not block."""
+        return dataclasses.replace(self, **{k: t.pin_memory() for k, t in self.tensors().items()})
 
 
 _DIGIT_NAMES = tuple(str(i) for i in range(10))

@@ -9,7 +9,12 @@ Files of a run entry:
   epoch end and the spec's snapshot steps (rewinding, the trajectory plane);
 - ``history.json``: per-epoch train/validation/test loss and accuracy;
 - ``metrics.json``: final test/validation metrics, requested and achieved
-  sparsity, per-layer sparsity, parameter counts, seconds.
+  sparsity, per-layer sparsity, parameter counts, seconds (and
+  ``compile_seconds`` when the ``torch.compile`` option was on).
+
+A run trains on its context's device (``ctx.device``): the data and the model
+go there, prerequisite runs are read from the store to the CPU and moved, and
+every stored tensor comes back to the CPU in fp32.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from analysis import device as devices
 from analysis.api import Context
 from analysis.checkpoints import check_state
 from analysis.data import Splits, load
 from analysis.errors import TrainingDiverged
+from analysis.feed import place, take
 from analysis.sparsity import check_run, get_method
 from analysis.sparsity.base import Masks, count_kept, layer_sparsity, sparsity_of
 from analysis.specs import RunSpec
@@ -41,7 +48,7 @@ from analysis.train import (
     planned_steps,
     sub_seed,
 )
-from analysis.training_types import Fit
+from analysis.training_types import Fit, check_precision
 
 
 @dataclass
@@ -109,15 +116,23 @@ class StoreRunContext:
     spec: RunSpec
     data: Splits
     api: Context
+    #: Extra seconds the first steps of this run's fits spent compiling (compile option).
+    compile_seconds: float = 0.0
+
+    @property
+    def device(self) -> torch.device:
+        """Where this run trains (its context's device)."""
+        return self.api.device
 
     def build(self) -> nn.Module:
-        """The network at its seeded initialisation (the same for every method of one seed)."""
+        """The network at its seeded initialisation (the same for every method of one seed),
+        initialised on the CPU (the same numbers on every device) and moved to the run's device."""
         from analysis.models import build_for
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(sub_seed(self.spec.seed, "init"))
             model = build_for(self.spec.model, self.data.info)
-        return model
+        return model.to(self.device)
 
     def generator(self, purpose: str, *extra: int) -> torch.Generator:
         """A generator for one purpose of this run."""
@@ -133,7 +148,7 @@ class StoreRunContext:
         """Train with the run's spec and seed; snapshots at every epoch and at snapshot_steps."""
         steps = kw.pop("snapshot_steps", self.spec.train.snapshot_steps)
         callbacks = [Snapshots(steps), *kw.pop("callbacks", ())]
-        return fit(
+        out = fit(
             model,
             self.data,
             self.spec.train,
@@ -144,15 +159,19 @@ class StoreRunContext:
             label=f"{self.spec.label}: {phase}",
             **kw,
         )
+        self.compile_seconds += out.compile_seconds or 0.0
+        return out
 
     def get(self, spec: RunSpec) -> TrainedRun:
         """A run this one builds on (from the store, or trained once)."""
         return self.api.get(spec)
 
     def score_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fixed, seeded batch of ``n`` training samples for pruning-at-init scores."""
+        """A fixed, seeded batch of ``n`` training samples for pruning-at-init scores, on the
+        run's device (the indices drawn on the CPU): x (n, C, H, W), y (n,)."""
         idx = torch.randperm(len(self.data.train_x), generator=self.generator("score"))[:n]
-        return self.data.train_x[idx], self.data.train_y[idx]
+        x, y = take(self.data.train_x, idx), take(self.data.train_y, idx)
+        return x.to(self.device), y.to(self.device)
 
 
 def load_run(spec: RunSpec, entry: Entry) -> TrainedRun:
@@ -173,9 +192,11 @@ def flatten_snapshots(snapshots: dict[int, dict[str, torch.Tensor]]) -> dict[str
 def run_metrics(
     spec: RunSpec, model: nn.Module, masks: Masks, data: Splits, seconds: float
 ) -> dict:
-    """Final metrics of a trained run (test/val loss and accuracy, sparsity, counts)."""
-    test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
-    val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+    """Final metrics of a trained run (test/val loss and accuracy, sparsity, counts), evaluated
+    on the model's device in the run's precision; ``masks`` on the CPU."""
+    precision = spec.train.precision
+    test_loss, test_acc = evaluate(model, data.test_x, data.test_y, precision=precision)
+    val_loss, val_acc = evaluate(model, data.val_x, data.val_y, precision=precision)
     prunable = model.prunable_names()
     params = dict(model.named_parameters())
     prunable_total = sum(params[n].numel() for n in prunable)
@@ -209,10 +230,9 @@ def run_metrics(
             len(data.train_x),
             generator=torch.Generator().manual_seed(sub_seed(spec.seed, "probe", 1)),
         )[:n_bank]
-        bank = features_of(model, data.train_x[idx])
-        metrics["test_knn_acc"] = knn_accuracy(
-            bank, data.train_y[idx], features_of(model, data.test_x), data.test_y
-        )
+        bank = features_of(model, take(data.train_x, idx), precision=precision)
+        test = features_of(model, data.test_x, precision=precision)
+        metrics["test_knn_acc"] = knn_accuracy(bank, take(data.train_y, idx), test, data.test_y)
     return metrics
 
 
@@ -227,21 +247,30 @@ SUMMARY_FIELDS = (
 
 
 def compute_run(spec: RunSpec, ctx: Context) -> tuple[dict[str, Any], dict]:
-    """Train (and prune) the network of ``spec`` with its sparsity method."""
+    """Train (and prune) the network of ``spec`` with its sparsity method on ``ctx.device``.
+
+    Raises:
+        SpecError: the sparsity options do not fit the run.
+        PrecisionError: the spec's precision cannot run on ``ctx.device`` (fp16 on
+            the CPU), raised before any data is read or step taken.
+    """
     start = time.perf_counter()
     check_run(spec)
-    data = load(spec.data)
+    check_precision(spec.train.precision, ctx.device)
+    data = place(load(spec.data), ctx.device)
     run_ctx = StoreRunContext(spec=spec, data=data, api=ctx)
-    out = get_method(spec.sparsity.method).run(run_ctx)
+    out = get_method(spec.sparsity.method).run(run_ctx).to_cpu()
     model = run_ctx.build()
     model.load_state_dict(out.state)
     for name, mask in out.masks.items():  # a method bug must never reach the store
-        weight = dict(model.named_parameters())[name]
-        if mask.shape != weight.shape or bool((weight.detach()[~mask] != 0).any()):
+        weight = dict(model.named_parameters())[name].detach().cpu()
+        if mask.shape != weight.shape or bool((weight[~mask] != 0).any()):
             raise RuntimeError(f"{spec.sparsity.method}: mask of {name} not applied to its weight")
     metrics = run_metrics(spec, model.eval(), out.masks, data, time.perf_counter() - start)
     if not math.isfinite(metrics["test_loss"]):  # the last step may blow up after the guard ran
         raise TrainingDiverged(f"{spec.label}: the trained network gives a non-finite test loss")
+    if devices.compiling():
+        metrics["compile_seconds"] = run_ctx.compile_seconds
     metrics["notes"] = out.notes
     files = {
         "model.safetensors": out.state,

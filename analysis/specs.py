@@ -97,9 +97,19 @@ def check_literals(spec: Any) -> None:
 
 
 def to_canonical(value: Any) -> Any:
-    """Turn a spec (or nested value) into plain JSON-able data, fields in order."""
+    """Turn a spec (or nested value) into plain JSON-able data, fields in order.
+
+    A field named in its class's ``key_omits`` is left out while it holds the
+    value given there: the meaning every key had before the field was added, so
+    adding a field keeps every existing key (any other value joins the key).
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        omits = getattr(type(value), "key_omits", {})
+        return {
+            f.name: to_canonical(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.name in omits and getattr(value, f.name) == omits[f.name])
+        }
     if isinstance(value, tuple | list):
         return [to_canonical(v) for v in value]
     if isinstance(value, float) and value.is_integer():
@@ -244,7 +254,15 @@ class TrainSpec:
     ``probe_epochs`` (its accuracy is the run's accuracy; k-NN accuracy is
     reported beside it). Snapshots are kept at the end of every epoch and at
     ``snapshot_steps`` (optimizer steps, for rewinding).
+
+    ``precision`` is the arithmetic of training and evaluation: ``fp32``, or
+    mixed precision under ``torch.autocast`` in ``bf16`` or ``fp16`` (fp16 with a
+    gradient scaler, and only on a GPU). The weights stay fp32 (autocast's master
+    weights), and so does every stored tensor. ``fp32`` is left out of the key,
+    so keys from before the field existed hold.
     """
+
+    key_omits: ClassVar[dict[str, Any]] = {"precision": "fp32"}
 
     objective: Literal["ce", "supcon"] = "ce"
     optimizer: Literal["sgd", "adam"] = "adam"
@@ -259,6 +277,7 @@ class TrainSpec:
     supcon_temperature: float = 0.1
     projection_dim: int = 128
     probe_epochs: int = 10
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
     def __post_init__(self) -> None:
         check_literals(self)

@@ -3,8 +3,10 @@
 The loop stays small; behaviour is added as callbacks (open_lth's
 ``standard_callbacks`` pattern): mask re-application, gradual-pruning schedules,
 snapshots for rewinding and for the trajectory plane, a divergence guard.
-Everything random is drawn from ``torch.Generator``s seeded from the run's seed
-through ``numpy.random.SeedSequence``, so a run is reproducible on CPU.
+Everything random is drawn from CPU ``torch.Generator``s seeded from the run's
+seed through ``numpy.random.SeedSequence`` and moved to the training device, so
+a run is reproducible, and the same experiment on every device. A step's
+device-side work (precision, memory format, compile) is in :mod:`analysis.train_step`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,17 +22,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.data import Splits, augment
+from analysis.data import DatasetInfo, Splits, augment
 from analysis.errors import TrainingDiverged
+from analysis.feed import Batches
 from analysis.specs import DataSpec, TrainSpec
+from analysis.train_step import Stepper, Tally
 from analysis.training_types import (  # re-exported: callbacks and the state they see
     Callback,
     Fit,
     Masks,
     TrainState,
     apply_masks,
+    autocast_for,
+    device_of,
     state_of,
 )
+from analysis.transforms import to_device
 
 __all__ = [  # the loop's own names, and the shared types it re-exports for old imports
     "Callback",
@@ -82,31 +90,56 @@ def lr_factor(step: int, total: int, schedule: str) -> float:
     return 0.1 ** ((frac >= 0.5) + (frac >= 0.75))  # "step": x0.1 at 50% and 75%
 
 
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of loss sums on ``device``: float64, or float32 on MPS (which has no float64)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = EVAL_BATCH
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int = EVAL_BATCH,
+    *,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` in eval mode. x: (N, C, H, W), y: (N,)."""
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode. x: (N, C, H, W), y: (N,).
+
+    Runs on the model's device (x and y may live anywhere: batches are moved),
+    under the autocast of ``precision``; sums stay on the device, read once.
+    """
+    device = device_of(model)
     was_training = model.training
     model.eval()
-    loss_sum, correct = 0.0, 0
-    for i in range(0, len(x), batch):
-        logits = model(x[i : i + batch])
-        loss_sum += float(F.cross_entropy(logits, y[i : i + batch], reduction="sum"))
-        correct += int((logits.argmax(1) == y[i : i + batch]).sum())
+    loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    with autocast_for(device, precision):
+        for i in range(0, len(x), batch):
+            yb = to_device(y[i : i + batch], device)
+            logits = model(to_device(x[i : i + batch], device)).float()
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+            correct += (logits.argmax(1) == yb).sum()
     model.train(was_training)
     n = max(len(x), 1)
-    return loss_sum / n, correct / n
+    return float(loss_sum) / n, int(correct) / n
 
 
 @torch.no_grad()
-def features_of(model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
-    """Penultimate features in eval mode. x: (N, C, H, W) -> (N, D)."""
+def features_of(
+    model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH, *, precision: str = "fp32"
+) -> torch.Tensor:
+    """Penultimate features in eval mode, float32 on the model's device. x: (N, C, H, W) -> (N, D)."""
+    device = device_of(model)
     was_training = model.training
     model.eval()
-    out = torch.cat([model.features(x[i : i + batch]) for i in range(0, len(x), batch)])
+    with autocast_for(device, precision):
+        parts = [
+            model.features(to_device(x[i : i + batch], device)).float()
+            for i in range(0, len(x), batch)
+        ]
     model.train(was_training)
-    return out
+    return torch.cat(parts)
 
 
 def knn_accuracy(
@@ -116,17 +149,19 @@ def knn_accuracy(
     query_y: torch.Tensor,
     k: int = 20,
 ) -> float:
-    """Cosine k-NN accuracy (majority vote). bank: (M, D), query: (N, D)."""
+    """Cosine k-NN accuracy (majority vote), on the bank's device. bank: (M, D), query: (N, D)."""
+    device = bank.device
     bank = F.normalize(bank, dim=1)
-    query = F.normalize(query, dim=1)
-    correct = 0
+    query = F.normalize(to_device(query, device), dim=1)
+    bank_y, query_y = to_device(bank_y, device), to_device(query_y, device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     n_classes = int(max(bank_y.max(), query_y.max())) + 1
     for i in range(0, len(query), 1024):
         sims = query[i : i + 1024] @ bank.T
         idx = sims.topk(min(k, len(bank)), dim=1).indices
         votes = F.one_hot(bank_y[idx], n_classes).sum(1)
-        correct += int((votes.argmax(1) == query_y[i : i + 1024]).sum())
-    return correct / max(len(query), 1)
+        correct += (votes.argmax(1) == query_y[i : i + 1024]).sum()
+    return int(correct) / max(len(query), 1)
 
 
 def supcon_loss(z: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -134,11 +169,12 @@ def supcon_loss(z: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.T
 
     z: (2B, P) L2-normalised projections of two views; y: (2B,) labels. For each
     anchor, the mean log-probability of its positives (same label, other sample)
-    under a softmax over all other samples at ``temperature``.
+    under a softmax over all other samples at ``temperature``. The similarities
+    are taken in float32 whatever the autocast (the -1e9 mask overflows fp16).
     """
-    sim = z @ z.T / temperature
+    sim = (z @ z.T).float() / temperature
     n = len(z)
-    self_mask = torch.eye(n, dtype=torch.bool)
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
     sim = sim.masked_fill(self_mask, -1e9)
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
     pos = (y[:, None] == y[None, :]) & ~self_mask
@@ -153,35 +189,52 @@ def supcon_loss(z: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.T
 class KeepMasks(Callback):
     """Masks stay applied: gradients of pruned weights are zeroed before the step and the
     weights re-zeroed after it, so neither momentum nor weight decay (SGD or Adam)
-    can regrow a pruned weight."""
+    can regrow a pruned weight.
 
-    def _params(self, state: TrainState) -> dict[str, torch.Tensor]:
-        return dict(state.model.named_parameters())
+    Only masked weights are touched, with float masks made once on the weight's
+    device (again only when a schedule replaces a mask).
+    """
 
     def on_start(self, state: TrainState) -> None:
+        self._params = dict(state.model.named_parameters())
+        self._float: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         apply_masks(state.model, state.masks)
+
+    def _pairs(self, state: TrainState) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, float mask) of every masked weight."""
+        out = []
+        for name, mask in state.masks.items():
+            param = self._params[name]
+            cached = self._float.get(name)
+            if cached is None or cached[0] is not mask:
+                cached = (mask, mask.to(device=param.device, dtype=param.dtype))
+                self._float[name] = cached
+            out.append((param, cached[1]))
+        return out
 
     def before_step(self, state: TrainState) -> None:
-        params = self._params(state)
-        for name, mask in state.masks.items():
-            grad = params[name].grad
-            if grad is not None:
-                grad.mul_(mask.to(grad.dtype))
+        for param, mask in self._pairs(state):
+            if param.grad is not None:
+                param.grad.mul_(mask)
 
     def after_step(self, state: TrainState) -> None:
-        apply_masks(state.model, state.masks)
+        with torch.no_grad():
+            for param, mask in self._pairs(state):
+                param.mul_(mask)
 
 
 class Snapshots(Callback):
-    """Keep copies of the weights at step 0, at every epoch end and at chosen steps."""
+    """Keep copies of the weights at step 0, at every epoch end and at chosen steps.
+
+    Copies go to the CPU as they are taken (:func:`state_of`), so a long run's
+    trajectory does not hold device memory.
+    """
 
     def __init__(self, steps: Sequence[int] = ()):
         self.steps = set(steps)
 
     def _take(self, state: TrainState) -> None:
-        state.snapshots[state.step] = {
-            k: v.detach().clone() for k, v in state.model.state_dict().items()
-        }
+        state.snapshots[state.step] = state_of(state.model)
 
     def on_start(self, state: TrainState) -> None:
         self._take(state)
@@ -195,14 +248,25 @@ class Snapshots(Callback):
 
 
 class DivergenceGuard(Callback):
-    """Stop with a clear message when the loss stops being finite."""
+    """Stop with a clear message when the loss stops being finite.
 
-    def before_step(self, state: TrainState) -> None:
+    ``state.loss`` is every step's loss on the CPU; on an accelerator it is the
+    epoch's running mean, read every ``GUARD_EVERY`` steps and at the epoch's end
+    (any non-finite loss makes it non-finite), sparing a host sync per step.
+    """
+
+    def _check(self, state: TrainState) -> None:
         if not math.isfinite(state.loss):
             raise TrainingDiverged(
                 f"training diverged: loss is {state.loss} at step {state.step} (epoch {state.epoch}); "
                 "lower the learning rate or check the data"
             )
+
+    def before_step(self, state: TrainState) -> None:
+        self._check(state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self._check(state)
 
 
 def make_optimizer(params: Any, spec: TrainSpec, lr: float) -> torch.optim.Optimizer:
@@ -248,23 +312,26 @@ def planned_steps(n_train: int, spec: TrainSpec) -> int:
 
 
 def _batch_loss(
-    model: nn.Module,
+    stepper: Stepper,
     head: nn.Module | None,
     x: torch.Tensor,
     y: torch.Tensor,
-    data: Splits,
+    info: DatasetInfo,
     spec: TrainSpec,
     aug_gen: torch.Generator,
-) -> tuple[torch.Tensor, int]:
-    """(loss, correct predictions) of one batch: SupCon through ``head``, else cross-entropy."""
+) -> tuple[torch.Tensor, torch.Tensor | int]:
+    """(loss, correct predictions) of one batch: SupCon through ``head``, else cross-entropy.
+
+    The loss is taken in float32 from the (possibly autocast) logits.
+    """
     if head is not None:
-        views = torch.cat([augment(x, data.info, aug_gen), augment(x, data.info, aug_gen)])
-        z = F.normalize(head(model.features(views)), dim=1)
+        views = torch.cat([augment(x, info, aug_gen), augment(x, info, aug_gen)])
+        z = F.normalize(head(stepper.features(stepper.input(views))).float(), dim=1)
         return supcon_loss(z, torch.cat([y, y]), spec.supcon_temperature), 0
     if spec.augment:
-        x = augment(x, data.info, aug_gen)
-    logits = model(x)
-    return F.cross_entropy(logits, y), int((logits.argmax(1) == y).sum())
+        x = augment(x, info, aug_gen)
+    logits = stepper.forward(stepper.input(x)).float()
+    return F.cross_entropy(logits, y), (logits.argmax(1) == y).sum()
 
 
 def _epoch_record(
@@ -272,12 +339,12 @@ def _epoch_record(
     data: Splits,
     state: TrainState,
     epoch: int,
-    sums: tuple,
+    tally: Tally,
     t0: float,
-    supcon: bool,
+    spec: TrainSpec,
 ) -> dict:
     """The history row of one finished epoch: LR, train loss/accuracy, val/test metrics."""
-    loss_sum, correct, seen = sums
+    loss_sum, correct, seen = tally.sums()
     record = {
         "epoch": epoch + 1,
         "step": state.step,
@@ -285,13 +352,15 @@ def _epoch_record(
         "train_loss": loss_sum / max(seen, 1),
         "seconds": time.perf_counter() - t0,
     }
-    if supcon:
+    if spec.objective == "supcon":
         record["train_acc"] = None
-        record.update(_supcon_epoch_metrics(model, data))
+        record.update(_supcon_epoch_metrics(model, data, spec.precision))
     else:
         record["train_acc"] = correct / max(seen, 1)
-        record["val_loss"], record["val_acc"] = evaluate(model, data.val_x, data.val_y)
-        record["test_loss"], record["test_acc"] = evaluate(model, data.test_x, data.test_y)
+        val = evaluate(model, data.val_x, data.val_y, precision=spec.precision)
+        test = evaluate(model, data.test_x, data.test_y, precision=spec.precision)
+        record["val_loss"], record["val_acc"] = val
+        record["test_loss"], record["test_acc"] = test
     return record
 
 
@@ -314,6 +383,13 @@ def fit(
 ) -> Fit:
     """Train ``model`` in place for ``epochs`` (default: the spec's) and return history and snapshots.
 
+    Training runs on the model's device in the spec's ``precision``
+    (:class:`~analysis.train_step.Stepper`); ``data`` may live on the CPU or
+    there (:func:`analysis.feed.place`), ``masks`` anywhere. Every random draw
+    (data order, augmentation, the SupCon head) comes from a CPU generator
+    seeded from ``seed`` and is moved, so a run is the same experiment on every
+    device, equal up to floating-point error.
+
     ``data_seed`` sets the data order (default: from ``seed``): the instability
     test trains two copies from one point with different data orders.
     ``start_step`` is the global step training resumes from (a rewind point):
@@ -324,27 +400,36 @@ def fit(
     those the full run has at that step (a replayed rewind point); a stopped fit
     records no partial epoch and fits no SupCon probe. The loop is one block so
     that the order of random draws, which replays rely on, is visible in one place.
+
+    Raises:
+        PrecisionError: fp16 on the CPU (before any step).
+        CompileError: the compile option is on and ``torch.compile`` failed.
+        TrainingDiverged: the loss stopped being finite.
     """
+    stepper = Stepper(model, spec.precision)  # first: channels_last before the optimizer
+    device = stepper.device
     epochs = spec.epochs if epochs is None else epochs
     n = len(data.train_x)
     per_epoch = steps_per_epoch(n, spec.batch_size)
     total = per_epoch * epochs if max_steps is None else min(max_steps, per_epoch * epochs)
     end = start_step + total
     stop = end if stop_step is None else max(start_step, min(stop_step, end))
-    supcon = spec.objective == "supcon"
     params = list(model.parameters())
     head = None
-    if supcon:
+    if spec.objective == "supcon":
         head = projection_head(model.feature_dim, spec.projection_dim, generator(seed, "head"))
+        head = head.to(device)
         params += list(head.parameters())
     base_lr = spec.lr * lr_scale
     optimizer = make_optimizer(params, spec, base_lr)
-    state = TrainState(model, optimizer, end, per_epoch, masks=dict(masks or {}), step=start_step)
+    on_device = {name: mask.to(device) for name, mask in (masks or {}).items()}
+    state = TrainState(model, optimizer, end, per_epoch, masks=on_device, step=start_step)
     cbs: list[Callback] = [DivergenceGuard(), KeepMasks(), *callbacks]
     order_gen = torch.Generator().manual_seed(
         sub_seed(seed if data_seed is None else data_seed, "data")
     )
     aug_gen = generator(seed if data_seed is None else data_seed, "augment")
+    batches = Batches(data, device)
     progress = progress or (lambda *_: None)
     model.train()
     for cb in cbs:
@@ -352,71 +437,73 @@ def fit(
     t0 = time.perf_counter()
     for epoch in range(math.ceil(total / per_epoch)):
         state.epoch = epoch
-        perm = torch.randperm(n, generator=order_gen)
-        loss_sum, correct, seen = 0.0, 0, 0
+        perm = batches.order(torch.randperm(n, generator=order_gen))
+        tally = Tally(device)
         for b in range(min(per_epoch, stop - state.step)):
-            idx = perm[b * spec.batch_size : (b + 1) * spec.batch_size]
-            x, y = data.train_x[idx], data.train_y[idx]
+            x, y = batches.take(perm[b * spec.batch_size : (b + 1) * spec.batch_size])
             for group in optimizer.param_groups:
                 group["lr"] = base_lr * lr_factor(state.step, end, spec.schedule)
-            loss, batch_correct = _batch_loss(model, head, x, y, data, spec, aug_gen)
-            correct += batch_correct
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            state.loss = float(loss.detach())
-            loss_sum += state.loss * len(y)
-            seen += len(y)
-            for cb in cbs:
-                cb.before_step(state)
-            optimizer.step()
-            state.step += 1
-            for cb in cbs:
-                cb.after_step(state)
+            loss_fn = partial(_batch_loss, stepper, head, x, y, data.info, spec, aug_gen)
+            stepper.step(loss_fn, state, cbs, tally, len(y))
             if b % 20 == 0 or state.step == stop:
                 progress(label, state.step - start_step, stop - start_step)
+        tally.flush(state)
         if state.step == stop < end:
             break  # stopped early: no partial-epoch record, no probe
-        sums = (loss_sum, correct, seen)
-        state.history.append(_epoch_record(model, data, state, epoch, sums, t0, supcon))
+        state.history.append(_epoch_record(model, data, state, epoch, tally, t0, spec))
         for cb in cbs:
             cb.on_epoch_end(state)
-    if supcon and state.step == end:
+    if head is not None and state.step == end:
         fit_probe(model, data, spec, seed=seed, masks=state.masks)
     return Fit(
-        history=state.history, snapshots=state.snapshots, masks=state.masks, steps=state.step
+        history=state.history,
+        snapshots=state.snapshots,
+        masks=state.masks,
+        steps=state.step,
+        compile_seconds=stepper.compile_seconds,
     )
 
 
-def _supcon_epoch_metrics(model: nn.Module, data: Splits, bank_size: int = 5000) -> dict:
+def _supcon_epoch_metrics(
+    model: nn.Module, data: Splits, precision: str, bank_size: int = 5000
+) -> dict:
     """Per-epoch k-NN accuracy of a SupCon model's features (no classifier yet)."""
-    bank = features_of(model, data.train_x[:bank_size])
+    bank = features_of(model, data.train_x[:bank_size], precision=precision)
     bank_y = data.train_y[:bank_size]
+    val = features_of(model, data.val_x, precision=precision)
+    test = features_of(model, data.test_x, precision=precision)
     return {
-        "val_knn_acc": knn_accuracy(bank, bank_y, features_of(model, data.val_x), data.val_y),
-        "test_knn_acc": knn_accuracy(bank, bank_y, features_of(model, data.test_x), data.test_y),
+        "val_knn_acc": knn_accuracy(bank, bank_y, val, data.val_y),
+        "test_knn_acc": knn_accuracy(bank, bank_y, test, data.test_y),
     }
 
 
 def fit_probe(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, masks: Masks) -> None:
     """Fit ``model.head`` as a linear probe on frozen features (Khosla et al.'s evaluation).
 
-    The head's mask (if pruned) is kept applied, like every other layer's.
+    On the model's device, in float32 on features taken in the spec's precision;
+    the batch order is drawn on the CPU. The head's mask (if pruned) is kept
+    applied, like every other layer's.
     """
-    feats = features_of(model, data.train_x)
+    feats = features_of(model, data.train_x, precision=spec.precision)
+    device = feats.device
+    labels = to_device(data.train_y, device)
     gen = generator(seed, "probe")
     head: nn.Linear = model.head
     opt = torch.optim.Adam(head.parameters(), lr=1e-2)
     head_mask = masks.get("head.weight")
+    if head_mask is not None:
+        head_mask = head_mask.to(device=device, dtype=head.weight.dtype)
     n = len(feats)
     steps = max(1, n // 256)
     total = spec.probe_epochs * steps
     for step in range(total):
         if step % steps == 0:
-            perm = torch.randperm(n, generator=gen)
+            perm = to_device(torch.randperm(n, generator=gen), device)
         idx = perm[(step % steps) * 256 : (step % steps + 1) * 256]
         for g in opt.param_groups:
             g["lr"] = 1e-2 * lr_factor(step, total, "cosine")
-        loss = F.cross_entropy(head(feats[idx]), data.train_y[idx])
+        loss = F.cross_entropy(head(feats[idx]), labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if head_mask is not None:

@@ -5,15 +5,23 @@ This module sits below both :mod:`analysis.train` and :mod:`analysis.sparsity`
 can apply a method's masks without either importing the other's internals.
 :class:`RunContext` is a Protocol: methods are written against it, and
 :mod:`analysis.runs` provides the store-backed implementation.
+
+Devices: training runs on the device of the model it is handed; masks may live
+on any device (they are moved to their weight's), and every state dict handed
+back (:func:`state_of`, snapshots) is a contiguous fp32 copy on the CPU, the
+form the store writes, whatever device or memory format trained it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
+
+from analysis.errors import PrunescopeError, SpecError
 
 if TYPE_CHECKING:
     from analysis.data import Splits
@@ -23,17 +31,70 @@ if TYPE_CHECKING:
 Masks = dict[str, torch.Tensor]
 
 
+#: Autocast dtype of each ``TrainSpec.precision`` (fp32: no autocast).
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
+class PrecisionError(PrunescopeError):
+    """A training precision the device cannot run (fp16 on the CPU)."""
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise unless ``device`` can train in ``precision`` (called before any step is taken).
+
+    Raises:
+        SpecError: ``precision`` is not one of fp32, bf16, fp16.
+        PrecisionError: fp16 on the CPU (CPU autocast is meant for bf16; fp16
+            needs a GPU and its gradient scaler); the message names the alternatives.
+    """
+    if precision not in PRECISIONS:
+        allowed = f"one of {{{', '.join(map(repr, PRECISIONS))}}}"
+        raise SpecError("train.precision", allowed, precision, owner="TrainSpec")
+    if precision == "fp16" and device.type == "cpu":
+        raise PrecisionError(
+            "[train] precision = 'fp16' needs a GPU (cuda or mps); on the CPU use 'fp32' or 'bf16'"
+        )
+
+
+def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` on ``device`` for ``precision`` (a no-op context for fp32)."""
+    check_precision(precision, device)
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (the CPU for a model without any)."""
+    param = next(model.parameters(), None)
+    return torch.device("cpu") if param is None else param.device
+
+
+def to_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU copies of ``tensors`` (any device, any memory format)."""
+    return {
+        k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+        for k, v in tensors.items()
+    }
+
+
 def apply_masks(model: nn.Module, masks: Masks) -> None:
-    """Zero the pruned weights of ``model`` in place."""
+    """Zero the pruned weights of ``model`` in place (masks on any device)."""
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, mask in masks.items():
-            params[name].mul_(mask.to(params[name].dtype))
+            param = params[name]
+            param.mul_(mask.to(device=param.device, dtype=param.dtype))
 
 
 def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of a model's state_dict."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """A detached copy of a model's state_dict, on the CPU and contiguous (as the store keeps it)."""
+    return to_cpu(model.state_dict())
 
 
 @dataclass
@@ -47,6 +108,8 @@ class TrainState:
     masks: Masks = field(default_factory=dict)
     step: int = 0
     epoch: int = 0
+    #: The step's loss on the CPU; on an accelerator the epoch's running mean, read
+    #: every few steps (``analysis.train_step.Tally``), sparing a host sync per step.
     loss: float = 0.0
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
@@ -76,6 +139,8 @@ class Fit:
     snapshots: dict[int, dict[str, torch.Tensor]]
     masks: Masks
     steps: int
+    #: Extra seconds of the first step under ``torch.compile`` (None: not compiled).
+    compile_seconds: float | None = None
 
 
 @dataclass
@@ -88,6 +153,17 @@ class MethodOutput:
     init_state: dict[str, torch.Tensor]
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+
+    def to_cpu(self) -> MethodOutput:
+        """This output with every tensor a contiguous CPU copy (masks stay bool)."""
+        return MethodOutput(
+            state=to_cpu(self.state),
+            masks=to_cpu(self.masks),
+            history=self.history,
+            init_state=to_cpu(self.init_state),
+            snapshots={step: to_cpu(s) for step, s in self.snapshots.items()},
+            notes=self.notes,
+        )
 
 
 class StoredRun(Protocol):
@@ -106,7 +182,8 @@ class RunContext(Protocol):
     data: Splits
 
     def build(self) -> nn.Module:
-        """The network at its seeded initialisation (the same for every method of one seed)."""
+        """The network at its seeded initialisation (the same for every method of one seed),
+        on the run's device (initialised on the CPU, so the same on every device)."""
         ...
 
     def generator(self, purpose: str, *extra: int) -> torch.Generator:
@@ -128,5 +205,5 @@ class RunContext(Protocol):
         ...
 
     def score_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fixed, seeded batch of ``n`` training samples: x (n, C, H, W), y (n,)."""
+        """A fixed, seeded batch of ``n`` training samples on the run's device: x (n, C, H, W), y (n,)."""
         ...

@@ -2,7 +2,8 @@
 
 Both take the dataset's static facts (a :class:`analysis.data.DatasetInfo`) and
 work on whole (N, C, H, W) batches: no per-image Python, so they run as well on
-a GPU as on a CPU.
+a GPU as on a CPU. :func:`to_device` moves a CPU tensor to a GPU without
+blocking the host (through pinned memory).
 """
 
 from __future__ import annotations
@@ -11,6 +12,20 @@ from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device`` (itself when already there).
+
+    CPU -> CUDA copies go through pinned memory and do not block the host (the
+    caching host allocator keeps the pinned buffer until the copy is done), so a
+    training loop never waits for the GPU to drain to hand it a batch or a draw.
+    """
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 class ImageInfo(Protocol):
@@ -53,7 +68,7 @@ def augment(x: torch.Tensor, info: ImageInfo, generator: torch.Generator) -> tor
     pad = 4 if info.in_channels == 3 else 2
     # Draw on the generator's device, then move: the stream depends only on the generator.
     shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=generator.device)
-    shifts = shifts.to(x.device)
+    shifts = to_device(shifts, x.device)
     # Zero padding, as in the standard CIFAR recipe; a crop window of the padded
     # image is a shifted image with a zero border, so values stay in [0, 1].
     padded = F.pad(x, (pad, pad, pad, pad))
@@ -66,5 +81,5 @@ def augment(x: torch.Tensor, info: ImageInfo, generator: torch.Generator) -> tor
     out = out.gather(3, cols[:, None, None, :].expand(n, x.shape[1], h, w))  # (N, C, H, W)
     if info.name in _FLIPPABLE:
         flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
-        out = torch.where(flip.to(x.device)[:, None, None, None], out.flip(-1), out)
+        out = torch.where(to_device(flip, x.device)[:, None, None, None], out.flip(-1), out)
     return out

@@ -173,7 +173,9 @@ def _topk_keep(scores: torch.Tensor, current: torch.Tensor, n_prune: int) -> tor
     n_prune = max(0, min(n_prune, int(current.sum())))
     if n_prune == 0:
         return current.clone()
-    s = torch.nan_to_num(scores.detach().abs().float(), nan=0.0, posinf=3e38)
+    # contiguous: the library flattens with .view (a channels_last weight's scores cannot)
+    s = torch.nan_to_num(scores.detach().abs().float(), nan=0.0, posinf=3e38).contiguous()
+    current = current.contiguous()
     s[~current] = math.inf
     mask = prune.L1Unstructured(amount=n_prune).compute_mask(s, default_mask=current.float())
     return mask.bool()
@@ -196,10 +198,12 @@ def masks_from_scores(
     ``fixed`` layers ({name: their own sparsity}) are pruned within themselves
     and left out of the ranking; the other layers then prune the rest of the
     total, so the overall sparsity is unchanged. Raises ``ValueError`` when the
-    other layers hold too few weights for that.
+    other layers hold too few weights for that. Masks come back on the scores'
+    device (``current`` may live anywhere).
     """
     check_option("masks_from_scores", "scope", scope, ("global", "layerwise"))
     current = current or {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
+    current = {n: c.to(scores[n].device) for n, c in current.items()}  # e.g. a stored run's
     fixed = fixed or {}
     out = {}
     for n, fraction in fixed.items():
@@ -303,7 +307,11 @@ def erk_densities(
 def random_masks(
     shapes: dict[str, torch.Size], densities: dict[str, float], generator: torch.Generator
 ) -> Masks:
-    """Uniformly random masks keeping ``round(density * n)`` weights per layer (seeded)."""
+    """Uniformly random masks keeping ``round(density * n)`` weights per layer (seeded).
+
+    Drawn from the CPU ``generator``, so the masks are the same whatever device
+    trains with them; they come back on the CPU.
+    """
     out = {}
     for n, shape in shapes.items():
         scores = torch.rand(shape, generator=generator)

@@ -19,21 +19,27 @@ from torch import nn
 
 from analysis.sparsity.at_init import prunable_params, prune_at_init_and_train
 from analysis.sparsity.base import Masks, Method, Param, masks_from_scores, require_positive
-from analysis.training_types import MethodOutput, RunContext
+from analysis.training_types import MethodOutput, RunContext, device_of
 
 
 def synflow_masks(
     model: nn.Module, sparsity: float, iterations: int, input_shape: tuple[int, ...]
 ) -> Masks:
-    """Iterative SynFlow masks for ``model`` at ``sparsity``. input_shape: (C, H, W)."""
-    net = copy.deepcopy(model).double().eval()
+    """Iterative SynFlow masks for ``model`` at ``sparsity``. input_shape: (C, H, W).
+
+    Scores are taken in float64 on the model's device (on the CPU for MPS, which
+    has no float64); the masks come back on the model's device.
+    """
+    device = device_of(model)
+    work = torch.device("cpu") if device.type == "mps" else device
+    net = copy.deepcopy(model).to(work).double().eval()
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()
     params = prunable_params(net)
     originals = {n: p.detach().clone() for n, p in params.items()}
     masks: Masks | None = None
-    ones = torch.ones((1, *input_shape), dtype=torch.float64)
+    ones = torch.ones((1, *input_shape), dtype=torch.float64, device=work)
     for k in range(1, iterations + 1):
         target = 1.0 - (1.0 - sparsity) ** (k / iterations)
         with torch.no_grad():
@@ -43,7 +49,7 @@ def synflow_masks(
         net(ones).sum().backward()
         scores = {n: (p.grad * p).detach().abs() for n, p in params.items()}
         masks = masks_from_scores(scores, target, scope="global", current=masks)
-    return masks
+    return {n: m.to(device) for n, m in masks.items()}
 
 
 class SynFlow(Method):
