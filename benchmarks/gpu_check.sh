@@ -51,7 +51,8 @@ if [ "$SMOKE" = 1 ]; then SIZE=(--smoke); else SIZE=(); fi
 timeout 180 "${PY[@]}" benchmarks/train_speed.py --device "$PRUNESCOPE_DEVICE" --arch resnet20 \
   --data cifar10-shape "${SIZE[@]}" --json "$TMP/train.json" >&2 \
   || echo '{"error": "train_speed.py failed; see its output above"}' > "$TMP/train.json"
-timeout 150 "${PY[@]}" benchmarks/landscape_gpu.py --device "$PRUNESCOPE_DEVICE" "${SIZE[@]}" \
+if [ "$SMOKE" = 1 ]; then LSIZE=(--repeats 1 --seconds 0.3); else LSIZE=(); fi
+timeout 150 "${PY[@]}" benchmarks/landscape_gpu.py --device "$PRUNESCOPE_DEVICE" "${LSIZE[@]}" \
   --json "$TMP/landscape.json" >&2 \
   || echo '{"error": "landscape_gpu.py failed; see its output above"}' > "$TMP/landscape.json"
 

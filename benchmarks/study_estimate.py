@@ -152,7 +152,7 @@ def combine(args: argparse.Namespace) -> dict:
     tests, train, landscape = read(args.tests), read(args.train), read(args.landscape)
     rate = first(train, "prunescope_images_per_s", "images_per_s")
     ratio = first(train, "ratio_to_bare", "ratio")
-    speedup = first(landscape, "speedup_over_cpu", "device_best_over_cpu")
+    speedup = first(landscape.get("ratios", {}), "device_best_vs_cpu")
     doc = {"tests": tests, "train": train, "landscape": landscape}
     doc["study_estimate"] = estimate(args.study, rate) if rate else {"error": "no training rate"}
     minutes = doc["study_estimate"].get("minutes")

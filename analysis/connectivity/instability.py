@@ -82,13 +82,15 @@ def train_copies(
     for copy in (0, 1):
         model = run.skeleton()
         model.load_state_dict(start)
-        apply_masks(model, run.masks)
+        model.to(ctx.device)  # fit trains on the model's device (masks follow it)
+        masks = {name: mask.to(ctx.device) for name, mask in run.masks.items()}
+        apply_masks(model, masks)
         fit(
             model,
             splits,
             train,
             seed=spec.run.seed,
-            masks=run.masks,
+            masks=masks,
             data_seed=copy_data_seed(spec, copy),
             start_step=k,
             max_steps=total - k,
