@@ -177,6 +177,8 @@ class Stepper:
         """The first compiled forward and backward, a failure of which names the compile option."""
         try:
             return self._forward_backward(loss_fn, optimizer)
+        except torch.OutOfMemoryError:
+            raise  # the batch does not fit: not the compiler's doing
         except Exception as err:  # noqa: BLE001  (any failure here is the compiler's to report)
             first = (str(err).strip().splitlines() or [""])[0][:200]
             raise CompileError(
