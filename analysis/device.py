@@ -110,6 +110,8 @@ def use(device: torch.device | str | None) -> torch.device:
     """
     dev = device if isinstance(device, torch.device) else resolve(device)
     _CURRENT[0] = dev
+    if dev.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest kernels
     return dev
 
 

@@ -239,6 +239,7 @@ def cmd_compute(args: argparse.Namespace) -> int:
     devices.set_compile(getattr(args, "compile", False))
     try:
         study = _study(args, args.study)
+        _check_precision(study, executor)
     except BaseException:
         executor.close()
         raise
@@ -257,6 +258,17 @@ def cmd_compute(args: argparse.Namespace) -> int:
     for label, err in report.failed:
         print(f"FAILED {label}: {err}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _check_precision(study, executor) -> None:
+    """Refuse a recipe the devices cannot train (fp16 on the CPU) before anything is written."""
+    from analysis.training_types import check_precision
+
+    if type(executor).__name__ == "RayExecutor":
+        return  # checked where each task runs
+    for device in executor.devices:
+        for precision in sorted({run.train.precision for run in study.runs()}):
+            check_precision(precision, device)
 
 
 def _where(executor) -> str:

@@ -210,3 +210,13 @@ def test_the_demo_runs_one_job_per_core_and_compute_one_by_default(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)), raising=False)
     assert cli.demo_workers() == 4
     assert cli.build_parser().parse_args(["compute", "s.toml"]).workers is None
+
+
+def test_fp16_on_the_cpu_is_one_line_naming_the_alternatives_and_nothing_written(tmp_path, capsys):
+    study = tmp_path / "s.toml"
+    study.write_text(TINY.replace("batch_size = 50", 'batch_size = 50\nprecision = "fp16"'))
+    cache = tmp_path / "cache"
+    assert main(["compute", str(study), "--device", "cpu", "--cache-dir", str(cache), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'fp16' needs a GPU" in err[0] and "'fp32' or 'bf16'" in err[0]
+    assert not cache.exists()
