@@ -6,7 +6,7 @@
 # 1. the tests marked `gpu` (every computation on CUDA against the CPU, stated tolerances);
 # 2. training speed: ResNet-20 on synthetic data in CIFAR-10's exact format, prunescope's
 #    loop against a bare PyTorch loop with the same settings (bf16, channels_last,
-#    augmentation on the device), images/s;
+#    augmentation on the device), images/s, at batch 512 and at the study's batch of 128;
 # 3. the landscape engine on the demo MLP grid: CPU, device point by point, device batched;
 # 4. the cifar10-resnet20 study's time on one GPU, estimated from 2 and 3 and the study's
 #    own epochs (benchmarks/study_estimate.py).
@@ -47,10 +47,17 @@ else
 fi
 
 # 2. training speed, 3. landscape engine
-if [ "$SMOKE" = 1 ]; then SIZE=(--smoke); else SIZE=(); fi
-timeout 180 "${PY[@]}" benchmarks/train_speed.py --device "$PRUNESCOPE_DEVICE" --arch resnet20 \
-  --data cifar10-shape "${SIZE[@]}" --json "$TMP/train.json" >&2 \
-  || echo '{"error": "train_speed.py failed; see its output above"}' > "$TMP/train.json"
+# at batch 512 (the throughput target) and at the study's own batch of 128 (its estimate)
+if [ "$SMOKE" = 1 ]; then
+  SIZE=(--sizes 1024 128 128 --steps 4 --rounds 1 --max-seconds 30 --precision fp32)
+else
+  SIZE=(--max-seconds 50)
+fi
+for BATCH in 512 128; do
+  timeout 150 "${PY[@]}" benchmarks/train_speed.py --device "$PRUNESCOPE_DEVICE" --arch resnet20 \
+    --data cifar10-shape --batch "$BATCH" "${SIZE[@]}" --json "$TMP/train$BATCH.json" >&2 \
+    || echo '{"error": "train_speed.py failed; see its output above"}' > "$TMP/train$BATCH.json"
+done
 if [ "$SMOKE" = 1 ]; then LSIZE=(--repeats 1 --seconds 0.3); else LSIZE=(); fi
 timeout 150 "${PY[@]}" benchmarks/landscape_gpu.py --device "$PRUNESCOPE_DEVICE" "${LSIZE[@]}" \
   --json "$TMP/landscape.json" >&2 \
@@ -58,6 +65,7 @@ timeout 150 "${PY[@]}" benchmarks/landscape_gpu.py --device "$PRUNESCOPE_DEVICE"
 
 # 4. the study's estimate, and the one JSON file with the targets
 "${PY[@]}" benchmarks/study_estimate.py --study assets/studies/cifar10-resnet20.toml \
-  --tests "$TMP/tests.json" --train "$TMP/train.json" --landscape "$TMP/landscape.json" \
+  --tests "$TMP/tests.json" --train "$TMP/train512.json" --study-train "$TMP/train128.json" \
+  --landscape "$TMP/landscape.json" \
   --out "$OUT"
 echo "gpu_check: wrote $OUT" >&2

@@ -17,7 +17,7 @@ trainings from the rewind point), forward-only images (evaluation, corruptions,
 path and grid points, BatchNorm resets: a forward pass is counted as a third of
 a training step's cost) and Hessian-vector products (two training steps' cost per
 sample). Divided by the measured training rate of the same network on the same
-device (``train_speed.py``), plus a fixed 5 s per UMAP (CPU). It is an estimate,
+device at the study's batch size (``train_speed.py --batch 128``), plus a fixed 5 s per UMAP (CPU). It is an estimate,
 not a measurement: the JSON says so, with its parts.
 """
 
@@ -150,11 +150,16 @@ def combine(args: argparse.Namespace) -> dict:
     """Everything in one document, with each target's verdict."""
     read = lambda p: json.loads(Path(p).read_text()) if p and Path(p).exists() else {}  # noqa: E731
     tests, train, landscape = read(args.tests), read(args.train), read(args.landscape)
-    rate = first(train, "prunescope_images_per_s", "images_per_s")
-    ratio = first(train, "ratio_to_bare", "ratio")
+    study_train = read(args.study_train) or train
+    steps = train.get("train_steps", {})
+    rate = first(steps, "fit_images_per_s")
+    ratio = first(steps, "ratio_images_per_s")
+    study_rate = first(study_train.get("train_steps", {}), "fit_images_per_s")
     speedup = first(landscape.get("ratios", {}), "device_best_vs_cpu")
-    doc = {"tests": tests, "train": train, "landscape": landscape}
-    doc["study_estimate"] = estimate(args.study, rate) if rate else {"error": "no training rate"}
+    doc = {"tests": tests, "train": train, "train_study_batch": study_train, "landscape": landscape}
+    doc["study_estimate"] = (
+        estimate(args.study, study_rate) if study_rate else {"error": "no training rate"}
+    )
     minutes = doc["study_estimate"].get("minutes")
     measured = {
         "train_images_per_s": rate,
@@ -185,7 +190,8 @@ def main() -> None:
     parser.add_argument("--json")
     parser.add_argument("--study")
     parser.add_argument("--tests")
-    parser.add_argument("--train")
+    parser.add_argument("--train", help="train_speed.py's JSON at the throughput batch")
+    parser.add_argument("--study-train", help="train_speed.py's JSON at the study's batch")
     parser.add_argument("--landscape")
     parser.add_argument("--out")
     args = parser.parse_args()

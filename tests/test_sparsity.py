@@ -368,10 +368,21 @@ def test_defaults_keep_the_output_layer_alive_at_90_percent(name, run_store):
 
 @pytest.mark.parametrize("name", OUTPUT_LAYER_METHODS)
 def test_the_head_config_strips_a_ranked_output_layer(name, run_store):
-    """The test above has teeth: ranked with the rest, the output layer is pruned away."""
-    run = api.get(default_spec(name, head_base(), 0.9, output_layer="prune"), store=run_store)
+    """The test above has teeth: ranked with the rest (globally), the output layer is pruned
+    away; layerwise, it is pruned at the method's rate like every other layer."""
+    spec = default_spec(name, head_base(), 0.9, output_layer="prune", scope="global")
+    run = api.get(spec, store=run_store)
     assert run.metrics["layer_sparsity"][OUTPUT_LAYER] == 1.0
     assert run.metrics["test_acc"] < 0.2
+    layerwise = default_spec(name, head_base(), 0.9, output_layer="prune", scope="layerwise")
+    sparsity = api.get(layerwise, store=run_store).metrics["layer_sparsity"][OUTPUT_LAYER]
+    assert sparsity == pytest.approx(0.9, abs=0.01)
+
+
+def test_gmp_keeps_the_output_layer_dense_by_default(run_store):
+    run = api.get(default_spec("gmp", head_base(), 0.9), store=run_store)
+    assert run.metrics["layer_sparsity"][OUTPUT_LAYER] == 0.0
+    assert run.metrics["achieved_sparsity"] == pytest.approx(0.9, abs=0.005)
 
 
 # ---------------------------------------------------------------------------
