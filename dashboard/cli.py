@@ -382,7 +382,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.only = None
     devices.resolve(getattr(args, "device", None))
     if args.workers is None:  # independent runs side by side: one thread each beats threads
-        args.workers = demo_workers()  # that spin against each other (bench_threads.py)  # a device that is not there: before anything
+        # that spin against each other (bench_threads.py); all cached: no pool to start
+        args.workers = (
+            1 if _all_cached(args) else demo_workers()
+        )  # a device that is not there: before anything
     opens = not (args.no_dashboard or os.environ.get("CI") == "true" or not sys.stdout.isatty())
     # The server starts first: its start-up (importing torch and the analyses) overlaps
     # the compute pass, and pages show results as they land.
@@ -399,6 +402,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if dashboard is None:
         return status
     return dashboard.serve() or status
+
+
+def _all_cached(args: argparse.Namespace) -> bool:
+    """Whether every result the study asks for is in the store already (a second demo)."""
+    from analysis import api
+    from analysis.plan import study_specs
+
+    store = _store(args)
+    return all(api.exists(spec, store) for spec in study_specs(_study(args, args.study), None))
 
 
 def demo_workers() -> int:

@@ -197,16 +197,19 @@ def test_a_device_record_says_the_name_and_versions():
     assert devices.say(torch.device("cpu")).startswith("cpu")
 
 
-def test_the_demo_runs_one_job_per_core_and_compute_one_by_default(monkeypatch):
+def test_the_demo_runs_one_job_per_core_and_compute_one_by_default(monkeypatch, tmp_path):
     from dashboard import cli
 
     seen = []
     monkeypatch.setattr(cli, "cmd_compute", lambda args: seen.append(args.workers) or 0)
     monkeypatch.setattr(cli, "cmd_show", lambda args: 0)
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(2)), raising=False)
-    assert cli.main(["demo", "--no-dashboard"]) == 0
-    assert cli.main(["demo", "--no-dashboard", "--workers", "1"]) == 0
-    assert seen == [2, 1]
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert cli.main(["demo", "--no-dashboard", *cache]) == 0  # nothing cached: a pool
+    assert cli.main(["demo", "--no-dashboard", "--workers", "1", *cache]) == 0
+    monkeypatch.setattr(cli, "_all_cached", lambda args: True)  # a second demo: no pool
+    assert cli.main(["demo", "--no-dashboard", *cache]) == 0
+    assert seen == [2, 1, 1]
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)), raising=False)
     assert cli.demo_workers() == 4
     assert cli.build_parser().parse_args(["compute", "s.toml"]).workers is None
@@ -220,3 +223,16 @@ def test_fp16_on_the_cpu_is_one_line_naming_the_alternatives_and_nothing_written
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'fp16' needs a GPU" in err[0] and "'fp32' or 'bf16'" in err[0]
     assert not cache.exists()
+
+
+def test_all_cached_is_false_on_an_empty_store_and_true_once_computed(tmp_path, monkeypatch):
+    from analysis import api
+    from dashboard import cli
+
+    study = tmp_path / "s.toml"
+    study.write_text(TINY)
+    args = cli.build_parser().parse_args(["demo", "--study", str(study)])
+    args.cache_dir = str(tmp_path / "cache")
+    assert not cli._all_cached(args)
+    monkeypatch.setattr(api, "exists", lambda spec, store: True)
+    assert cli._all_cached(args)
