@@ -224,7 +224,7 @@ def test_compute_button_runs_in_the_background(filled, compute_forbidden, monkey
     monkeypatch.setenv("PRUNESCOPE_CACHE", str(cache))
     release, started = threading.Event(), threading.Event()
 
-    def fake_compute(study, store, *, only=None, progress, log):
+    def fake_compute(study, store, *, only=None, progress, log, executor=None):
         progress("study", 0, 1)
         progress("random 50% s0: train", 3, 12)
         started.set()
