@@ -120,6 +120,14 @@ def current() -> torch.device:
     return _CURRENT[0]
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def say(device: torch.device) -> str:
     """One line for people: which device, and its name (``cuda:0 (NVIDIA H200)``)."""
     doc = describe(device)

@@ -262,9 +262,10 @@ def cmd_compute(args: argparse.Namespace) -> int:
 
 def _check_precision(study, executor) -> None:
     """Refuse a recipe the devices cannot train (fp16 on the CPU) before anything is written."""
+    from analysis.executor import RayExecutor
     from analysis.training_types import check_precision
 
-    if type(executor).__name__ == "RayExecutor":
+    if isinstance(executor, RayExecutor):
         return  # checked where each task runs
     for device in executor.devices:
         for precision in sorted({run.train.precision for run in study.runs()}):
@@ -274,10 +275,11 @@ def _check_precision(study, executor) -> None:
 def _where(executor) -> str:
     """Where the jobs run, for people: devices, workers and their threads."""
     from analysis import device as devices
+    from analysis.executor import RayExecutor
 
+    if isinstance(executor, RayExecutor):
+        return f"Ray tasks ({executor._device})"
     names = ", ".join(devices.say(d) for d in executor.devices)
-    if getattr(executor, "address", None) is not None or type(executor).__name__ == "RayExecutor":
-        return f"Ray tasks ({getattr(executor, '_device', 'cpu')})"
     return (
         f"{names}; {executor.parallelism} job(s) at once, {executor.threads} torch thread(s) each"
     )
@@ -416,11 +418,9 @@ def _all_cached(args: argparse.Namespace) -> bool:
 def demo_workers() -> int:
     """Jobs the demo runs at once: one per core this process may use, at most 4 (the
     demo's two seeds and its analyses give few more independent jobs than that)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
+    from analysis import device as devices
+
+    return max(1, min(devices.usable_cores(), 4))
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -340,8 +339,4 @@ class InProcess(Executor):
 def cpu_threads(jobs: int) -> int:
     """Intra-op threads for each of ``jobs`` concurrent jobs: the cores this process may use,
     shared out, at least 1 and at most the driver's ``torch.get_num_threads()``."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(torch.get_num_threads(), cores // max(jobs, 1)))
+    return max(1, min(torch.get_num_threads(), device_mod.usable_cores() // max(jobs, 1)))
