@@ -20,7 +20,7 @@ st.caption(
 )
 started = data.compute_job(view.loaded)
 polling = bool(started and started.running)
-device = st.selectbox(
+device = st.columns([1, 3])[0].selectbox(
     "Device",
     data.device_choices(),
     key="compute_device",
