@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from analysis import seeding
 from analysis.errors import DataError, SpecError
 from analysis.idx import _idx_file, read_idx  # noqa: F401  (read_idx re-exported)
+from analysis.label_noise import noisy_labels
 from analysis.specs import DATASETS, DataSpec, check_int, check_option
 from analysis.transforms import augment, normalize  # noqa: F401  (re-exported)
 
@@ -489,7 +490,9 @@ def load(spec: DataSpec, root: str | Path | None = None, *, download: bool | Non
         info=info,
         source=source,
         train_x=_to_float(pool_x[train_idx]),
-        train_y=pool_y[train_idx],
+        train_y=noisy_labels(
+            pool_y[train_idx], spec.label_noise, info.num_classes, spec.split_seed
+        ),
         val_x=_to_float(pool_x[val_idx]),
         val_y=pool_y[val_idx],
         # _to_float copies uint8 input; float (digits) test images are a fresh index copy.

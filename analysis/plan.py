@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from analysis.api import Progress, no_progress
+from analysis.group_stats import group_statistics
 from analysis.parts import PARTS
 from analysis.store import Store
 from analysis.study import StudySpec
@@ -86,6 +87,8 @@ def summarize(study: StudySpec, store: Store) -> dict:
             "description": study.description,
             "dataset": study.data.name,
             "arch": study.model.arch,
+            "axes": {a.name: list(a.values) for a in study.axes},
+            "settings": [dict(s.values) for s in study.settings()],
             "seeds": list(study.seeds),
             "objectives": list(study.objectives),
             "cache_dir": str(store.root),
@@ -93,6 +96,7 @@ def summarize(study: StudySpec, store: Store) -> dict:
     }
     for name, part in PARTS.items():
         doc[name] = part.summarize(study, store)
+    doc["groups"] = group_statistics(doc)
     runs = doc["runs"]
     doc["counts"] = {
         "runs": len(runs),

@@ -259,27 +259,32 @@ def compute_umap(spec: UmapSpec, ctx: Context) -> tuple[dict, dict]:
     return {"embedding.npz": {"embedding": emb}}, {"trustworthiness": trust}
 
 
-def representation_runs(study: Study, objective: str) -> list[RunSpec]:
-    """The runs of one objective, the dense seed-0-most run first (the alignment reference)."""
-    runs = [r for r in study.runs() if r.train.objective == objective]
-    runs.sort(key=lambda r: (r.sparsity.method != "dense", r.seed))
-    return runs
+def representation_groups(study: Study) -> list[list[RunSpec]]:
+    """The runs of each objective x setting, the dense lowest-seed run first (the reference).
+
+    A study without axes has one setting, so one group per objective.
+    """
+    groups: dict[tuple, list[RunSpec]] = {}
+    for r in study.runs():
+        groups.setdefault((r.train.objective, r.setting), []).append(r)
+    for runs in groups.values():
+        runs.sort(key=lambda r: (r.sparsity.method != "dense", r.seed))
+    return list(groups.values())
 
 
 def representation_specs(study: Study) -> list[RepresentationsSpec]:
-    """One study-level representations spec per objective."""
+    """One representations spec per objective x setting (its runs share one network shape)."""
     settings = study.analysis("representations")
+    groups = representation_groups(study)
     if settings.layer != PENULTIMATE:  # refuse a bad layer name before anything is computed
         from analysis.data import dataset_info
         from analysis.models import build_for
 
-        with torch.device("meta"):  # names only: a skeleton without storage
-            model = build_for(study.model, dataset_info(study.data.name))
-        check_layer(model, settings.layer)
-    return [
-        RepresentationsSpec(runs=tuple(representation_runs(study, o)), settings=settings)
-        for o in study.objectives
-    ]
+        for model in dict.fromkeys(runs[0].model for runs in groups):
+            with torch.device("meta"):  # names only: a skeleton without storage
+                skeleton = build_for(model, dataset_info(study.data.name))
+            check_layer(skeleton, settings.layer)
+    return [RepresentationsSpec(runs=tuple(runs), settings=settings) for runs in groups]
 
 
 def run_parts(spec: RepresentationsSpec) -> list[tuple[FeaturesSpec, list[UmapSpec]]]:

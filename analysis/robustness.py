@@ -41,7 +41,16 @@ from analysis.corruptions import SEVERITIES, corrupt, corruptions_for
 from analysis.data import dataset_info, eval_subset, load
 from analysis.device import full_fp32
 from analysis.errors import SpecError
-from analysis.specs import SPEC, DataSpec, RunSpec, check_float, check_int, check_option, spec_key
+from analysis.specs import (
+    SPEC,
+    DataSpec,
+    RunSpec,
+    SparsitySpec,
+    check_float,
+    check_int,
+    check_option,
+    spec_key,
+)
 
 
 @dataclass(**SPEC)
@@ -308,18 +317,24 @@ def summarize_robustness(study: Study, store: Any) -> list[dict]:
             docs[spec_key(spec.run)] = get_result(spec, store=store, compute=False).read(
                 "robustness.json"
             )
-    dense = {(r.seed, r.train.objective): spec_key(r) for r in study.dense_runs()}
+    dense = {spec_key(r) for r in study.dense_runs()}
     out = []
     for spec in specs:
         run = spec.run
         record = records[spec_key(run)]
-        item: dict = {"label": run.label, "key": spec_key(run), "status": record["status"]}
+        item: dict = {
+            "label": run.label,
+            "key": spec_key(run),
+            "status": record["status"],
+            "setting": dict(run.setting),
+        }
         if "error" in record:
             item["error"] = record["error"]
         doc = docs.get(spec_key(run))
         if doc is not None:
             errors = corruption_errors(doc["corruption"])
-            base_doc = docs.get(dense.get((run.seed, run.train.objective), ""))
+            twin = spec_key(run.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0)))
+            base_doc = docs.get(twin) if twin in dense else None
             if base_doc is not None:
                 m, rm, ce = mce(errors, corruption_errors(base_doc["corruption"]))
                 item.update(mce=m, relative_mce=rm, ce=ce)

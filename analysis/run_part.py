@@ -14,7 +14,7 @@ from analysis.api import Analysis, Kind, Study, status_record
 from analysis.api import get as get_result
 from analysis.runs import compute_run, load_run
 from analysis.sparsity import prerequisites
-from analysis.specs import RunSpec
+from analysis.specs import RunSpec, setting_label
 from analysis.store import Store
 
 #: Metrics of a cached run copied into its summary record (docs/summary.md).
@@ -110,6 +110,8 @@ def run_record(spec: RunSpec, store: Store) -> dict:
         "seed": spec.seed,
         "requested_sparsity": spec.sparsity.sparsity,
         "options": dict(spec.sparsity.options),
+        "setting": dict(spec.setting),
+        "setting_label": setting_label(spec.setting),
         **status,
     }
     if record["status"] == "cached":

@@ -24,7 +24,7 @@ from analysis.errors import SpecError
 SCHEMA_VERSION = 1
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
-ARCHS = ("mlp", "lenet", "vgg", "resnet20")
+ARCHS = ("mlp", "lenet", "vgg", "resnet20", "resnet32", "resnet56")
 
 
 # ---------------------------------------------------------------------------
@@ -102,13 +102,15 @@ def to_canonical(value: Any) -> Any:
     A field named in its class's ``key_omits`` is left out while it holds the
     value given there: the meaning every key had before the field was added, so
     adding a field keeps every existing key (any other value joins the key).
+    A field declared with ``compare=False`` (a run's setting label) is a name,
+    not part of what is computed, and is never in the key.
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         omits = getattr(type(value), "key_omits", {})
         return {
             f.name: to_canonical(getattr(value, f.name))
             for f in dataclasses.fields(value)
-            if not (f.name in omits and getattr(value, f.name) == omits[f.name])
+            if f.compare and not (f.name in omits and getattr(value, f.name) == omits[f.name])
         }
     if isinstance(value, tuple | list):
         return [to_canonical(v) for v in value]
@@ -213,12 +215,21 @@ class DataSpec:
     ``train_size`` takes a seeded subset of the training split (``None``: all of
     it); ``val_fraction`` of the training set is held out for validation, by
     ``split_seed``. The test split is the dataset's own (digits: a seeded 20%).
+
+    ``label_noise`` replaces the labels of that fraction of the training fold
+    (exactly ``round(p * n)`` examples, chosen by ``split_seed``) with a label
+    drawn uniformly from the other classes, as in the double-descent
+    experiments (Nakkiran et al. 2020; Zhang et al. 2017): the validation and
+    test labels stay clean. 0 is left out of the key, so older keys hold.
     """
+
+    key_omits: ClassVar[dict[str, Any]] = {"label_noise": 0.0}
 
     name: Literal["digits", "fashion-mnist", "mnist", "cifar10"] = "digits"
     train_size: int | None = None
     val_fraction: float = 0.1
     split_seed: int = 0
+    label_noise: float = 0.0
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -226,19 +237,33 @@ class DataSpec:
             check_int("DataSpec", "train_size", self.train_size, lo=10)
         check_float("DataSpec", "val_fraction", self.val_fraction, 0.0, 0.5)
         check_int("DataSpec", "split_seed", self.split_seed, lo=0)
+        check_float("DataSpec", "label_noise", self.label_noise, 0.0, 1.0, hi_open=True)
 
 
 @dataclass(**SPEC)
 class ModelSpec:
-    """Architecture: ``mlp`` uses width and depth, the conv nets use width_mult."""
+    """Architecture: ``mlp`` uses width and depth, the conv nets use width_mult.
 
-    arch: Literal["mlp", "lenet", "vgg", "resnet20"] = "mlp"
+    ``resnet20``/``resnet32``/``resnet56`` are He et al.'s CIFAR ResNets (6n + 2
+    layers); ``shortcuts = false`` removes every residual connection, Li et al.
+    2018's ResNet-56-noshort. ``shortcuts`` is left out of the key while true.
+    """
+
+    key_omits: ClassVar[dict[str, Any]] = {"shortcuts": True}
+
+    arch: Literal["mlp", "lenet", "vgg", "resnet20", "resnet32", "resnet56"] = "mlp"
     width: int = 512
     depth: int = 2
     width_mult: float = 1.0
+    shortcuts: bool = True
 
     def __post_init__(self) -> None:
         check_literals(self)
+        check_bool("ModelSpec", "shortcuts", self.shortcuts)
+        if not self.shortcuts and not self.arch.startswith("resnet"):
+            raise SpecError(
+                "shortcuts", "true unless arch is a ResNet", self.shortcuts, owner="ModelSpec"
+            )
         check_int("ModelSpec", "width", self.width, lo=1, hi=16384)
         check_int("ModelSpec", "depth", self.depth, lo=1, hi=16)
         check_float("ModelSpec", "width_mult", self.width_mult, 0.0, 16.0, lo_open=True)
@@ -345,17 +370,27 @@ class SparsitySpec:
             )
         object.__setattr__(self, "options", tuple(sorted(given, key=lambda p: p[0])))
 
-    def opt(self, name: str) -> Any:
-        """The value of option ``name`` (defaults are always present)."""
+    def opt(self, name: str, default: Any = dataclasses.MISSING) -> Any:
+        """The value of option ``name`` (defaults are present, except an option that
+        omits its default from the key: pass that ``default``)."""
         for key, value in self.options:
             if key == name:
                 return value
-        raise KeyError(name)
+        if default is dataclasses.MISSING:
+            raise KeyError(name)
+        return default
 
 
 @dataclass(**SPEC)
 class RunSpec:
-    """One trained (and possibly pruned) network: a pure function of this spec."""
+    """One trained (and possibly pruned) network: a pure function of this spec.
+
+    ``setting`` names the values of a study's axes this run was built from
+    (``(("model.width", 64),)``): a label, not part of what is computed, so it
+    is left out of the key and of equality (:func:`to_canonical`), and the
+    width-64 run of a sweep is the same cached run as a study that asks for
+    width 64 alone.
+    """
 
     kind: ClassVar[str] = "run"
     data: DataSpec = field(default_factory=DataSpec)
@@ -363,6 +398,7 @@ class RunSpec:
     train: TrainSpec = field(default_factory=TrainSpec)
     sparsity: SparsitySpec = field(default_factory=SparsitySpec)
     seed: int = 0
+    setting: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         check_int("RunSpec", "seed", self.seed, lo=0, hi=2**31 - 1)
@@ -379,12 +415,40 @@ class RunSpec:
             "sparsity": self.sparsity.sparsity,
             "objective": self.train.objective,
             "seed": self.seed,
+            "setting": dict(self.setting),
+            "setting_label": setting_label(self.setting),
         }
 
     @property
     def label(self) -> str:
-        """A short human name: method, sparsity, objective and seed."""
+        """A short human name: the setting (if any), method, sparsity, objective and seed."""
         s = self.sparsity
-        pct = f"{100 * s.sparsity:g}%" if s.method != "dense" else ""
+        pct = f"{100 * s.sparsity:.4g}%" if s.method != "dense" else ""
         obj = " supcon" if self.train.objective == "supcon" else ""
-        return f"{s.method}{' ' + pct if pct else ''}{obj} s{self.seed}"
+        name = f"{s.method}{' ' + pct if pct else ''}{obj} s{self.seed}"
+        return f"{setting_label(self.setting)} · {name}" if self.setting else name
+
+
+#: Short names of the axes in a setting's label (any other axis: its field name).
+AXIS_NAMES = {
+    "model.width": "width",
+    "model.width_mult": "width x",
+    "train.batch_size": "batch",
+    "train.weight_decay": "wd",
+    "data.label_noise": "noise",
+    "data.train_size": "n train",
+}
+
+
+def setting_label(setting: tuple[tuple[str, Any], ...]) -> str:
+    """``"width 64, noise 0.2"``: the values of the axes that vary, in the study's order."""
+    parts = []
+    for name, value in setting:
+        if name == "model.arch":
+            parts.append(str(value))
+        elif name == "model.shortcuts":
+            parts.append("shortcuts" if value else "no shortcuts")
+        else:
+            short = AXIS_NAMES.get(name, name.split(".")[-1])
+            parts.append(f"{short} {value:g}" if isinstance(value, float) else f"{short} {value}")
+    return ", ".join(parts)

@@ -24,6 +24,11 @@ analysis. Example::
     method = "magnitude"
     sparsities = [0.9]
     scope = "global"           # any other key is an option of the method
+
+A list on a model, training or data field is an axis (``width = [64, 256]``):
+every combination of the axes is a setting, and every run and analysis is
+computed per setting (:mod:`analysis.axes`). ``sparsities`` may be a ladder,
+``{ ladder = "geometric", from = 0.5, to = 0.98, steps = 6 }``.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from analysis.axes import Axis, Setting, check_arch_axes, ladder, settings, split_axes
 from analysis.errors import DataError, SpecError
 from analysis.parts import PARTS, SETTINGS
-from analysis.sparsity import check_run, sparsity_spec
+from analysis.sparsity import check_run, entry_specs
 from analysis.specs import (
     DATASETS,
     SPEC,
@@ -69,9 +75,12 @@ class MethodEntry:
     options: tuple[tuple[str, Any], ...] = ()
 
     def specs(self) -> list[SparsitySpec]:
-        """The sparsity specs this entry expands to (checked against the method, defaults filled in)."""
+        """The sparsity specs this entry expands to (checked against the method, defaults filled in).
+
+        Several lottery levels are one pruning chain (``analysis.sparsity.lottery``).
+        """
         levels = self.sparsities or ((0.0,) if self.method == "dense" else ())
-        return [sparsity_spec(self.method, s, self.options) for s in levels]
+        return entry_specs(self.method, list(levels), self.options) if levels else []
 
 
 @dataclass(**SPEC)
@@ -89,29 +98,37 @@ class StudySpec:
     objectives: tuple[str, ...] = ("ce",)
     methods: tuple[MethodEntry, ...] = ()
     analyses: tuple[tuple[str, Any], ...] = ()
+    axes: tuple[Axis, ...] = ()
+
+    def settings(self) -> list[Setting]:
+        """Every combination of the axes (one setting, unnamed, when there are none)."""
+        return settings(self.axes, self.data, self.model, self.train)
 
     def runs(self) -> list[RunSpec]:
-        """Every run of the study: objectives x seeds x methods x sparsities.
+        """Every run of the study: objectives x settings x seeds x methods x sparsities.
 
-        Every run shares the study's data, model and training spec: no method adds
-        to another's (a run's key holds only what changes that run), and a
-        method's prerequisites (the dense run it prunes) are then study runs too.
+        Within a setting every run shares its data, model and training spec: no
+        method adds to another's (a run's key holds only what changes that run),
+        and a method's prerequisites (the dense run it prunes) are then study
+        runs too. A run names its setting (not in its key).
         """
         out = []
         for objective in self.objectives:
-            train = dataclasses.replace(self.train, objective=objective)
-            for seed in self.seeds:
-                for entry in self.methods:
-                    for sp in entry.specs():
-                        out.append(
-                            RunSpec(
-                                data=self.data,
-                                model=self.model,
-                                train=train,
-                                sparsity=sp,
-                                seed=seed,
+            for setting in self.settings():
+                train = dataclasses.replace(setting.train, objective=objective)
+                for seed in self.seeds:
+                    for entry in self.methods:
+                        for sp in entry.specs():
+                            out.append(
+                                RunSpec(
+                                    data=setting.data,
+                                    model=setting.model,
+                                    train=train,
+                                    sparsity=sp,
+                                    seed=seed,
+                                    setting=setting.values,
+                                )
                             )
-                        )
         return out
 
     def dense_runs(self) -> list[RunSpec]:
@@ -152,6 +169,10 @@ def _methods(raw: Any) -> tuple[MethodEntry, ...]:
             levels = [table.pop("sparsity")]
         if levels is None:
             levels = []
+        if isinstance(levels, dict):
+            if levels.get("ladder") == "lottery" and method == "lottery":
+                table.setdefault("rounds", 1)  # each level one round of the chain
+            levels = ladder(levels, f"{where}.sparsities")
         if not isinstance(levels, list) or len(levels) > 50:
             raise SpecError(
                 f"{where}.sparsities",
@@ -206,7 +227,7 @@ def _analyses(raw: Any) -> tuple[tuple[str, Any], ...]:
 
 def study_from_dict(doc: dict) -> StudySpec:
     """Validate a parsed study document and build its spec."""
-    known = {f.name for f in dataclasses.fields(StudySpec)}
+    known = {f.name for f in dataclasses.fields(StudySpec)} - {"axes"}  # axes: lists in place
     for key in doc:
         if key not in known:
             raise SpecError(
@@ -230,6 +251,10 @@ def study_from_dict(doc: dict) -> StudySpec:
         )
     data_doc = dict(doc.get("data", {})) if isinstance(doc.get("data", {}), dict) else doc["data"]
     fallback = data_doc.pop("fallback", None) if isinstance(data_doc, dict) else None
+    data_doc, data_axes = split_axes("data", data_doc)
+    model_doc, model_axes = split_axes("model", doc.get("model", {}))
+    train_doc, train_axes = split_axes("train", doc.get("train", {}))
+    axes = [*model_axes, *train_axes, *data_axes]
     if fallback is not None:
         check_option("study", "data.fallback", fallback, DATASETS)
     seeds = doc.get("seeds", [0])
@@ -247,22 +272,32 @@ def study_from_dict(doc: dict) -> StudySpec:
     for o in objectives:
         check_option("study", "objectives", o, ("ce", "supcon"))
     methods = _methods(doc.get("methods"))
-    train = from_dict(TrainSpec, doc.get("train", {}), prefix="train.")
+    model = from_dict(ModelSpec, model_doc, prefix="model.")
+    arch_axis = [a.values for a in model_axes if a.name == "model.arch"]
+    check_arch_axes(model_axes, tuple(arch_axis[0]) if arch_axis else (model.arch,))
     study = StudySpec(
         name=name,
         description=description,
         data=from_dict(DataSpec, data_doc, prefix="data."),
         fallback=fallback,
-        model=from_dict(ModelSpec, doc.get("model", {}), prefix="model."),
-        train=train,
+        model=model,
+        train=from_dict(TrainSpec, train_doc, prefix="train."),
         seeds=tuple(seeds),
         objectives=tuple(dict.fromkeys(objectives)),
         methods=methods,
         analyses=_analyses(doc.get("analyses", {})),
+        axes=tuple(axes),
     )
-    n_runs = len(study.runs())
+    n_settings = len(study.settings())
+    n_runs = n_settings * len(study.objectives) * len(study.seeds)
+    n_runs *= sum(len(entry.specs()) for entry in study.methods)
     if n_runs > MAX_RUNS:
-        raise SpecError("methods", f"a grid of at most {MAX_RUNS} runs", n_runs, owner="study")
+        raise SpecError(
+            "axes" if axes else "methods",
+            f"a grid of at most {MAX_RUNS} runs",
+            f"{n_runs} runs ({n_settings} settings)",
+            owner="study",
+        )
     _check_methods_against_training(study)
     check_parts(study)
     return study
@@ -285,15 +320,22 @@ def check_parts(study: StudySpec) -> None:
 
 def _check_methods_against_training(study: StudySpec) -> None:
     """Check each method entry's options against the run it trains (e.g. a rewind step in range)."""
-    for i, entry in enumerate(study.methods):
-        for sp in entry.specs():
-            run = RunSpec(data=study.data, model=study.model, train=study.train, sparsity=sp)
-            try:
-                check_run(run)
-            except SpecError as err:
-                raise SpecError(
-                    f"methods[{i}].{err.param}", err.allowed, err.received, owner="study"
-                ) from None
+    for setting in study.settings():
+        for i, entry in enumerate(study.methods):
+            for sp in entry.specs():
+                run = RunSpec(
+                    data=setting.data, model=setting.model, train=setting.train, sparsity=sp
+                )
+                try:
+                    check_run(run)
+                except SpecError as err:
+                    where = f" (in setting {run.replace(setting=setting.values).label})"
+                    raise SpecError(
+                        f"methods[{i}].{err.param}",
+                        err.allowed,
+                        f"{err.received!r}{where if setting.values else ''}",
+                        owner="study",
+                    ) from None
 
 
 def parse_study(text: str, *, source: str = "study") -> StudySpec:

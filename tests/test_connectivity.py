@@ -60,6 +60,8 @@ SMALL = {
     "lenet": ModelSpec(arch="lenet", width_mult=1.0),
     "vgg": ModelSpec(arch="vgg", width_mult=0.25),
     "resnet20": ModelSpec(arch="resnet20", width_mult=0.25),
+    "resnet32": ModelSpec(arch="resnet32", width_mult=0.25),
+    "resnet56": ModelSpec(arch="resnet56", width_mult=0.25, shortcuts=False),
 }
 DIGITS = DataSpec(name="digits", train_size=200)
 
@@ -474,7 +476,7 @@ def test_a_rewind_step_outside_snapshot_steps_is_refused_when_the_study_loads() 
 
 
 def test_study_specs_pair_seeds_and_add_repair_for_bn_nets() -> None:
-    """Seeds[0] x seeds[1] per method x alignment (+ REPAIR on BN nets), same-init, instability."""
+    """Every seed pair per method x alignment (+ REPAIR on BN nets), same-init, instability."""
     import analysis.connectivity
 
     assert PARTS["connectivity"] is analysis.connectivity.ANALYSIS
@@ -484,8 +486,8 @@ def test_study_specs_pair_seeds_and_add_repair_for_bn_nets() -> None:
     assert len(pairs) == 9 and not any(s.repair for s in pairs)
     assert {(s.run_a.seed, s.run_b.seed) for s in pairs} == {(0, 1), (0, 0)}
     inst = [s for s in mlp if isinstance(s, InstabilitySpec)]
-    assert [s.rewind_step for s in inst] == [0, 2]
-    assert all(s.run.sparsity.method == "dense" and s.run.seed == 0 for s in inst)
+    assert [(s.run.seed, s.rewind_step) for s in inst] == [(0, 0), (0, 2), (1, 0), (1, 2)]
+    assert all(s.run.sparsity.method == "dense" for s in inst)
     vgg = connectivity_specs(parse_study(STUDY.format(arch="vgg", snap=2, rewind=0)))
     assert sum(isinstance(s, ConnectivitySpec) and s.repair for s in vgg) == 9
 
@@ -521,10 +523,11 @@ def test_compute_and_summarize_a_study(store) -> None:
                 s = pair["matching"]["spread"][split][name]
                 assert s["min"] <= value <= s["max"]
     assert doc["settings"]["matching_restarts"] == 8
-    (group,) = doc["instability"]
-    assert group["method"] == "dense" and group["points"][0]["rewind_step"] == 0
-    assert group["points"][0]["status"] == "cached"
-    assert "error_barrier" in group["points"][0]["barriers"]["test"]
+    assert [g["seed"] for g in doc["instability"]] == [0, 1]  # every seed
+    for group in doc["instability"]:
+        assert group["method"] == "dense" and group["points"][0]["rewind_step"] == 0
+        assert group["points"][0]["status"] == "cached"
+        assert "error_barrier" in group["points"][0]["barriers"]["test"]
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ from analysis.specs import (
     check_int,
     check_literals,
     check_option,
+    setting_label,
     spec_key,
 )
 
@@ -258,14 +259,20 @@ def check_settings(study: Study, s: ConnectivitySettings) -> None:
         )
 
 
+def _has_bn(run: RunSpec) -> bool:
+    """Whether ``run``'s network has BatchNorm (REPAIR's BN variant applies)."""
+    return arch_has_batchnorm(run.model, run.data.name)
+
+
 def connectivity_specs(study: Study) -> list[ConnectivitySpec | InstabilitySpec]:
     """Every connectivity and instability spec of the study.
 
-    With 2+ seeds: for every objective x method x sparsity, the runs of the
-    first two seeds, for each alignment (and its REPAIR variant on BatchNorm
+    With 2+ seeds: for every setting x objective x method x sparsity, every
+    pair of seeds (n seeds give n(n-1)/2 pairs, so barriers come with a
+    spread), for each alignment (and its REPAIR variant on BatchNorm
     networks); if asked, every pruned run of the first seed against the dense
     run of that seed; and the instability test of ``instability_method``'s runs
-    of the first seed, from every rewind step.
+    of every seed, from every rewind step.
     """
     s = study.analysis("connectivity")
     check_settings(study, s)
@@ -275,13 +282,14 @@ def connectivity_specs(study: Study) -> list[ConnectivitySpec | InstabilitySpec]
         test_subset=s.test_subset,
         seed=s.subset_seed,
     )
-    repairs = (
-        (False, True) if s.repair and arch_has_batchnorm(study.model, study.data.name) else (False,)
-    )
-    first = [r for r in study.runs() if r.seed == study.seeds[0]]
-    pairs: list[tuple[RunSpec, RunSpec]] = []
-    if len(study.seeds) >= 2:
-        pairs += [(r, r.replace(seed=study.seeds[1])) for r in first]
+    runs = study.runs()
+    first = [r for r in runs if r.seed == study.seeds[0]]
+    pairs: list[tuple[RunSpec, RunSpec]] = [
+        (r.replace(seed=a), r.replace(seed=b))
+        for r in first
+        for i, a in enumerate(study.seeds)
+        for b in study.seeds[i + 1 :]
+    ]
     if s.same_init_pairs:
         dense = SparsitySpec(method="dense", sparsity=0.0)
         pairs += [(r.replace(sparsity=dense), r) for r in first if r.sparsity.method != "dense"]
@@ -296,12 +304,12 @@ def connectivity_specs(study: Study) -> list[ConnectivitySpec | InstabilitySpec]
         )
         for a, b in pairs
         for alignment in s.alignments
-        for repair in repairs
+        for repair in ((False, True) if s.repair and _has_bn(a) else (False,))
     ]
     if s.instability:
         out += [
             InstabilitySpec(run=r, rewind_step=k, **common)
-            for r in first
+            for r in runs
             if r.sparsity.method == s.instability_method
             for k in s.rewind_steps
         ]
@@ -331,6 +339,9 @@ def _pair_item(spec: ConnectivitySpec, store: Any) -> dict:
         "pair": "seeds" if spec.run_a.seed != run_b.seed else "same-init",
         "run_a": spec.run_a.label,
         "run_b": run_b.label,
+        "seeds": [spec.run_a.seed, run_b.seed],
+        "setting": dict(run_b.setting),
+        "setting_label": setting_label(run_b.setting),
         "method": run_b.sparsity.method,
         "sparsity": run_b.sparsity.sparsity,
         "objective": run_b.train.objective,

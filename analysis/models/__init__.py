@@ -26,6 +26,8 @@ MODELS: dict[str, Callable[[ModelSpec, InputInfo], PrunableNet]] = {
     "lenet": build_lenet,
     "vgg": build_vgg,
     "resnet20": build_resnet20,
+    "resnet32": build_resnet20,
+    "resnet56": build_resnet20,
 }
 
 

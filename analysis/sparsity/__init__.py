@@ -85,7 +85,9 @@ def normalize(spec: SparsitySpec) -> SparsitySpec:
     values = {p.name: p.check(given.get(p.name, p.default), owner=owner) for p in method.params}
     method.check_sparsity(spec.sparsity)
     method.check_options(values)
-    return SparsitySpec(method=spec.method, sparsity=spec.sparsity, options=values)
+    omitted = {p.name for p in method.params if p.omit_default and values[p.name] == p.default}
+    options = {k: v for k, v in values.items() if k not in omitted}
+    return SparsitySpec(method=spec.method, sparsity=spec.sparsity, options=options)
 
 
 def sparsity_spec(method: str, sparsity: float = 0.0, options: Any = ()) -> SparsitySpec:
@@ -95,6 +97,17 @@ def sparsity_spec(method: str, sparsity: float = 0.0, options: Any = ()) -> Spar
     Raises SpecError naming the field, as :func:`normalize` does.
     """
     return normalize(SparsitySpec(method=method, sparsity=sparsity, options=options))
+
+
+def entry_specs(method: str, levels: list[float], options: Any = ()) -> list[SparsitySpec]:
+    """The checked specs of a study entry: ``method`` at each of ``levels`` with ``options``.
+
+    Most methods give one spec per level; the lottery ticket gives one pruning
+    chain (:meth:`~analysis.sparsity.base.Method.level_specs`). Raises SpecError
+    naming the field, as :func:`normalize` does.
+    """
+    found = get_method(method)
+    return [normalize(spec) for spec in found.level_specs(list(levels), dict(options))]
 
 
 def check(spec: SparsitySpec) -> None:

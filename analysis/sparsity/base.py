@@ -46,6 +46,9 @@ class Param:
     lo: float | None = None
     hi: float | None = None
     options: tuple | None = None
+    #: Left out of the spec's options (so of the key) while it holds its default:
+    #: an option added later keeps every existing key (read it with ``opt(name, default)``).
+    omit_default: bool = False
 
     def check(self, value: Any, *, owner: str) -> Any:
         """Validate ``value`` (ints are accepted for floats) and return it normalised."""
@@ -120,6 +123,14 @@ class Method(ABC):
 
     def check_run(self, spec: RunSpec, steps: int) -> None:
         """Check the options of ``spec`` against the run's training length (``steps`` optimizer steps)."""
+
+    def level_specs(self, levels: list[float], options: dict) -> list[SparsitySpec]:
+        """The specs of one study entry that lists ``levels``: one per level, by default.
+
+        A method whose levels build on each other (the lottery ticket's pruning
+        chain) overrides this, so that the levels share their computation.
+        """
+        return [SparsitySpec(method=self.name, sparsity=s, options=options) for s in levels]
 
     def prerequisites(self, spec: RunSpec) -> list[RunSpec]:
         """The runs this method reads from the store while computing ``spec`` (none by default)."""
@@ -233,19 +244,29 @@ def masks_from_scores(
     return {n: out[n] for n in scores}
 
 
-def output_layer_sparsity(mode: str, sparsity: float, rounds: int = 1) -> float | None:
+def output_layer_sparsity(
+    mode: str, sparsity: float, rounds: int = 1, chain: tuple[float, ...] = ()
+) -> float | None:
     """The output layer's own sparsity under ``output_layer=mode`` (None: ranked with the rest).
 
     ``sparsity`` is reached in ``rounds`` equal-rate rounds (rate ``p`` per round);
     ``half`` prunes the output layer at ``p / 2`` per round, as Frankle & Carbin
     2019 do, so after the rounds it holds ``1 - (1 - p/2) ** rounds`` sparsity.
+    ``chain``: the sparsities of a pruning chain's earlier levels (the first
+    reached in ``rounds - len(chain)`` equal-rate rounds, then one round per
+    level); each round's rate is then the chain's own.
     """
     if mode == "prune":
         return None
     if mode == "keep":
         return 0.0
-    rate = 1.0 - (1.0 - sparsity) ** (1.0 / rounds)
-    return 1.0 - (1.0 - rate / 2.0) ** rounds
+    first = chain[0] if chain else sparsity
+    equal = rounds - len(chain)
+    rate = 1.0 - (1.0 - first) ** (1.0 / equal)
+    head_density = (1.0 - rate / 2.0) ** equal
+    for before, after in zip(chain, (*chain[1:], sparsity), strict=True):
+        head_density *= 1.0 - (1.0 - (1.0 - after) / (1.0 - before)) / 2.0
+    return 1.0 - head_density
 
 
 def ranked_masks(
@@ -256,6 +277,7 @@ def ranked_masks(
     output_layer: str,
     owner: str,
     rounds: int = 1,
+    chain: tuple[float, ...] = (),
     current: Masks | None = None,
 ) -> Masks:
     """:func:`masks_from_scores` with the output layer treated as the ``output_layer`` option says.
@@ -264,7 +286,7 @@ def ranked_masks(
     ``sparsity`` (for ``half``, see :func:`output_layer_sparsity`). Raises SpecError naming ``output_layer`` when keeping the output layer (or
     half of it) leaves the other layers too few weights to reach ``sparsity``.
     """
-    head = output_layer_sparsity(output_layer, sparsity, rounds)
+    head = output_layer_sparsity(output_layer, sparsity, rounds, chain)
     fixed = {} if head is None or OUTPUT_LAYER not in scores else {OUTPUT_LAYER: head}
     try:
         return masks_from_scores(scores, sparsity, scope=scope, current=current, fixed=fixed)

@@ -7,7 +7,12 @@ Lottery Ticket Hypothesis") rewind to an early training step ``k`` instead of
 initialisation, which is what makes the procedure work for deeper networks.
 
 The rate per round is ``1 - (1 - sparsity) ** (1 / rounds)`` so ``rounds``
-rounds end exactly at ``sparsity``. Round ``r`` is itself a run spec (the same
+rounds end exactly at ``sparsity``. A study entry that lists several levels
+(``sparsities = [0.5, 0.8, 0.9]``, or a ladder) is one pruning chain per seed:
+its first level is reached in ``rounds`` rounds, each further level is one more
+round pruning the level before it (the ``chain`` option lists the earlier
+levels, so level k's key is that of round k of the chain, computed once and
+shared; Frankle & Carbin's own figures are read off one chain this way). Round ``r`` is itself a run spec (the same
 method at the sparsity of ``r`` rounds), fetched from the store, so every
 intermediate ticket is cached and never retrained; round 1 prunes the study's
 dense run.
@@ -55,7 +60,7 @@ from analysis.sparsity.base import (
     require_positive,
     scope_param,
 )
-from analysis.specs import RunSpec
+from analysis.specs import RunSpec, SparsitySpec
 from analysis.training_types import MethodOutput, RunContext, apply_masks, state_of
 
 
@@ -64,13 +69,29 @@ def round_sparsity(final: float, rounds: int, r: int) -> float:
     return round(1.0 - (1.0 - final) ** (r / rounds), 10)
 
 
+def chain_levels(text: str) -> tuple[float, ...]:
+    """The earlier levels a ``chain`` option lists (``"0.5,0.8"`` -> (0.5, 0.8))."""
+    return tuple(float(x) for x in text.split(",")) if text else ()
+
+
 def previous_round(spec: RunSpec) -> RunSpec:
     """Round ``rounds - 1`` of the chain that ``spec`` ends (``spec`` must have rounds > 1)."""
     s = spec.sparsity
-    rounds = s.opt("rounds")
-    options = tuple(sorted({**dict(s.options), "rounds": rounds - 1}.items()))
-    sparsity = round_sparsity(s.sparsity, rounds, rounds - 1)
-    return spec.replace(sparsity=dataclasses.replace(s, sparsity=sparsity, options=options))
+    rounds, chain = s.opt("rounds"), s.opt("chain", "")
+    changes: dict = {"rounds": rounds - 1}
+    if chain:
+        # The chain's last earlier level, written as it was (its float is the exact key).
+        *earlier, last = chain.split(",")
+        sparsity = float(last)
+        changes["chain"] = ",".join(earlier)
+    else:
+        sparsity = round_sparsity(s.sparsity, rounds, rounds - 1)
+    options = {**dict(s.options), **changes}
+    if not options.get("chain", "x"):
+        del options["chain"]  # the option's default is left out of the key
+    return spec.replace(
+        sparsity=dataclasses.replace(s, sparsity=sparsity, options=tuple(sorted(options.items())))
+    )
 
 
 def rewind_point(ctx: RunContext, step: int) -> dict[str, torch.Tensor]:
@@ -94,14 +115,66 @@ class Lottery(Method):
         Param("rewind_step", int, 0, "step to rewind the survivors to (0: initialisation)", lo=0),
         scope_param("global"),
         output_layer_param("keep"),
+        Param(
+            "chain",
+            str,
+            "",
+            "the chain's earlier levels (set by a study entry listing several levels)",
+            omit_default=True,
+        ),
     )
 
     def check_sparsity(self, sparsity: float) -> None:
         """Needs a sparsity above 0."""
         require_positive(self.name, sparsity)
 
+    def check_options(self, options: dict) -> None:
+        """``chain``: increasing sparsities in (0, 1), fewer than ``rounds``."""
+        owner = f"method {self.name!r}"
+        try:
+            levels = chain_levels(options["chain"])
+        except ValueError:
+            raise SpecError(
+                "chain", "comma-separated sparsities", options["chain"], owner=owner
+            ) from None
+        ok = all(0.0 < a < b < 1.0 for a, b in zip(levels, levels[1:], strict=False)) and (
+            not levels or 0.0 < levels[0] < 1.0
+        )
+        if not ok or len(levels) >= options["rounds"]:
+            raise SpecError(
+                "chain",
+                f"increasing sparsities in (0, 1), fewer than rounds = {options['rounds']}",
+                options["chain"],
+                owner=owner,
+            )
+
+    def level_specs(self, levels: list[float], options: dict) -> list[SparsitySpec]:
+        """One chain: the lowest level in ``rounds`` rounds, each further level one more round."""
+        levels = sorted(levels)
+        rounds = options.get("rounds", 3)
+        return [
+            SparsitySpec(
+                method=self.name,
+                sparsity=level,
+                options={
+                    **options,
+                    "rounds": rounds + k,
+                    "chain": ",".join(repr(x) for x in levels[:k]),
+                },
+            )
+            for k, level in enumerate(levels)
+        ]
+
     def check_run(self, spec: RunSpec, steps: int) -> None:
         """The rewind step must be one of the ``steps`` steps the run trains (0 to steps - 1)."""
+        levels = chain_levels(spec.sparsity.opt("chain", ""))
+        if levels and not levels[-1] < spec.sparsity.sparsity:
+            raise SpecError(
+                "chain",
+                f"earlier levels below the sparsity {spec.sparsity.sparsity}",
+                spec.sparsity.opt("chain"),
+                owner=f"method {self.name!r}",
+            )
         k = spec.sparsity.opt("rewind_step")
         if k > max(steps - 1, 0):
             raise SpecError(
@@ -134,6 +207,7 @@ class Lottery(Method):
             output_layer=s.opt("output_layer"),
             owner=f"method {self.name!r}",
             rounds=rounds,
+            chain=chain_levels(s.opt("chain", "")),
             current=previous.masks or None,
         )
         model.load_state_dict(rewind_point(ctx, k))
