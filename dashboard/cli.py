@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from analysis.errors import PrunescopeError
-from dashboard import known_warnings
+from dashboard import cli_plan, known_warnings
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "assets" / "studies"
@@ -94,8 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("study", help="study TOML file")
     p.add_argument("--only", choices=analysis_names(), help="compute only this part")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     _executor_options(p)
     _common(p)
+    cli_plan.add_parser(sub, _common, _device_option)
     p = sub.add_parser("show", help="summarise what a study has computed")
     p.add_argument("study", help="study TOML file")
     p.add_argument(
@@ -219,7 +221,7 @@ def _study(args: argparse.Namespace, path: str):
 
 def cmd_compute(args: argparse.Namespace) -> int:
     """Compute a study's runs and analyses; failed jobs are reported, the rest go on."""
-    from analysis.executor import make_executor
+    from analysis.executor import RayExecutor, make_executor
     from analysis.plan import compute_study
 
     workers = getattr(args, "workers", None)
@@ -244,6 +246,18 @@ def cmd_compute(args: argparse.Namespace) -> int:
         executor.close()
         raise
     print(f"device: {_where(executor)}")
+    if not isinstance(executor, RayExecutor):
+        cli_plan.print_plan(
+            study,
+            _store(args),
+            device=executor.devices[0],
+            workers=executor.parallelism,
+            threads=executor.threads,
+            only=args.only,
+        )
+    if getattr(args, "dry_run", False):
+        executor.close()
+        return 0
     bars = Bars(args.quiet)
     try:
         report = compute_study(
@@ -465,6 +479,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 COMMANDS = {
     "compute": cmd_compute,
     "show": cmd_show,
+    "plan": lambda args: cli_plan.cmd_plan(args, _study(args, args.study), _store(args)),
     "check": cmd_check,
     "demo": cmd_demo,
     "dashboard": cmd_dashboard,
