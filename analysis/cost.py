@@ -157,6 +157,7 @@ def _measure(
     """Training and forward images per second of ``net`` on one batch, each for ``seconds``."""
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     loss_fn = nn.CrossEntropyLoss()
+
     def step(train: bool) -> None:
         if train:
             opt.zero_grad(set_to_none=True)

@@ -180,6 +180,8 @@ def _methods(raw: Any) -> tuple[MethodEntry, ...]:
                 levels,
                 owner="study",
             )
+        if isinstance(table.get("keep_dense"), list):  # a TOML list of layers
+            table["keep_dense"] = ",".join(map(str, table["keep_dense"]))
         entry = MethodEntry(
             method=method, sparsities=tuple(levels), options=tuple(sorted(table.items()))
         )

@@ -223,3 +223,14 @@ def test_resnet_depths_and_the_noshort_variant():
     assert all(not b.residual for b in plain.modules() if isinstance(b, BasicBlock))
     with pytest.raises(SpecError, match="shortcuts"):
         ModelSpec(arch="mlp", shortcuts=False)
+
+
+def test_a_chain_prunes_the_output_layer_at_half_of_each_rounds_rate():
+    from analysis.sparsity.base import output_layer_sparsity
+    from analysis.sparsity.lottery import round_sparsity
+
+    chain = (round_sparsity(0.9, 3, 1), round_sparsity(0.9, 3, 2))
+    equal = output_layer_sparsity("half", 0.9, 3)
+    assert output_layer_sparsity("half", 0.9, 3, chain) == pytest.approx(equal)
+    # an uneven chain: 50% then 80%: rates 0.5 and 0.6, the head pruned at 0.25 and 0.3
+    assert output_layer_sparsity("half", 0.8, 2, (0.5,)) == pytest.approx(1 - 0.75 * 0.7)

@@ -24,8 +24,14 @@ def calibrated(tmp_path, monkeypatch):
     def fake(device, threads, seconds=0.4):
         calls.append(threads)
         rate = {"train_macs_per_s": 1e9, "forward_macs_per_s": 3e9}
-        return {"version": cost.CALIBRATION_VERSION, "device": "cpu", "threads": threads,
-                "mlp": rate, "conv": rate, "when": "now"}
+        return {
+            "version": cost.CALIBRATION_VERSION,
+            "device": "cpu",
+            "threads": threads,
+            "mlp": rate,
+            "conv": rate,
+            "when": "now",
+        }
 
     monkeypatch.setattr(cost, "calibrate", fake)
     return calls

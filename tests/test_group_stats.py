@@ -16,9 +16,7 @@ from tests._tiny import compute, tiny_study
 def test_interval_is_students_t():
     values = [0.81, 0.84, 0.80, 0.86]
     got = interval(values)
-    lo, hi = stats.t.interval(
-        0.95, len(values) - 1, loc=sum(values) / 4, scale=stats.sem(values)
-    )
+    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=sum(values) / 4, scale=stats.sem(values))
     assert got["n"] == 4 and got["ci95"] == pytest.approx([lo, hi])
     assert got["std"] == pytest.approx(stats.tstd(values))
     assert interval([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci95": None}

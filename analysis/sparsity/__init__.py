@@ -74,7 +74,7 @@ def normalize(spec: SparsitySpec) -> SparsitySpec:
     """
     method = get_method(spec.method)
     owner = f"method {spec.method!r}"
-    names = [p.name for p in method.params]
+    names = [p.name for p in method.all_params]
     given = dict(spec.options)
     for key in given:
         if key not in names:
@@ -82,10 +82,10 @@ def normalize(spec: SparsitySpec) -> SparsitySpec:
                 f"one of {{{', '.join(map(repr, names))}}}" if names else "no options (it has none)"
             )
             raise SpecError(key, allowed, key, owner=owner)
-    values = {p.name: p.check(given.get(p.name, p.default), owner=owner) for p in method.params}
+    values = {p.name: p.check(given.get(p.name, p.default), owner=owner) for p in method.all_params}
     method.check_sparsity(spec.sparsity)
     method.check_options(values)
-    omitted = {p.name for p in method.params if p.omit_default and values[p.name] == p.default}
+    omitted = {p.name for p in method.all_params if p.omit_default and values[p.name] == p.default}
     options = {k: v for k, v in values.items() if k not in omitted}
     return SparsitySpec(method=spec.method, sparsity=spec.sparsity, options=options)
 
@@ -128,9 +128,24 @@ def check_run(spec: RunSpec, steps: int | None = None) -> None:
     """Raise SpecError unless the sparsity of run ``spec`` is valid and complete, and its
     options fit the run's ``steps`` training steps (default: planned from the spec alone)."""
     check(spec.sparsity)
+    if spec.sparsity.opt("keep_dense", ""):
+        _check_keep_dense(spec)
     if steps is None:
         steps = planned_steps(train_set_size(spec.data), spec.train)
     get_method(spec.sparsity.method).check_run(spec, steps)
+
+
+def _check_keep_dense(spec: RunSpec) -> None:
+    """Every ``keep_dense`` item names a layer of the run's network (a storage-free copy)."""
+    import torch
+
+    from analysis.data import dataset_info
+    from analysis.models import build_for
+    from analysis.sparsity.base import kept_dense
+
+    with torch.device("meta"):
+        names = build_for(spec.model, dataset_info(spec.data.name)).prunable_names()
+    kept_dense(spec.sparsity, names)
 
 
 def prerequisites(spec: RunSpec) -> list[RunSpec]:

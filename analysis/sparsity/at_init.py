@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from analysis.sparsity.base import Masks, masks_from_scores
+from analysis.sparsity.base import Masks, kept_dense, masks_from_scores
 from analysis.training_types import MethodOutput, RunContext, apply_masks, state_of
 
 
@@ -18,7 +18,8 @@ def prune_at_init_and_train(
     s = ctx.spec.sparsity
     model = ctx.build()
     scores = score(model, ctx)
-    masks: Masks = masks_from_scores(scores, s.sparsity, scope="global")
+    keep = kept_dense(s, model.prunable_names())
+    masks: Masks = masks_from_scores(scores, s.sparsity, scope="global", keep=keep)
     apply_masks(model, masks)
     init = state_of(model)
     fit = ctx.fit(model, masks)

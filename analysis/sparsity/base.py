@@ -93,6 +93,44 @@ def output_layer_param(default: str) -> Param:
     )
 
 
+#: An option of every method but dense: layers it leaves dense. Left out of the key
+#: while empty, so every key from before it holds.
+KEEP_DENSE = Param(
+    "keep_dense",
+    str,
+    "",
+    "layers left dense: 'first', 'last' or module names, comma-separated (a TOML list works)",
+    omit_default=True,
+)
+
+
+def kept_dense(spec: SparsitySpec, names: list[str]) -> set[str]:
+    """The weight names the ``keep_dense`` option of ``spec`` leaves dense.
+
+    ``names``: the network's prunable weights in forward order
+    (``model.prunable_names()``). ``first`` and ``last`` are the first and last
+    of them (the input layer, the output layer); any other item names a module
+    (``head``, ``layers.0``) or a weight. Raises SpecError naming
+    ``keep_dense`` for an item that is neither.
+    """
+    text = spec.opt("keep_dense", "")
+    out = set()
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        if item in ("first", "last"):
+            out.add(names[0] if item == "first" else names[-1])
+        elif f"{item}.weight" in names or item in names:
+            out.add(item if item in names else f"{item}.weight")
+        else:
+            layers = ", ".join(n.removesuffix(".weight") for n in names)
+            raise SpecError(
+                "keep_dense",
+                f"'first', 'last' or a prunable layer of this network ({layers})",
+                item,
+                owner=f"method {spec.method!r}",
+            )
+    return out
+
+
 def dense_of(spec: RunSpec) -> RunSpec:
     """The dense run with the same data, model, training and seed as ``spec``."""
     return spec.replace(sparsity=SparsitySpec(method="dense", sparsity=0.0))
@@ -111,6 +149,12 @@ class Method(ABC):
 
     name: str = ""
     params: tuple[Param, ...] = ()
+
+    @property
+    def all_params(self) -> tuple[Param, ...]:
+        """Its own options and the options every method has (``keep_dense``; not dense)."""
+        return self.params if self.name == "dense" else (*self.params, KEEP_DENSE)
+
     #: "weights": sparsity is the fraction of prunable weights removed;
     #: "channels": the fraction of filters/neurons removed per layer.
     unit: str = "weights"
@@ -199,8 +243,14 @@ def masks_from_scores(
     scope: str = "global",
     current: Masks | None = None,
     fixed: dict[str, float] | None = None,
+    keep: set[str] | frozenset[str] = frozenset(),
 ) -> Masks:
     """Keep the highest-scoring weights so that exactly ``sparsity`` of them are pruned.
+
+    ``keep`` layers (the ``keep_dense`` option) stay dense and are left out of
+    the count: ``sparsity`` is then of the other layers' weights (as open_lth's
+    ``pruning_layers_to_ignore``), so keeping an MLP's large first layer dense
+    still prunes the rest to ``sparsity``.
 
     scores: {name: (weight shape)} non-negative importances (higher = keep).
     ``current`` masks stay pruned (iterative pruning). ``scope='global'`` ranks
@@ -213,6 +263,13 @@ def masks_from_scores(
     device (``current`` may live anywhere).
     """
     check_option("masks_from_scores", "scope", scope, ("global", "layerwise"))
+    if keep:
+        rest = {n: s for n, s in scores.items() if n not in keep}
+        fixed_rest = {n: f for n, f in (fixed or {}).items() if n in rest}
+        current_rest = {n: c for n, c in current.items() if n in rest} if current else None
+        out = masks_from_scores(rest, sparsity, scope=scope, current=current_rest, fixed=fixed_rest)
+        ones = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items() if n in keep}
+        return {n: out[n] if n in out else ones[n] for n in scores}
     current = current or {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
     current = {n: c.to(scores[n].device) for n, c in current.items()}  # e.g. a stored run's
     fixed = fixed or {}
@@ -264,7 +321,7 @@ def output_layer_sparsity(
     equal = rounds - len(chain)
     rate = 1.0 - (1.0 - first) ** (1.0 / equal)
     head_density = (1.0 - rate / 2.0) ** equal
-    for before, after in zip(chain, (*chain[1:], sparsity), strict=True):
+    for before, after in zip(chain, (*chain[1:], sparsity)[: len(chain)], strict=True):
         head_density *= 1.0 - (1.0 - (1.0 - after) / (1.0 - before)) / 2.0
     return 1.0 - head_density
 
@@ -279,17 +336,21 @@ def ranked_masks(
     rounds: int = 1,
     chain: tuple[float, ...] = (),
     current: Masks | None = None,
+    keep: set[str] | frozenset[str] = frozenset(),
 ) -> Masks:
     """:func:`masks_from_scores` with the output layer treated as the ``output_layer`` option says.
 
     scores: {name: (weight shape)}; ``rounds`` equal-rate rounds reach
-    ``sparsity`` (for ``half``, see :func:`output_layer_sparsity`). Raises SpecError naming ``output_layer`` when keeping the output layer (or
+    ``sparsity`` (for ``half``, see :func:`output_layer_sparsity`); ``keep``
+    layers stay dense and out of the count (see :func:`masks_from_scores`). Raises SpecError naming ``output_layer`` when keeping the output layer (or
     half of it) leaves the other layers too few weights to reach ``sparsity``.
     """
     head = output_layer_sparsity(output_layer, sparsity, rounds, chain)
     fixed = {} if head is None or OUTPUT_LAYER not in scores else {OUTPUT_LAYER: head}
     try:
-        return masks_from_scores(scores, sparsity, scope=scope, current=current, fixed=fixed)
+        return masks_from_scores(
+            scores, sparsity, scope=scope, current=current, fixed=fixed, keep=keep
+        )
     except ValueError as err:
         raise SpecError(
             "output_layer",

@@ -22,6 +22,7 @@ from analysis.errors import SpecError
 from analysis.sparsity.base import (
     Method,
     Param,
+    kept_dense,
     output_layer_param,
     ranked_masks,
     require_positive,
@@ -51,9 +52,10 @@ class GradualPruning(Callback):
         every: int,
         scope: str,
         output_layer: str = "prune",
+        keep: frozenset[str] = frozenset(),
     ):
         self.final, self.begin, self.end, self.every, self.scope = final, begin, end, every, scope
-        self.output_layer = output_layer
+        self.output_layer, self.keep = output_layer, keep
         self.log: list[tuple[int, float]] = []
 
     def _prune(self, state: TrainState) -> None:
@@ -67,6 +69,7 @@ class GradualPruning(Callback):
             output_layer=self.output_layer,
             owner="method 'gmp'",
             current=state.masks,
+            keep=self.keep,
         )
         state.masks.update(new)
         # momentum/Adam state of newly pruned weights is cleared so it cannot push them back
@@ -127,7 +130,13 @@ class GradualMagnitude(Method):
         begin = int(round(s.opt("begin") * steps))
         end = max(begin, int(round(min(s.opt("end"), 1.0) * steps)))
         pruner = GradualPruning(
-            s.sparsity, begin, max(end, 1), s.opt("every"), s.opt("scope"), s.opt("output_layer")
+            s.sparsity,
+            begin,
+            max(end, 1),
+            s.opt("every"),
+            s.opt("scope"),
+            s.opt("output_layer"),
+            frozenset(kept_dense(s, model.prunable_names())),
         )
         masks = {
             n: torch.ones_like(p, dtype=torch.bool)

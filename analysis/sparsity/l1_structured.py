@@ -23,15 +23,18 @@ from __future__ import annotations
 import torch
 from torch.nn.utils import prune
 
-from analysis.sparsity.base import Masks, require_positive
+from analysis.sparsity.base import Masks, kept_dense, require_positive
 from analysis.sparsity.finetune import FINETUNE_PARAMS, PruneTrainedDense, prune_dense_and_finetune
 from analysis.training_types import MethodOutput, RunContext
 
 
-def structured_masks(model: torch.nn.Module, fraction: float) -> tuple[Masks, dict[str, int]]:
+def structured_masks(
+    model: torch.nn.Module, fraction: float, keep: set[str] | frozenset[str] = frozenset()
+) -> tuple[Masks, dict[str, int]]:
     """Masks removing ``round(fraction * n)`` lowest-L1 channels of each prunable group.
 
-    Returns (masks, channels removed per group).
+    A group touching a ``keep`` weight (its outputs or its inputs) is left
+    whole (the ``keep_dense`` option). Returns (masks, channels removed per group).
     """
     ps = model.permutation_spec()
     params = dict(model.named_parameters())
@@ -40,8 +43,8 @@ def structured_masks(model: torch.nn.Module, fraction: float) -> tuple[Masks, di
     removed = {}
     for group, axes in ps.perm_to_axes.items():
         producers = [k for k, a in axes if a == 0 and k in prunable]
-        if len(producers) != 1:
-            continue  # residual stream (tied) or no weight produces it
+        if len(producers) != 1 or keep & {k for k, _ in axes}:
+            continue  # residual stream (tied), no weight produces it, or kept dense
         weight = params[producers[0]].detach()
         n = weight.shape[0]
         k = int(round(fraction * n))
@@ -77,7 +80,8 @@ class L1Structured(PruneTrainedDense):
         fraction = ctx.spec.sparsity.sparsity
 
         def make_masks(model):
-            masks, removed = structured_masks(model, fraction)
+            keep = kept_dense(ctx.spec.sparsity, model.prunable_names())
+            masks, removed = structured_masks(model, fraction, keep)
             return masks, {"channels_removed": removed}
 
         return prune_dense_and_finetune(ctx, make_masks)

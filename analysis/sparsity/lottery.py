@@ -54,6 +54,7 @@ from analysis.sparsity.base import (
     Method,
     Param,
     dense_of,
+    kept_dense,
     magnitude_scores,
     output_layer_param,
     ranked_masks,
@@ -209,6 +210,7 @@ class Lottery(Method):
             rounds=rounds,
             chain=chain_levels(s.opt("chain", "")),
             current=previous.masks or None,
+            keep=kept_dense(s, model.prunable_names()),
         )
         model.load_state_dict(rewind_point(ctx, k))
         apply_masks(model, masks)

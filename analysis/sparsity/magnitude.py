@@ -23,6 +23,7 @@ sparsity is the one asked for. ``output_layer = "prune"`` gives the old ranking.
 from __future__ import annotations
 
 from analysis.sparsity.base import (
+    kept_dense,
     magnitude_scores,
     output_layer_param,
     ranked_masks,
@@ -58,6 +59,7 @@ class Magnitude(PruneTrainedDense):
                 scope=s.opt("scope"),
                 output_layer=s.opt("output_layer"),
                 owner=f"method {self.name!r}",
+                keep=kept_dense(s, model.prunable_names()),
             )
             return masks, {}
 

@@ -12,6 +12,7 @@ from analysis.sparsity.base import (
     Method,
     Param,
     erk_densities,
+    kept_dense,
     random_masks,
     require_positive,
 )
@@ -34,10 +35,15 @@ class Random(Method):
         model = ctx.build()
         params = dict(model.named_parameters())
         shapes = {n: params[n].shape for n in model.prunable_names()}
+        keep = kept_dense(s, model.prunable_names())
+        # Layers kept dense are out of the count: the others are pruned to the sparsity.
+        rest = {n: shape for n, shape in shapes.items() if n not in keep}
+        density = 1.0 - s.sparsity
         if s.opt("distribution") == "erk":
-            densities = erk_densities(shapes, 1.0 - s.sparsity)
+            densities = erk_densities(rest, density)
         else:
-            densities = {n: 1.0 - s.sparsity for n in shapes}
+            densities = {n: density for n in rest}
+        densities.update({n: 1.0 for n in keep})
         masks = random_masks(shapes, densities, ctx.generator("prune"))
         apply_masks(model, masks)
         init = state_of(model)

@@ -18,14 +18,27 @@ import torch
 from torch import nn
 
 from analysis.sparsity.at_init import prunable_params, prune_at_init_and_train
-from analysis.sparsity.base import Masks, Method, Param, masks_from_scores, require_positive
+from analysis.sparsity.base import (
+    Masks,
+    Method,
+    Param,
+    kept_dense,
+    masks_from_scores,
+    require_positive,
+)
 from analysis.training_types import MethodOutput, RunContext, device_of
 
 
 def synflow_masks(
-    model: nn.Module, sparsity: float, iterations: int, input_shape: tuple[int, ...]
+    model: nn.Module,
+    sparsity: float,
+    iterations: int,
+    input_shape: tuple[int, ...],
+    keep: set[str] | frozenset[str] = frozenset(),
 ) -> Masks:
     """Iterative SynFlow masks for ``model`` at ``sparsity``. input_shape: (C, H, W).
+
+    ``keep`` weights stay dense (left out of the ranking: the ``keep_dense`` option).
 
     Scores are taken in float64 on the model's device (on the CPU for MPS, which
     has no float64); the masks come back on the model's device.
@@ -48,7 +61,7 @@ def synflow_masks(
         net.zero_grad(set_to_none=True)
         net(ones).sum().backward()
         scores = {n: (p.grad * p).detach().abs() for n, p in params.items()}
-        masks = masks_from_scores(scores, target, scope="global", current=masks)
+        masks = masks_from_scores(scores, target, scope="global", current=masks, keep=keep)
     return {n: m.to(device) for n, m in masks.items()}
 
 
@@ -70,7 +83,8 @@ class SynFlow(Method):
         shape = tuple(ctx.data.train_x.shape[1:])
 
         def score(model: nn.Module, _ctx: RunContext) -> dict[str, torch.Tensor]:
-            masks = synflow_masks(model, s.sparsity, s.opt("iterations"), shape)
+            keep = kept_dense(s, model.prunable_names())
+            masks = synflow_masks(model, s.sparsity, s.opt("iterations"), shape, keep)
             return {n: m.float() for n, m in masks.items()}
 
         return prune_at_init_and_train(ctx, score)
