@@ -479,7 +479,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 COMMANDS = {
     "compute": cmd_compute,
     "show": cmd_show,
-    "plan": lambda args: cli_plan.cmd_plan(args, _study(args, args.study), _store(args)),
+    "plan": lambda args: cli_plan.cmd_plan(
+        args, cli_plan.study_for_plan(args, _study), _store(args)
+    ),
     "check": cmd_check,
     "demo": cmd_demo,
     "dashboard": cmd_dashboard,

@@ -47,6 +47,26 @@ def _shape(study) -> str:
     return " x ".join(parts) + f"; {len(study.runs())} runs"
 
 
+def study_for_plan(args: argparse.Namespace, resolve):
+    """The study to plan: with its fallback dataset when needed, and as written when its
+    data is not on this machine at all (a plan needs only the data's sizes)."""
+    import sys
+
+    from analysis.errors import DataError
+    from analysis.study import load_study
+
+    try:
+        return resolve(args, args.study)
+    except DataError as err:
+        study = load_study(args.study)
+        print(
+            f"note: {study.data.name} is not on this machine; planning as if it were "
+            f"({str(err).splitlines()[0]})",
+            file=sys.stderr,
+        )
+        return study
+
+
 def cmd_plan(args: argparse.Namespace, study, store) -> int:
     """Print (or write as JSON) the plan of a study; computes nothing."""
     from analysis import device as devices

@@ -234,3 +234,21 @@ def test_a_chain_prunes_the_output_layer_at_half_of_each_rounds_rate():
     assert output_layer_sparsity("half", 0.9, 3, chain) == pytest.approx(equal)
     # an uneven chain: 50% then 80%: rates 0.5 and 0.6, the head pruned at 0.25 and 0.3
     assert output_layer_sparsity("half", 0.8, 2, (0.5,)) == pytest.approx(1 - 0.75 * 0.7)
+
+
+def test_a_lottery_ladder_of_4_levels_and_2_seeds_trains_2_chains(tmp_path):
+    from analysis.plan import compute_study
+    from analysis.store import Store
+
+    text = sweep(width="32").replace(
+        'method = "magnitude"\nsparsities = [0.8]\nfinetune_epochs = 1',
+        'method = "lottery"\nsparsities = { ladder = "lottery", rate = 0.2, steps = 4 }',
+    )
+    study = parse_study(text)
+    store = Store(tmp_path / "cache")
+    report = compute_study(study, store, only="runs")
+    assert not report.failed
+    stored = [p.parent for p in (tmp_path / "cache" / "run").rglob("meta.json")]
+    assert len(stored) == 2 + 8  # the dense run and the 4 levels of one chain, per seed
+    for run in study.runs():
+        assert store.exists(run), run.label
