@@ -152,3 +152,147 @@ def test_spectrum_on_each_device_matches_the_cpu(device):
     eb = extreme_eigenvalues(dev, torch.Generator().manual_seed(0), tol=1e-6, maxiter=500)
     assert eb.lambda_max == pytest.approx(ea.lambda_max, rel=1e-4)
     assert eb.lambda_min == pytest.approx(ea.lambda_min, rel=1e-3, abs=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# kinds, study and summary
+
+
+def small(spec_cls, run, **kw):
+    """A spec of ``spec_cls`` on ``run`` sized for a test (50 samples)."""
+    return spec_cls(run=run, batch=50, **kw)
+
+
+@pytest.mark.slow  # about 30 s on a busy 2-core machine
+def test_entries_agree_with_sharpness_and_are_cached(store, tiny_run):
+    from analysis import api
+    from analysis.landscape import ConvexitySpec, DensitySpec, LayerSharpnessSpec, SharpnessSpec
+
+    sharp = api.get(SharpnessSpec(run=tiny_run, topk=1, hutchinson_samples=200,
+                                  hutchinson_rel_error=0.02, batch=50), store=store)  # fmt: skip
+    top, trace = sharp.read("sharpness.json")["eigenvalues"][0], sharp.read("sharpness.json")
+    dens = api.get(small(DensitySpec, tiny_run, probes=2, lanczos_steps=30), store=store)
+    doc = dens.read("density.json")
+    assert doc["lambda_max"] == pytest.approx(top, rel=1e-3)  # the stated tolerance
+    arrays = dens.read("spectrum.npz")
+    assert np.trapezoid(arrays["density"], arrays["grid"]) == pytest.approx(1.0, abs=1e-3)
+    assert len(doc["density"]) == 500 and doc["hvps"] == 60
+    layers = api.get(small(LayerSharpnessSpec, tiny_run, hutchinson_rel_error=0.02,
+                           hutchinson_samples=400), store=store).read("layers.json")  # fmt: skip
+    assert [r["layer"] for r in layers["layers"]] == ["body.fc0", "head"]
+    assert max(r["top_eigenvalue"] for r in layers["layers"]) <= top * (1 + 1e-3)
+    stderr = math.hypot(trace["trace_stderr"], *(r["trace_stderr"] for r in layers["layers"]))
+    assert abs(layers["trace_sum"] - trace["trace"]) < 4 * stderr  # blocks sum to tr(H)
+    conv = small(ConvexitySpec, tiny_run, grid=3, tol=1e-3)
+    cdoc = api.get(conv, store=store).read("convexity.json")
+    assert np.array(cdoc["ratio"]).shape == (3, 3)
+    assert cdoc["lambda_max"][1][1] == pytest.approx(top, rel=1e-2)  # the centre: the run itself
+    ratio = abs(np.array(cdoc["lambda_min"]) / np.array(cdoc["lambda_max"]))
+    np.testing.assert_allclose(np.array(cdoc["ratio"]), ratio)
+    assert api.status(conv, store) == "cached"
+
+
+def test_a_study_without_the_section_computes_and_shows_nothing_new(store):
+    from analysis.landscape.spectrum_kind import spectrum_specs, summarize_spectrum
+    from analysis.study import parse_study
+    from tests._tiny import tiny_text
+
+    study = parse_study(tiny_text(seeds=(0,), magnitude=False))
+    assert spectrum_specs(study) == []
+    assert summarize_spectrum(study, store) | {"settings": None} == {
+        "asked": False, "settings": None, "runs": []}  # fmt: skip
+    asked = parse_study(tiny_text(seeds=(0,), magnitude=False, spectrum={"convexity_grid": 0}))
+    kinds = [s.kind for s in spectrum_specs(asked)]
+    assert kinds == ["hessian_density", "layer_sharpness"]
+    doc = summarize_spectrum(asked, store)
+    assert doc["asked"] and doc["runs"][0]["density"]["status"] == "missing"
+    assert doc["runs"][0]["convexity"] is None
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ({"lanczos_steps": 1}, "analyses.spectrum.lanczos_steps"),
+        ({"layer_steps": 0}, "analyses.spectrum.layer_steps"),
+        ({"probes": -1}, "analyses.spectrum.probes"),
+        ({"convexity_grid": 1}, "analyses.spectrum.convexity_grid"),
+        ({"sigma_squared": 0.0}, "analyses.spectrum.sigma_squared"),
+        ({"tol": 0.1}, "analyses.spectrum.tol"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_field(table, field, tmp_path):
+    from analysis.errors import SpecError
+    from analysis.study import parse_study
+    from tests._tiny import tiny_text
+
+    with pytest.raises(SpecError, match=field.replace(".", r"\.")) as err:
+        parse_study(tiny_text(spectrum=table))
+    assert "\n" not in str(err.value)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_bad_specs_are_refused_naming_the_field(tiny_run):
+    from analysis.errors import SpecError
+    from analysis.landscape import ConvexitySpec, DensitySpec, LayerSharpnessSpec
+
+    with pytest.raises(SpecError, match="lanczos_steps"):
+        DensitySpec(run=tiny_run, lanczos_steps=1)
+    with pytest.raises(SpecError, match="lanczos_steps"):
+        LayerSharpnessSpec(run=tiny_run, lanczos_steps=1)
+    with pytest.raises(SpecError, match="'grid'"):
+        ConvexitySpec(run=tiny_run, grid=0)
+
+
+# ---------------------------------------------------------------------------
+# figures (hand-made summary records, no store)
+
+
+def spectra_section() -> dict:
+    """A ``spectrum`` summary section with two runs, every record cached."""
+
+    def run(label, method, seed, scale):
+        xs = list(np.linspace(-1, 10 * scale, 500))
+        dens = [math.exp(-(x**2)) for x in xs]
+        return {
+            "label": label, "method": method, "sparsity": 0.0, "objective": "ce", "seed": seed,
+            "density": {"status": "cached", "density_x": xs, "density": dens, "probes": 1,
+                        "lanczos_steps": 100, "lambda_max": 10 * scale, "split": "train", "n": 500},
+            "layers": {"status": "cached", "split": "train", "n": 500, "layers": [
+                {"layer": "fc0", "top_eigenvalue": 3 * scale, "trace": 20.0, "trace_stderr": 1.0},
+                {"layer": "head", "top_eigenvalue": 9 * scale, "trace": 80.0, "trace_stderr": 2.0},
+            ]},
+            "convexity": {"status": "cached", "x": [-1, 0, 1], "y": [-1, 0, 1], "tol": 0.01,
+                          "ratio": [[0.1, 0.2, None], [0.0, 0.05, 0.1], [0.3, 0.2, 0.1]],
+                          "lambda_min": [[-1, -2, None], [0, -0.5, -1], [-3, -2, -1]],
+                          "split": "train", "n": 500},
+        }  # fmt: skip
+
+    return {"asked": True, "runs": [run("dense s0", "dense", 0, 1.0), run("magnitude 90% s0",
+            "magnitude", 0, 0.5)]}  # fmt: skip
+
+
+def test_density_figure_is_log_scale_with_the_pyhessian_floor():
+    from dashboard.figures import landscape as fl
+
+    fig = fl.spectral_density(spectra_section(), None)
+    assert fig.layout.yaxis.type == "log"
+    assert [t.name for t in fig.data] == ["dense s0", "magnitude 90% s0"]
+    assert min(fig.data[0].y) == fl.spectrum.FLOOR  # exp(-100) drawn at the floor
+    assert "1 probe x 100 steps" in fig.layout.title.text
+
+
+def test_layer_and_convexity_figures_share_their_scales():
+    from dashboard.figures import landscape as fl
+    from dashboard.figures.theme import PRESENTATION
+
+    section = spectra_section()
+    fig = fl.layer_sharpness(section, [{"label": "dense s0"}], PRESENTATION)
+    assert [list(t.y) for t in fig.data] == [[3.0, 9.0], [20.0, 80.0]]
+    assert list(fig.data[1].error_y.array) == [1.0, 2.0]
+    conv = fl.convexity_map(section, None)
+    maps = [t for t in conv.data if t.type == "heatmap"]
+    assert len(maps) == 2 and {m.zmax for m in maps} == {0.3} and maps[0].showscale
+    items = fl.catalogue({"spectrum": section}, None)
+    assert [i.name for i in items] == [
+        "landscape-hessian-density", "landscape-layer-sharpness", "landscape-convexity"]  # fmt: skip
+    assert fl.catalogue({"spectrum": {"asked": False, "runs": []}}, None) == []
