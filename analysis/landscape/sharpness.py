@@ -146,21 +146,22 @@ def lanczos_tridiagonal(
         PrunescopeError: a Hessian-vector product gave NaN or inf.
     """
     wide = start.device
-    basis = [start]
+    q = torch.empty(steps, len(start), dtype=torch.float64, device=wide)  # the basis, row by row
+    q[0] = start
     alphas, betas = [], []
     for j in range(steps):
-        w = hvp(basis[j].to(device, torch.float32)).to(wide, torch.float64)
+        w = hvp(q[j].to(device, torch.float32)).to(wide, torch.float64)
         if not torch.isfinite(w).all():
             raise PrunescopeError(f"a Hessian-vector product gave NaN or inf (Lanczos step {j})")
-        alphas.append(float(w @ basis[j]))
-        q = torch.stack(basis)
-        w = w - q.T @ (q @ w)
-        w = w - q.T @ (q @ w)  # twice is enough (Kahan-Parlett)
+        alphas.append(float(w @ q[j]))
+        basis = q[: j + 1]
+        w = w - basis.T @ (basis @ w)
+        w = w - basis.T @ (basis @ w)  # twice is enough (Kahan-Parlett)
         beta = float(w.norm())
         if j == steps - 1 or beta < 1e-10:
             break
         betas.append(beta)
-        basis.append(w / beta)
+        q[j + 1] = w / beta
     return alphas, betas[: len(alphas) - 1]
 
 
