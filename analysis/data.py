@@ -14,8 +14,8 @@ Where data comes from:
   torchvision's ``<root>/FashionMNIST/raw/``; then Debian's
   ``dataset-fashion-mnist`` package in ``/usr/share/datasets/fashion-mnist``;
   then a torchvision download.
-* ``mnist`` and ``cifar10``: torchvision's own classes and folder layouts
-  (``<root>/MNIST/raw/``, ``<root>/cifar-10-batches-py/``).
+* ``mnist``, ``cifar10``, ``cifar100`` (its 100 fine labels): torchvision's classes and folder
+  layouts (``<root>/MNIST/raw/``, ``<root>/cifar-10-batches-py/``, ``<root>/cifar-100-python/``).
 
 Without a data root, downloads go to ``~/.cache/prunescope/data``.
 """
@@ -123,6 +123,17 @@ class Splits:
 
 
 _DIGIT_NAMES = tuple(str(i) for i in range(10))
+#: CIFAR-100's fine labels in label order (the ``fine_label_names`` of its ``meta`` file).
+_CIFAR100_NAMES = tuple(  # one string: a list literal would be 25 lines
+    """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
+    butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch
+    crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo
+    keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse
+    mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy
+    porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper
+    snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television
+    tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split()  # noqa: SIM905
+)
 
 _INFO = {
     "digits": DatasetInfo(
@@ -185,6 +196,15 @@ _INFO = {
         ),
         mean=(0.4914, 0.4822, 0.4465),
         std=(0.2470, 0.2435, 0.2616),
+    ),
+    "cifar100": DatasetInfo(
+        name="cifar100",
+        in_channels=3,
+        image_size=32,
+        num_classes=100,
+        classes=_CIFAR100_NAMES,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
     ),
 }
 
@@ -300,15 +320,16 @@ def _torchvision_class(name: str) -> type:
     return {
         "mnist": datasets.MNIST,
         "cifar10": datasets.CIFAR10,
+        "cifar100": datasets.CIFAR100,
         "fashion-mnist": datasets.FashionMNIST,
     }[name]
 
 
 @functools.lru_cache(maxsize=4)
 def _torchvision_arrays(name: str, root: str) -> Raw:
-    """MNIST or CIFAR-10 read by torchvision from ``root`` (download=False).
+    """MNIST, CIFAR-10 or CIFAR-100 read by torchvision from ``root`` (download=False).
 
-    CIFAR-10's python batches are pickles. torchvision unpickles them only after
+    CIFAR's python batches are pickles. torchvision unpickles them only after
     checking each file's md5 against the known originals, so a tampered file is
     refused rather than executed; do not bypass that check here.
     """
@@ -381,6 +402,7 @@ def _how_to_get(name: str) -> str:
         "fashion-mnist": "fashion-mnist/ (or FashionMNIST/raw/) with the four IDX files",
         "mnist": "MNIST/raw/ with the four uncompressed IDX files",
         "cifar10": "cifar-10-batches-py/ (the python version of CIFAR-10)",
+        "cifar100": "cifar-100-python/ (the python version of CIFAR-100)",
     }[name]
     advice = [
         f"set {DATA_ENV} or --data-root to a folder holding {layout}",
@@ -426,7 +448,7 @@ def _load_fashion(root: Path | None, download: bool | None) -> tuple[Raw, str]:
 
 
 def _load_torchvision(name: str, root: Path | None, download: bool | None) -> tuple[Raw, str]:
-    """MNIST / CIFAR-10 raw arrays via torchvision, downloading if allowed, and their source."""
+    """MNIST / CIFAR-10 / CIFAR-100 raw arrays via torchvision, downloading if allowed, and their source."""
     target = root if root is not None else default_root()
     try:
         return _torchvision_arrays(name, str(target)), f"torchvision {name} files in {target}"
@@ -435,7 +457,7 @@ def _load_torchvision(name: str, root: Path | None, download: bool | None) -> tu
     # torchvision says RuntimeError for missing or corrupted (md5) files; a
     # malformed IDX file surfaces as ValueError / TypeError from its reader.
     except (RuntimeError, ValueError, TypeError, OSError) as err:
-        sub = "MNIST/raw" if name == "mnist" else "cifar-10-batches-py"
+        sub = {"mnist": "MNIST/raw", "cifar10": "cifar-10-batches-py"}.get(name, "cifar-100-python")
         looked = [f"{target / sub} (torchvision: {err})"]
     if download is False:
         looked.append("torchvision download (not attempted: download=False)")

@@ -19,6 +19,7 @@ ANALYSES: tuple[api.Analysis, ...] = (
     robustness.ANALYSIS,
     connectivity.ANALYSIS,
     landscape.ANALYSIS,
+    landscape.SPECTRUM,
 )
 
 api.install(kind for analysis in ANALYSES for kind in analysis.kinds)

@@ -49,7 +49,8 @@ def run_fetches(spec: RunSpec) -> list[RunSpec]:
 
 
 #: Samples (train + test) of each dataset, for the memory estimate of a run.
-DATASET_SAMPLES = {"digits": 1797, "fashion-mnist": 70000, "mnist": 70000, "cifar10": 60000}
+DATASET_SAMPLES = {"digits": 1797, "fashion-mnist": 70000, "mnist": 70000, "cifar10": 60000,
+                   "cifar100": 60000}  # fmt: skip
 
 
 def run_bytes(spec: RunSpec) -> int:

@@ -23,7 +23,7 @@ from analysis.errors import SpecError
 #: Bump when the meaning of a stored result changes; every key changes with it.
 SCHEMA_VERSION = 1
 
-DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100")
 ARCHS = ("mlp", "lenet", "vgg", "resnet20", "resnet32", "resnet56")
 
 
@@ -225,7 +225,7 @@ class DataSpec:
 
     key_omits: ClassVar[dict[str, Any]] = {"label_noise": 0.0}
 
-    name: Literal["digits", "fashion-mnist", "mnist", "cifar10"] = "digits"
+    name: Literal["digits", "fashion-mnist", "mnist", "cifar10", "cifar100"] = "digits"
     train_size: int | None = None
     val_fraction: float = 0.1
     split_seed: int = 0

@@ -291,7 +291,8 @@ def projection_head(dim_in: int, dim_out: int, gen: torch.Generator) -> nn.Modul
 #: Size of each dataset's pool that train and validation are split from (the
 #: training split; digits: the 80% not held out for testing). Mirrors what
 #: ``analysis.data.load`` yields, without loading anything (tests/test_train.py checks digits).
-TRAIN_POOL = {"digits": 1438, "fashion-mnist": 60000, "mnist": 60000, "cifar10": 50000}
+TRAIN_POOL = {"digits": 1438, "fashion-mnist": 60000, "mnist": 60000, "cifar10": 50000,
+              "cifar100": 50000}  # fmt: skip
 
 
 def train_set_size(spec: DataSpec) -> int:

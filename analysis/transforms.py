@@ -52,14 +52,14 @@ def normalize(x: torch.Tensor, info: ImageInfo) -> torch.Tensor:
 
 
 #: Datasets whose classes survive a left-right mirror (a flipped digit is another glyph).
-_FLIPPABLE = frozenset({"cifar10", "fashion-mnist"})
+_FLIPPABLE = frozenset({"cifar10", "cifar100", "fashion-mnist"})
 
 
 def augment(x: torch.Tensor, info: ImageInfo, generator: torch.Generator) -> torch.Tensor:
     """Random crop (zero padding 2, or 4 for 3-channel sets) + mirror where label-safe.
 
     x: (N, C, H, W) in [0, 1] -> (N, C, H, W), same dtype and device. Each image
-    gets its own shift (and flip for cifar10 / fashion-mnist), drawn only from
+    gets its own shift (and flip for cifar10 / cifar100 / fashion-mnist), drawn only from
     ``generator``, so the same generator state gives the same batch.
     """
     if x.ndim != 4:

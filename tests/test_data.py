@@ -104,7 +104,7 @@ def test_dataset_info_all_names() -> None:
     for name in DATASETS:
         info = dataset_info(name)
         assert isinstance(info, DatasetInfo)
-        assert info.num_classes == len(info.classes) == 10
+        assert info.num_classes == len(info.classes) == (100 if name == "cifar100" else 10)
         assert len(info.mean) == len(info.std) == info.in_channels
     assert dataset_info("cifar10").image_size == 32
     assert dataset_info("fashion-mnist").classes[0] == "T-shirt/top"

@@ -1,6 +1,10 @@
-"""CIFAR-10-C (Hendrycks & Dietterich, ICLR 2019, hendrycks/robustness
+"""CIFAR-10-C and CIFAR-100-C (Hendrycks & Dietterich, ICLR 2019, hendrycks/robustness
 ``ImageNet-C/create_c/make_cifar_c.py``): 15 corruptions of 32x32 colour images at the five
 CIFAR severities, verbatim (not the ImageNet parameters of ``imagecorruptions``).
+
+One table serves both: the authors made CIFAR-100-C with the same script and parameters as
+CIFAR-10-C, run on CIFAR-100's test images (:data:`BENCHMARKS`); the corruptions do not
+depend on the labels.
 
 Two of the table's rungs barely differ: motion blur s3 (radius 6, sigma 2) and s4 (8, 2) are the
 same kernel (the extra taps weigh < 2e-8), and frost s3 (0.9, 0.4) and s4 (0.85, 0.4) differ by
@@ -254,6 +258,10 @@ def pixelate(x: Tensor, factor: float, g: torch.Generator) -> Tensor:
 def _zooms(stop: float, step: float) -> tuple[float, ...]:
     """``np.arange(1, stop, step)`` as CIFAR-C writes it (float steps can include ~stop)."""
     return tuple(float(z) for z in np.arange(1, stop, step))
+
+
+#: The benchmark this table makes of each colour dataset's test images.
+BENCHMARKS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
 
 
 TABLE: dict[str, Corruption] = {

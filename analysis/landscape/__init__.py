@@ -14,6 +14,11 @@ Kinds (declared in :mod:`analysis.landscape.kind`'s ``ANALYSIS`` record):
   scikit-learn's centred PCA as in their code). The networks' (or the path's)
   coordinates in the plane are stored, and for the models plane the loss at
   each network's own point.
+- ``hessian_density``, ``layer_sharpness``, ``convexity_map``: a second
+  record, ``SPECTRUM`` (the ``spectrum`` part, ``[analyses.spectrum]``): the
+  Hessian's eigenvalue density (SLQ), each layer's top eigenvalue and trace,
+  and Li et al.'s convexity map (:mod:`.spectrum`, :mod:`.spectrum_specs`,
+  :mod:`.spectrum_kind`).
 - ``sharpness``: the top-k Hessian eigenvalues (Lanczos) and the Hessian trace
   (Hutchinson 1989, Rademacher probes until a stated relative error) from
   Hessian-vector products (``torch.func``), on a fixed batch of the training set.
@@ -80,10 +85,22 @@ from analysis.landscape.sharpness import (
     probe_seeds,
 )
 from analysis.landscape.specs import LandscapeSettings, LandscapeSpec, PlaneSpec, SharpnessSpec
+from analysis.landscape.spectrum_kind import ANALYSIS as SPECTRUM
+from analysis.landscape.spectrum_specs import (
+    ConvexitySpec,
+    DensitySpec,
+    LayerSharpnessSpec,
+    SpectrumSettings,
+)
 from analysis.landscape.surfaces import eval_batch, landscape_problem, plane_problem
 
 __all__ = [
     "ANALYSIS",
+    "SPECTRUM",
+    "ConvexitySpec",
+    "DensitySpec",
+    "LayerSharpnessSpec",
+    "SpectrumSettings",
     "BatchedEngine",
     "EngineChoice",
     "CHECK_POINTS",

@@ -38,6 +38,7 @@ DATASET_SIZES = {
     "fashion-mnist": (60_000, 10_000),
     "mnist": (60_000, 10_000),
     "cifar10": (50_000, 10_000),
+    "cifar100": (50_000, 10_000),
 }
 
 
@@ -111,7 +112,7 @@ def split_sizes(data: DataSpec) -> dict[str, int]:
     return {"train": data.train_size or train, "test": test}
 
 
-def _sizes(run: RunSpec, s: LandscapeSettings) -> tuple[int, int]:
+def resolved_sizes(run: RunSpec, s: LandscapeSettings) -> tuple[int, int]:
     """(evaluated subset, sharpness batch) of the settings on ``run``'s data: set, or defaults.
 
     An unset size is :data:`DEFAULT_SUBSET` or the whole split where smaller
@@ -143,7 +144,7 @@ def check_settings(study: Study, s: LandscapeSettings) -> None:
     run = runs[0]  # every run shares the study's data, model and training spec
     sizes, name = split_sizes(run.data), run.data.name
     _, _, params, has_bn = shape_facts(run.model, name)
-    subset, batch = _sizes(run, s)
+    subset, batch = resolved_sizes(run, s)
 
     def at_most(field: str, value: int, limit: int, what: str) -> None:
         """SpecError naming ``analyses.landscape.<field>`` when ``value`` exceeds ``limit``."""
@@ -169,7 +170,7 @@ def check_settings(study: Study, s: LandscapeSettings) -> None:
         )
 
 
-def _runs(study: Study, s: LandscapeSettings) -> list[RunSpec]:
+def landscape_runs(study: Study, s: LandscapeSettings) -> list[RunSpec]:
     """The runs the landscape part looks at (first seed only, unless ``seeds='all'``)."""
     runs = study.runs()
     return runs if s.seeds == "all" else [r for r in runs if r.seed == study.seeds[0]]
@@ -186,8 +187,8 @@ def landscape_specs(study: Study) -> list[Any]:
     s = study.analysis("landscape")
     check_settings(study, s)
     out: list[Any] = []
-    for r in _runs(study, s):
-        subset, batch = _sizes(r, s)
+    for r in landscape_runs(study, s):
+        subset, batch = resolved_sizes(r, s)
         data = dict(subset=subset, subset_seed=s.subset_seed, split=s.split)
         surface = dict(grid=s.grid, span=s.span, direction_seed=s.direction_seed,
                        respect_mask=s.respect_mask, include_bias_bn=s.include_bias_bn)  # fmt: skip
@@ -275,7 +276,7 @@ def summarize_landscape(study: Study, store: Any) -> dict:
     settings["dims"] = list(s.dims)
     runs = study.runs()
     if runs:  # the sizes as used (unset ones resolved) and the BatchNorm rule
-        subset, batch = _sizes(runs[0], s)
+        subset, batch = resolved_sizes(runs[0], s)
         bn = BN_RULE if shape_facts(runs[0].model, runs[0].data.name)[3] else "none"
         settings |= {"subset": subset, "sharpness_batch": batch, "bn": bn}
         settings["bn_rule"] = bn_rule_record(bn, subset if bn != "none" else 0)

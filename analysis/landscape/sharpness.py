@@ -124,29 +124,54 @@ def lanczos_top(
     v = torch.randn(dim, generator=gen, dtype=torch.float64).to(wide)
     if mask is not None:
         v = v * mask.to(wide, torch.float64)
-    v = v / v.norm()
-    basis = [v]
+    alphas, betas = lanczos_tridiagonal(hvp, v / v.norm(), m, dev)
+    ritz = torch.linalg.eigvalsh(tridiagonal(alphas, betas)).flip(0)
+    return [float(r) for r in ritz[:k]]
+
+
+def lanczos_tridiagonal(
+    hvp: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    steps: int,
+    device: torch.device,
+) -> tuple[list[float], list[float]]:
+    """The Lanczos (1950) tridiagonal matrix's diagonal and off-diagonal after ``steps`` steps.
+
+    ``start``: the unit start vector (dim,), float64, where the basis lives (the
+    CPU for MPS). Full reorthogonalisation; stops early on an invariant subspace
+    (then fewer than ``steps`` alphas). ``hvp`` takes and returns float32 (dim,)
+    vectors on ``device``. Returns (alphas (m,), betas (m - 1,)).
+
+    Raises:
+        PrunescopeError: a Hessian-vector product gave NaN or inf.
+    """
+    wide = start.device
+    q = torch.empty(steps, len(start), dtype=torch.float64, device=wide)  # the basis, row by row
+    q[0] = start
     alphas, betas = [], []
-    for j in range(m):
-        w = hvp(basis[j].to(dev, torch.float32)).to(wide, torch.float64)
+    for j in range(steps):
+        w = hvp(q[j].to(device, torch.float32)).to(wide, torch.float64)
         if not torch.isfinite(w).all():
             raise PrunescopeError(f"a Hessian-vector product gave NaN or inf (Lanczos step {j})")
-        alphas.append(float(w @ basis[j]))
-        q = torch.stack(basis)
-        w = w - q.T @ (q @ w)
-        w = w - q.T @ (q @ w)  # twice is enough (Kahan-Parlett)
+        alphas.append(float(w @ q[j]))
+        basis = q[: j + 1]
+        w = w - basis.T @ (basis @ w)
+        w = w - basis.T @ (basis @ w)  # twice is enough (Kahan-Parlett)
         beta = float(w.norm())
-        if j == m - 1 or beta < 1e-10:
+        if j == steps - 1 or beta < 1e-10:
             break
         betas.append(beta)
-        basis.append(w / beta)
-    # the tridiagonal matrix is tiny (m x m): on the CPU
+        q[j + 1] = w / beta
+    return alphas, betas[: len(alphas) - 1]
+
+
+def tridiagonal(alphas: list[float], betas: list[float]) -> torch.Tensor:
+    """The symmetric tridiagonal (m, m) float64 CPU matrix of Lanczos coefficients (tiny)."""
     t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
     if betas:
-        off = torch.tensor(betas[: len(alphas) - 1], dtype=torch.float64)
+        off = torch.tensor(betas, dtype=torch.float64)
         t = t + torch.diag(off, 1) + torch.diag(off, -1)
-    ritz = torch.linalg.eigvalsh(t).flip(0)
-    return [float(r) for r in ritz[:k]]
+    return t
 
 
 @dataclass(frozen=True)

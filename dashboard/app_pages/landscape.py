@@ -1,4 +1,5 @@
-"""Loss landscape: linked 3-D surfaces or contours of 2-4 runs, planes, 1-D slices, sharpness."""
+"""Loss landscape: linked 3-D surfaces or contours of 2-4 runs, planes, 1-D slices, sharpness,
+Hessian spectra (density, per-layer sharpness, convexity maps)."""
 
 import streamlit as st
 
@@ -17,11 +18,17 @@ def load(key: str) -> dict | None:
     return data.surface(view.loaded, key)
 
 
-failed = ui.part_failures(view, "landscape")
+failed = ui.part_failures(view, "landscape") + ui.part_failures(view, "spectrum")
+spectra = view.summary.get("spectrum") or {}
+shown = {p: fl.spectrum_runs(spectra, view.runs, p) for p in ("density", "layers", "convexity")}
 planes = {k: v for k, v in fl.PLANES.items() if fl.plane_records(land, view.runs, k)}
 runs2d = [r["label"] for r in fl.surface_runs(land, view.runs, dims=2)]
 if not (
-    runs2d or planes or fl.slice_lines(land, view.runs, load) or fl.sharpness_runs(land, view.runs)
+    runs2d
+    or planes
+    or fl.slice_lines(land, view.runs, load)
+    or fl.sharpness_runs(land, view.runs)
+    or any(shown.values())
 ):
     ui.missing_part("landscape analysis", "The loss landscape of the shown runs", failed=failed)
 
@@ -63,3 +70,15 @@ with left:
 with right:
     if fl.sharpness_runs(land, view.runs):
         ui.plot(fl.sharpness(land, view.runs, theme), view, key="sharpness")
+
+if any(shown.values()):
+    st.subheader("Hessian spectra")
+    if shown["density"]:
+        ui.plot(fl.spectral_density(spectra, view.runs, theme), view, key="density")
+    left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
+    with left:
+        if shown["layers"]:
+            ui.plot(fl.layer_sharpness(spectra, view.runs, theme), view, key="layers")
+    with right:
+        if shown["convexity"]:
+            ui.plot(fl.convexity_map(spectra, view.runs, theme), view, key="convexity")

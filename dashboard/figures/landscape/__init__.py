@@ -5,7 +5,8 @@ summary's ``landscape`` section and the grid arrays, and :func:`data_note`, the
 words every figure carries about which loss and which BatchNorm statistics it
 shows), :mod:`.surfaces` (linked 3-D surfaces), :mod:`.camera` (the
 camera-linking JavaScript, ``camera.js``), :mod:`.contours` (contour maps,
-planes, 1-D slices), :mod:`.sharpness` (eigenvalue and trace bars) and
+planes, 1-D slices), :mod:`.sharpness` (eigenvalue and trace bars), :mod:`.spectrum` (Hessian
+eigenvalue density, per-layer sharpness, convexity maps) and
 :mod:`.catalogue` (the export's list). Surfaces drawn side by side share one z
 range and one colour axis. No streamlit here.
 """
@@ -34,6 +35,12 @@ from dashboard.figures.landscape.records import (
     z_of,
 )
 from dashboard.figures.landscape.sharpness import RANK_PATTERNS, sharpness, sharpness_runs
+from dashboard.figures.landscape.spectrum import (
+    convexity_map,
+    layer_sharpness,
+    spectral_density,
+    spectrum_runs,
+)
 from dashboard.figures.landscape.surfaces import CAMERA, COLORSCALE, scene_names, surfaces_3d
 
 __all__ = [
@@ -49,6 +56,10 @@ __all__ = [
     "camera_link_script",
     "catalogue",
     "contours",
+    "convexity_map",
+    "layer_sharpness",
+    "spectral_density",
+    "spectrum_runs",
     "data_note",
     "linked_html",
     "panels_note",

@@ -21,6 +21,12 @@ from dashboard.figures.landscape.records import (
     surface_runs,
 )
 from dashboard.figures.landscape.sharpness import sharpness, sharpness_runs
+from dashboard.figures.landscape.spectrum import (
+    convexity_map,
+    layer_sharpness,
+    spectral_density,
+    spectrum_runs,
+)
 from dashboard.figures.landscape.surfaces import scene_names, surfaces_3d
 from dashboard.figures.theme import NORMAL, Theme
 
@@ -74,6 +80,27 @@ def _surface_items(land: dict, load: Load, theme: Theme) -> list[FigureItem]:
     return items
 
 
+def _spectrum_items(spectra: dict, theme: Theme) -> list[FigureItem]:
+    """The Hessian density, per-layer sharpness and convexity maps (those computed)."""
+    said = [
+        ("density", "landscape-hessian-density", "Hessian eigenvalue density", spectral_density,
+         "The Hessian's eigenvalue density of each network's loss (stochastic Lanczos "
+         "quadrature, smoothed as PyHessian), on a log axis: the bulk near zero and the "
+         "outliers that set the sharpness."),
+        ("layers", "landscape-layer-sharpness", "Sharpness per layer", layer_sharpness,
+         "The top eigenvalue and the trace of each layer's own Hessian block: which layers "
+         "the sharpness lives in."),
+        ("convexity", "landscape-convexity", "Convexity map", convexity_map,
+         "Li et al. 2018's |λmin/λmax| over the 2-D surface's plane (scipy eigsh): near 0 "
+         "the loss is locally convex, larger values mean negative curvature."),
+    ]  # fmt: skip
+    return [
+        FigureItem("Landscape", name, title, text, draw(spectra, None, theme))
+        for part, name, title, draw, text in said
+        if spectrum_runs(spectra, None, part)
+    ]
+
+
 def _plane_items(land: dict, load: Load, theme: Theme) -> list[FigureItem]:
     """The trajectory and models planes, in groups of at most four."""
     methods = {r["label"]: r["method"] for r in land.get("runs", [])}
@@ -93,6 +120,27 @@ def _plane_items(land: dict, load: Load, theme: Theme) -> list[FigureItem]:
                 )
             )  # fmt: skip
     return items
+
+
+def _spectrum_items(spectra: dict, theme: Theme) -> list[FigureItem]:
+    """The Hessian density, per-layer sharpness and convexity maps (those computed)."""
+    said = [
+        ("density", "landscape-hessian-density", "Hessian eigenvalue density", spectral_density,
+         "The Hessian's eigenvalue density of each network's loss (stochastic Lanczos "
+         "quadrature, smoothed as PyHessian), on a log axis: the bulk near zero and the "
+         "outliers that set the sharpness."),
+        ("layers", "landscape-layer-sharpness", "Sharpness per layer", layer_sharpness,
+         "The top eigenvalue and the trace of each layer's own Hessian block: which layers "
+         "the sharpness lives in."),
+        ("convexity", "landscape-convexity", "Convexity map", convexity_map,
+         "Li et al. 2018's |λmin/λmax| over the 2-D surface's plane (scipy eigsh): near 0 "
+         "the loss is locally convex, larger values mean negative curvature."),
+    ]  # fmt: skip
+    return [
+        FigureItem("Landscape", name, title, text, draw(spectra, None, theme))
+        for part, name, title, draw, text in said
+        if spectrum_runs(spectra, None, part)
+    ]
 
 
 def catalogue(summary: dict, reader: Reader | None, theme: Theme = NORMAL) -> list[FigureItem]:
@@ -124,4 +172,25 @@ def catalogue(summary: dict, reader: Reader | None, theme: Theme = NORMAL) -> li
                 sharpness(land, None, theme),
             )
         )  # fmt: skip
-    return items
+    return items + _spectrum_items(summary.get("spectrum") or {}, theme)
+
+
+def _spectrum_items(spectra: dict, theme: Theme) -> list[FigureItem]:
+    """The Hessian density, per-layer sharpness and convexity maps (those computed)."""
+    said = [
+        ("density", "landscape-hessian-density", "Hessian eigenvalue density", spectral_density,
+         "The Hessian's eigenvalue density of each network's loss (stochastic Lanczos "
+         "quadrature, smoothed as PyHessian), on a log axis: the bulk near zero and the "
+         "outliers that set the sharpness."),
+        ("layers", "landscape-layer-sharpness", "Sharpness per layer", layer_sharpness,
+         "The top eigenvalue and the trace of each layer's own Hessian block: which layers "
+         "the sharpness lives in."),
+        ("convexity", "landscape-convexity", "Convexity map", convexity_map,
+         "Li et al. 2018's |λmin/λmax| over the 2-D surface's plane (scipy eigsh): near 0 "
+         "the loss is locally convex, larger values mean negative curvature."),
+    ]  # fmt: skip
+    return [
+        FigureItem("Landscape", name, title, text, draw(spectra, None, theme))
+        for part, name, title, draw, text in said
+        if spectrum_runs(spectra, None, part)
+    ]
