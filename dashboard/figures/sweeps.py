@@ -1,0 +1,204 @@
+"""A metric against sparsity or any swept axis: one line per method, its 95% interval as a band.
+
+Reads the summary's ``groups`` section (``analysis/group_stats.py``): the mean
+over seeds (or pairs of seeds, for barriers) and the Student-t interval. With
+sparsity on the x axis the axis is the density ``1 - s`` on a log scale,
+reversed and labelled in sparsity, so a ladder from 90% to 99% is spread out
+instead of squeezed into the last tenth (the figure pruning papers draw).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from dashboard.figures.theme import NORMAL, Theme, apply, method_color, method_symbol
+
+#: People's names of the metrics most asked for (any other: its summary name).
+METRIC_NAMES = {
+    "test_acc": "test accuracy",
+    "test_loss": "test loss",
+    "mce": "mCE",
+    "relative_mce": "relative mCE",
+    "mean_corruption_accuracy": "mean corruption accuracy",
+    "cka_to_dense": "CKA to dense",
+    "knn_acc": "k-NN accuracy",
+    "top_eigenvalue": "top Hessian eigenvalue",
+    "hessian_trace": "Hessian trace",
+}
+#: Axis titles of the common axes.
+AXIS_NAMES = {
+    "sparsity": "sparsity",
+    "model.width": "width (hidden units)",
+    "model.width_mult": "width multiplier",
+    "model.depth": "depth (hidden layers)",
+    "model.arch": "architecture",
+    "train.batch_size": "batch size",
+    "train.lr": "learning rate",
+    "data.label_noise": "label noise",
+    "data.train_size": "training-set size",
+}
+#: Line styles of the metrics drawn together (e.g. naive dashed, aligned solid).
+DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+def metric_name(metric: str) -> str:
+    """``barrier.weight.test.barrier_entezari`` -> ``barrier (weight, test)``; others by name."""
+    if metric.startswith("barrier."):
+        _, variant, split, definition = metric.split(".")
+        short = definition.replace("barrier_", "").replace("_barrier", "")
+        return f"{short} barrier ({variant.replace('+repair', ' + REPAIR')}, {split})"
+    if metric.startswith("noise_acc@"):
+        return f"accuracy under weight noise (sigma {metric.split('@')[1]})"
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def axes_of(summary: dict) -> list[str]:
+    """The x axes a study can be drawn against: sparsity (if it varies), then its swept axes."""
+    groups = summary.get("groups", [])
+    out = ["sparsity"] if len({g["sparsity"] for g in groups if g["sparsity"] > 0}) > 1 else []
+    swept = summary.get("study", {}).get("axes", {})
+    return out + [name for name, values in swept.items() if len(values) > 1]
+
+
+def metrics_of(summary: dict) -> list[str]:
+    """Every metric with statistics in at least one group, the common ones first."""
+    found = {m for g in summary.get("groups", []) for m in g["metrics"]}
+    first = [m for m in METRIC_NAMES if m in found]
+    return first + sorted(found - set(first))
+
+
+def _x_of(group: dict, axis: str):
+    return group["sparsity"] if axis == "sparsity" else group["setting"].get(axis)
+
+
+def _line_of(group: dict, axis: str) -> tuple[str, str]:
+    """(method, what else names the line): the other axes' values, and the sparsity."""
+    rest = [f"{k.split('.')[-1]} {v}" for k, v in group["setting"].items() if k != axis]
+    if axis != "sparsity" and group["method"] != "dense":
+        rest.insert(0, f"{100 * group['sparsity']:.4g}%")
+    return group["method"], ", ".join(rest)
+
+
+def metric_vs_axis(
+    summary: dict,
+    metrics: Sequence[str],
+    axis: str,
+    theme: Theme = NORMAL,
+    *,
+    methods: Sequence[str] | None = None,
+) -> go.Figure:
+    """``metrics`` (one line style each) against ``axis`` per method, 95% bands over seeds.
+
+    A point needs at least one member; its band needs two. Dense, which has no
+    sparsity, is a flat reference line across a sparsity axis.
+    """
+    groups = [g for g in summary.get("groups", []) if methods is None or g["method"] in methods]
+    fig = go.Figure()
+    lines: dict[tuple, list[tuple]] = {}
+    for g in groups:
+        for i, metric in enumerate(metrics):
+            record = g["metrics"].get(metric)
+            if record is None or record["mean"] is None:
+                continue
+            key = (*_line_of(g, axis), i)
+            lines.setdefault(key, []).append((_x_of(g, axis), record, g))
+    if axis == "sparsity":
+        _spread_dense(lines)
+    for (method, rest, i), points in lines.items():
+        points.sort(key=lambda p: (p[0] is None, p[0]))
+        suffix = f" · {_short(metrics[i])}" if len(metrics) > 1 else ""
+        _add_line(fig, method, rest, suffix, points, theme, DASHES[i % len(DASHES)], axis)
+    names = " and ".join(metric_name(m) for m in metrics)
+    title = f"{names} against {AXIS_NAMES.get(axis, axis)}"
+    apply(
+        fig, theme, title=f"{title}<br><sup>mean over seeds, band: 95% interval (Student t)</sup>"
+    )
+    fig.update_yaxes(title_text=metric_name(metrics[0]) if len(metrics) == 1 else "value")
+    _x_axis(fig, axis, [p[0] for pts in lines.values() for p in pts])
+    if not lines:
+        fig.add_annotation(text="No computed values of this metric yet.", showarrow=False)
+    return fig
+
+
+def _spread_dense(lines: dict) -> None:
+    """Dense has one point at sparsity 0: draw it across the other methods' range."""
+    xs = sorted({p[0] for k, pts in lines.items() if k[0] != "dense" for p in pts})
+    for key, pts in lines.items():
+        if key[0] == "dense" and len(pts) == 1 and xs:
+            x0, record, group = pts[0]
+            pts[:] = [(x, record, group) for x in xs]
+
+
+def _short(metric: str) -> str:
+    """What tells metrics drawn together apart: a barrier's alignment, else the name."""
+    return metric.split(".")[1] if metric.startswith("barrier.") else metric_name(metric)
+
+
+def _add_line(fig, method, rest, suffix, points, theme, dash, axis) -> None:
+    color = method_color(method)
+    name = method + (f" ({rest})" if rest else "") + suffix
+    xs = [_density(p[0]) if axis == "sparsity" else p[0] for p in points]
+    ci = [p[1]["ci95"] for p in points]
+    if all(c is not None for c in ci) and len(points) > 1:
+        fig.add_trace(
+            go.Scatter(
+                x=xs + xs[::-1],
+                y=[c[1] for c in ci] + [c[0] for c in ci[::-1]],
+                fill="toself",
+                fillcolor=_alpha(color, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=name,
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[p[1]["mean"] for p in points],
+            mode="lines+markers",
+            name=name,
+            legendgroup=name,
+            line={"color": color, "width": theme.line_width, "dash": dash},
+            marker={"symbol": method_symbol(method), "size": theme.marker_size, "color": color},
+            customdata=[[p[1]["n"], _ci_text(p[1]["ci95"])] for p in points],
+            hovertemplate=f"<b>{name}</b><br>%{{y:.4g}} (n %{{customdata[0]}}, 95% "
+            "%{customdata[1]})<extra></extra>",
+        )
+    )
+
+
+def _ci_text(ci) -> str:
+    return "n/a" if ci is None else f"{ci[0]:.4g} to {ci[1]:.4g}"
+
+
+def _density(sparsity: float) -> float:
+    return max(1.0 - sparsity, 1e-6)
+
+
+def _x_axis(fig: go.Figure, axis: str, xs: list) -> None:
+    """Log density axis labelled in sparsity; a log axis for widths and sizes that span 8x+."""
+    if axis == "sparsity":
+        ticks = sorted({x for x in xs if x is not None})
+        fig.update_xaxes(
+            type="log",
+            autorange="reversed",
+            tickvals=[_density(s) for s in ticks],
+            ticktext=[f"{100 * s:.3g}%" for s in ticks],
+            title_text="sparsity (log density axis)",
+        )
+        return
+    numbers = [x for x in xs if isinstance(x, int | float) and not isinstance(x, bool)]
+    title = AXIS_NAMES.get(axis, axis)
+    if numbers and min(numbers) > 0 and max(numbers) / min(numbers) >= 8:
+        values = sorted(set(numbers))
+        fig.update_xaxes(type="log", tickvals=values, ticktext=[f"{v:g}" for v in values])
+    fig.update_xaxes(title_text=title)
+
+
+def _alpha(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha})"
