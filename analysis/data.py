@@ -33,14 +33,13 @@ import torch
 import torch.nn.functional as F
 
 from analysis import seeding
+from analysis.data_help import DATA_ENV  # noqa: F401  (re-exported: the data root variable)
+from analysis.data_help import missing as _missing
 from analysis.errors import DataError, SpecError
 from analysis.idx import _idx_file, read_idx  # noqa: F401  (read_idx re-exported)
 from analysis.label_noise import noisy_labels
 from analysis.specs import DATASETS, DataSpec, check_int, check_option
 from analysis.transforms import augment, normalize  # noqa: F401  (re-exported)
-
-#: Environment variable naming the data root (same meaning as ``--data-root``).
-DATA_ENV = "PRUNESCOPE_DATA"
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the IDX files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -394,31 +393,6 @@ def _try_download(name: str, target: Path) -> str | None:
     except Exception as err:
         return f"{type(err).__name__}: {err}"
     return None
-
-
-def _how_to_get(name: str) -> str:
-    """Advice on getting dataset ``name`` onto this machine."""
-    layout = {
-        "fashion-mnist": "fashion-mnist/ (or FashionMNIST/raw/) with the four IDX files",
-        "mnist": "MNIST/raw/ with the four uncompressed IDX files",
-        "cifar10": "cifar-10-batches-py/ (the python version of CIFAR-10)",
-        "cifar100": "cifar-100-python/ (the python version of CIFAR-100)",
-    }[name]
-    advice = [
-        f"set {DATA_ENV} or --data-root to a folder holding {layout}",
-        "or run once with internet access so torchvision downloads it",
-    ]
-    if name == "fashion-mnist":
-        advice.insert(0, "install Debian's package: apt-get install dataset-fashion-mnist")
-    return "; ".join(advice)
-
-
-def _missing(name: str, looked: list[str]) -> DataError:
-    """The one error raised when ``name`` is found nowhere."""
-    places = "\n".join(f"  - {p}" for p in looked)
-    return DataError(
-        f"Dataset {name!r} not found. Looked in:\n{places}\nTo get it: {_how_to_get(name)}."
-    )
 
 
 def _load_fashion(root: Path | None, download: bool | None) -> tuple[Raw, str]:

@@ -33,7 +33,8 @@ rewind_step = 7
 def test_example_studies_load(path):
     study = load_study(path)
     assert study.runs()
-    assert len(study.dense_runs()) == len(study.seeds) * len(study.objectives)
+    per_setting = len(study.seeds) * len(study.objectives)
+    assert len(study.dense_runs()) == per_setting * len(study.settings())
 
 
 def test_runs_expand_the_grid_and_share_one_training_spec():
