@@ -27,38 +27,81 @@ from analysis.sparsity.base import Masks, require_positive
 from analysis.sparsity.finetune import FINETUNE_PARAMS, PruneTrainedDense, prune_dense_and_finetune
 from analysis.training_types import MethodOutput, RunContext
 
+#: One prunable channel group: (group name, its producing weight, every (key, axis) it acts on).
+ChannelGroup = tuple[str, str, tuple[tuple[str, int], ...]]
+
+
+def channel_groups(model: torch.nn.Module) -> list[ChannelGroup]:
+    """The channel groups of ``model`` with exactly one prunable producing weight.
+
+    Read from the model's permutation spec: a hidden-unit group produced by one
+    weight (its rows: filters of a conv, neurons of a linear layer). Groups tied
+    across a residual stream (several producers) and the head's outputs are left out.
+    """
+    ps = model.permutation_spec()
+    prunable = set(model.prunable_names())
+    out = []
+    for group, axes in ps.perm_to_axes.items():
+        producers = [k for k, a in axes if a == 0 and k in prunable]
+        if len(producers) == 1:
+            out.append((group, producers[0], tuple(axes)))
+    return out
+
+
+def channel_masks(model: torch.nn.Module, keep: dict[str, torch.Tensor]) -> Masks:
+    """Masks of every prunable weight removing the channels not kept.
+
+    keep: {group name: (n,) bool, True = the channel survives}; the group's
+    producer rows and its consumers' input columns are masked. Groups not in
+    ``keep`` stay whole. Masks live on the model's device.
+    """
+    params = dict(model.named_parameters())
+    masks = {n: torch.ones_like(params[n], dtype=torch.bool) for n in model.prunable_names()}
+    for group, _producer, axes in channel_groups(model):
+        if group not in keep:
+            continue
+        alive = keep[group]
+        for key, axis in axes:
+            if key in masks:
+                shape = [1] * masks[key].dim()
+                shape[axis] = len(alive)
+                masks[key] &= alive.to(masks[key].device).view(shape)
+    return masks
+
+
+def channels_to_remove(n: int, fraction: float) -> int:
+    """``round(fraction * n)`` channels, but always one left (an empty layer disconnects the net)."""
+    return max(0, min(int(round(fraction * n)), n - 1))
+
+
+def keep_top(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """(n,) bool keeping all but the ``k`` lowest of ``scores`` (n,), ties broken by index."""
+    keep = torch.ones(len(scores), dtype=torch.bool, device=scores.device)
+    if k > 0:
+        order = torch.argsort(scores.detach().float(), stable=True)
+        keep[order[:k]] = False
+    return keep
+
 
 def structured_masks(model: torch.nn.Module, fraction: float) -> tuple[Masks, dict[str, int]]:
     """Masks removing ``round(fraction * n)`` lowest-L1 channels of each prunable group.
 
     Returns (masks, channels removed per group).
     """
-    ps = model.permutation_spec()
     params = dict(model.named_parameters())
-    prunable = set(model.prunable_names())
-    masks = {n: torch.ones_like(params[n], dtype=torch.bool) for n in model.prunable_names()}
-    removed = {}
-    for group, axes in ps.perm_to_axes.items():
-        producers = [k for k, a in axes if a == 0 and k in prunable]
-        if len(producers) != 1:
-            continue  # residual stream (tied) or no weight produces it
-        weight = params[producers[0]].detach()
+    keep, removed = {}, {}
+    for group, producer, _axes in channel_groups(model):
+        weight = params[producer].detach()
         n = weight.shape[0]
-        k = int(round(fraction * n))
-        k = min(k, n - 1)  # always keep one channel: an empty layer disconnects the net
+        k = channels_to_remove(n, fraction)
         if k <= 0:
             continue
         rows = prune.LnStructured(amount=k, n=1, dim=0).compute_mask(
             weight, torch.ones_like(weight)
         )
-        keep = rows.reshape(n, -1)[:, 0].bool()  # (n,) channel survives
-        for key, axis in axes:
-            if key in masks:
-                shape = [1] * masks[key].dim()
-                shape[axis] = n
-                masks[key] &= keep.view(shape)
+        keep[group] = rows.reshape(n, -1)[:, 0].bool()  # (n,) channel survives
         removed[group] = k
-    return masks, removed
+    return channel_masks(model, keep), removed
 
 
 class L1Structured(PruneTrainedDense):
