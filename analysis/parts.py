@@ -10,7 +10,16 @@ one module plus one line here.
 
 from __future__ import annotations
 
-from analysis import api, connectivity, landscape, representations, robustness, run_part
+from analysis import (
+    api,
+    connectivity,
+    landscape,
+    representations,
+    robustness,
+    run_part,
+    sensitivity,
+)
+from analysis.sparsity import dessilbi
 
 #: Every part of a study, in compute order.
 ANALYSES: tuple[api.Analysis, ...] = (
@@ -19,6 +28,8 @@ ANALYSES: tuple[api.Analysis, ...] = (
     robustness.ANALYSIS,
     connectivity.ANALYSIS,
     landscape.ANALYSIS,
+    sensitivity.ANALYSIS,
+    dessilbi.ANALYSIS,
 )
 
 api.install(kind for analysis in ANALYSES for kind in analysis.kinds)

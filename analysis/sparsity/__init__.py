@@ -26,7 +26,7 @@ def _methods() -> dict[str, Method]:
     from analysis.sparsity.dessilbi import DessiLBI
     from analysis.sparsity.gmp import GradualMagnitude
     from analysis.sparsity.grasp import GraSP
-    from analysis.sparsity.l1_structured import L1Structured
+    from analysis.sparsity.l1_structured import L1Sensitivity, L1Structured
     from analysis.sparsity.lottery import Lottery
     from analysis.sparsity.magnitude import Magnitude
     from analysis.sparsity.random import Random
@@ -43,6 +43,7 @@ def _methods() -> dict[str, Method]:
         GraSP,
         SynFlow,
         L1Structured,
+        L1Sensitivity,
         DessiLBI,
     ]
     return {m.name: m() for m in methods}

@@ -42,8 +42,12 @@ fp16 (whose gradient scaler needs that optimizer) is refused.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from analysis.api import Analysis, Study, status_record
+from analysis.api import get as get_result
 from analysis.errors import SpecError
 from analysis.sparsity.base import Method, Param, require_positive
 from analysis.sparsity.l1_structured import (
@@ -325,3 +329,38 @@ def path_record(path: LBIPath, history: list[dict]) -> dict:
             for name, group in path.lifted.items()
         },
     }
+
+
+# ---------------------------------------------------------------------------
+# the study's ``dessilbi`` section: the path of every dessilbi run (stored with the run)
+
+
+def summarize_paths(study: Study, store: Any) -> list[dict]:
+    """The ``dessilbi`` section of ``show --json``: per dessilbi run, its stored path."""
+    out = []
+    for spec in study.runs():
+        if spec.sparsity.method != DessiLBI.name:
+            continue
+        record = status_record(spec, store)
+        item = {"label": spec.label, "seed": spec.seed, **record}
+        if record["status"] == "cached":
+            metrics = get_result(spec, store=store, compute=False).metrics
+            notes = metrics.get("notes", {})
+            item.update({k: notes.get(k) for k in PATH_FIELDS})
+            item["requested_sparsity"] = metrics["requested_sparsity"]
+            item["achieved_sparsity"] = metrics["achieved_sparsity"]
+            item["test_acc"] = metrics["test_acc"]
+        out.append(item)
+    return out
+
+
+#: Notes of a dessilbi run copied into its ``dessilbi`` record (docs/summary.md).
+PATH_FIELDS = ("path", "stop_epoch", "support_reached", "retrain", "kept_units")
+
+def no_specs(study: Study) -> list:
+    """The ``dessilbi`` part asks for nothing beyond the study's runs."""
+    return []
+
+
+#: The ``dessilbi`` part: nothing of its own to compute (the runs part trains the runs).
+ANALYSIS = Analysis(name="dessilbi", kinds=(), specs=no_specs, summarize=summarize_paths)

@@ -20,12 +20,15 @@ physically smaller network.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn.utils import prune
 
-from analysis.sparsity.base import Masks, require_positive
+from analysis.sparsity.base import Masks, Param, require_positive
 from analysis.sparsity.finetune import FINETUNE_PARAMS, PruneTrainedDense, prune_dense_and_finetune
-from analysis.training_types import MethodOutput, RunContext
+from analysis.train import evaluate
+from analysis.training_types import MethodOutput, RunContext, apply_masks
 
 #: One prunable channel group: (group name, its producing weight, every (key, axis) it acts on).
 ChannelGroup = tuple[str, str, tuple[tuple[str, int], ...]]
@@ -104,6 +107,71 @@ def structured_masks(model: torch.nn.Module, fraction: float) -> tuple[Masks, di
     return channel_masks(model, keep), removed
 
 
+#: How the units of a layer are ranked for removal (Li et al. 2017, Figure 2).
+CRITERIA = ("smallest", "random", "largest")
+
+
+def removal_order(
+    weight: torch.Tensor, criterion: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(n,) unit indices of ``weight`` (n, ...) in the order they are removed.
+
+    ``smallest`` / ``largest``: by the L1 norm of each filter or neuron (ties by
+    index); ``random``: a permutation drawn from the CPU ``generator`` (the same
+    on every device). Indices are on the CPU.
+    """
+    l1 = weight.detach().abs().reshape(len(weight), -1).sum(1).cpu()
+    if criterion == "smallest":
+        return torch.argsort(l1, stable=True)
+    if criterion == "largest":
+        return torch.argsort(-l1, stable=True)
+    if criterion == "random":
+        return torch.randperm(len(weight), generator=generator)
+    raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+
+
+def keep_all_but(order: torch.Tensor, k: int) -> torch.Tensor:
+    """(n,) bool: every unit except the first ``k`` of ``order``."""
+    keep = torch.ones(len(order), dtype=torch.bool)
+    keep[order[:k]] = False
+    return keep
+
+
+def layer_fractions(
+    model: torch.nn.Module,
+    fraction: float,
+    max_drop: float,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: str = "fp32",
+) -> dict[str, float]:
+    """Per channel group, the largest fraction in ``fraction, fraction - 0.1, ...`` whose
+    smallest-L1 pruning of that layer alone costs at most ``max_drop`` accuracy on (x, y).
+
+    Li et al. 2017 (Section 4.1, Figure 2) measure each layer's sensitivity this
+    way and prune sensitive layers less (or not at all: fraction 0). ``model``
+    is left as it was. x: (N, C, H, W), y: (N,).
+    """
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    base = evaluate(model, x, y, precision=precision)[1]
+    params = dict(model.named_parameters())
+    steps = int(math.floor(fraction * 10 + 1e-9))
+    candidates = [fraction, *[round(i / 10, 10) for i in range(steps, 0, -1) if i / 10 < fraction]]
+    out = {}
+    for group, producer, _axes in channel_groups(model):
+        order = removal_order(params[producer], "smallest")
+        out[group] = 0.0
+        for f in candidates:
+            keep = keep_all_but(order, channels_to_remove(len(order), f))
+            apply_masks(model, channel_masks(model, {group: keep}))
+            drop = base - evaluate(model, x, y, precision=precision)[1]
+            model.load_state_dict(state)
+            if drop <= max_drop:
+                out[group] = f
+                break
+    return out
+
+
 class L1Structured(PruneTrainedDense):
     """Filter/neuron pruning by L1 norm of the trained dense network, then fine-tuning."""
 
@@ -122,5 +190,55 @@ class L1Structured(PruneTrainedDense):
         def make_masks(model):
             masks, removed = structured_masks(model, fraction)
             return masks, {"channels_removed": removed}
+
+        return prune_dense_and_finetune(ctx, make_masks)
+
+
+class L1Sensitivity(PruneTrainedDense):
+    """L1 filter/neuron pruning that prunes sensitive layers less (Li et al. 2017, Section 4.1)."""
+
+    name = "l1-sensitivity"
+    unit = "channels"
+    params = (
+        *FINETUNE_PARAMS,
+        Param(
+            "max_drop",
+            float,
+            0.02,
+            "validation accuracy a layer may lose, pruned alone, before it is pruned less",
+            lo=0.0,
+            hi=1.0,
+        ),
+    )
+
+    def check_sparsity(self, sparsity: float) -> None:
+        """Needs a sparsity above 0."""
+        require_positive(self.name, sparsity)
+
+    def run(self, ctx: RunContext) -> MethodOutput:
+        """Measure each layer's sensitivity on the validation split, prune, fine-tune.
+
+        Each layer loses the largest fraction of its lowest-L1 channels, from the
+        run's sparsity down in steps of 0.1 (to none), whose removal alone costs at
+        most ``max_drop`` validation accuracy; the masked network is fine-tuned.
+        """
+        s = ctx.spec.sparsity
+        x, y = ctx.data.val_x, ctx.data.val_y
+        if len(x) == 0:  # no validation split: a fixed slice of the training data
+            x, y = ctx.data.train_x[:2000], ctx.data.train_y[:2000]
+
+        def make_masks(model):
+            fractions = layer_fractions(
+                model, s.sparsity, s.opt("max_drop"), x, y, ctx.spec.train.precision
+            )
+            params = dict(model.named_parameters())
+            keep = {
+                group: keep_all_but(
+                    removal_order(params[producer], "smallest"),
+                    channels_to_remove(len(params[producer]), fractions[group]),
+                )
+                for group, producer, _ in channel_groups(model)
+            }
+            return channel_masks(model, keep), {"layer_fractions": fractions}
 
         return prune_dense_and_finetune(ctx, make_masks)
