@@ -181,3 +181,23 @@ def test_a_bad_study_writes_nothing(field, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert field in err and len(err.splitlines()) == 1, err
     assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_the_path_figure_draws_a_line_per_layer_and_marks_the_stop():
+    from dashboard.figures.sparsity_paths import path_figure
+
+    item = {
+        "label": "dessilbi 50% s0",
+        "stop_epoch": 2,
+        "path": {
+            "epochs": [0, 1, 2, 3],
+            "layers": {
+                "conv1.weight": {"units": 6, "support": [0.0, 0.0, 0.5, 1.0]},
+                "fc1.weight": {"units": 120, "support": [0.0, 0.1, 0.2, 0.4]},
+            },
+        },
+    }
+    fig = path_figure(item)
+    assert [t.name for t in fig.data] == ["conv1 (6)", "fc1 (120)"]
+    assert list(fig.data[0].y) == [0.0, 0.0, 50.0, 100.0]
+    assert any(s.x0 == 2 for s in fig.layout.shapes)

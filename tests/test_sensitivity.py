@@ -117,6 +117,20 @@ def test_the_guided_method_prunes_sensitive_layers_less(store):
         "P_0": 0.9,
         "P_1": 0.9,
     }
-    assert run.metrics["achieved_sparsity"] < api.get(plain, store=store).metrics[
-        "achieved_sparsity"
-    ]
+    assert (
+        run.metrics["achieved_sparsity"] < api.get(plain, store=store).metrics["achieved_sparsity"]
+    )
+
+
+def test_the_figure_draws_a_line_per_layer_in_each_criterion_panel(curves):
+    from dashboard.figures.sparsity_paths import sensitivity_figure
+    from dashboard.figures.theme import PRESENTATION
+
+    doc, _ = curves
+    fig = sensitivity_figure({**doc, "label": "dense s0"})
+    assert len(fig.data) == 3 * len(doc["layers"])
+    assert [t.name for t in fig.data[:2]] == ["body.fc0 (64)", "body.fc1 (64)"]
+    assert list(fig.data[0].x) == [0.0, 20.0, 40.0, 60.0, 80.0, 90.0]
+    assert fig.data[0].y[0] == pytest.approx(100 * doc["base_accuracy"])
+    big = sensitivity_figure(doc, PRESENTATION)
+    assert big.layout.font.size > fig.layout.font.size
