@@ -119,6 +119,17 @@ def check_arch(arch: str, data: str, store: Store, args: argparse.Namespace) -> 
     return out
 
 
+def public_args(argv: list[str]) -> list[str]:
+    """The command-line arguments without ``--cache-dir`` and its value (a local path)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--cache-dir"):
+            skip = arg == "--cache-dir" and not skip
+            continue
+        out.append(arg)
+    return out
+
+
 def main() -> None:
     """Run the check and write the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -136,7 +147,7 @@ def main() -> None:
     store = Store(args.cache_dir or tempfile.mkdtemp(prefix="dessilbi-check-"))
     data = dataset()
     doc = {
-        "command": "python3 benchmarks/dessilbi_check.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python3 benchmarks/dessilbi_check.py", *public_args(sys.argv[1:])]),
         "dataset": data,
         "settings": {
             "train_size": args.train_size,
