@@ -357,6 +357,7 @@ def summarize_paths(study: Study, store: Any) -> list[dict]:
 #: Notes of a dessilbi run copied into its ``dessilbi`` record (docs/summary.md).
 PATH_FIELDS = ("path", "stop_epoch", "support_reached", "retrain", "kept_units")
 
+
 def no_specs(study: Study) -> list:
     """The ``dessilbi`` part asks for nothing beyond the study's runs."""
     return []
