@@ -10,7 +10,16 @@ one module plus one line here.
 
 from __future__ import annotations
 
-from analysis import api, connectivity, landscape, representations, robustness, run_part
+from analysis import (
+    api,
+    connectivity,
+    landscape,
+    representations,
+    robustness,
+    run_part,
+    sensitivity,
+)
+from analysis.sparsity import dessilbi
 
 #: Every part of a study, in compute order.
 ANALYSES: tuple[api.Analysis, ...] = (
@@ -20,6 +29,8 @@ ANALYSES: tuple[api.Analysis, ...] = (
     connectivity.ANALYSIS,
     landscape.ANALYSIS,
     landscape.SPECTRUM,
+    sensitivity.ANALYSIS,
+    dessilbi.ANALYSIS,
 )
 
 api.install(kind for analysis in ANALYSES for kind in analysis.kinds)

@@ -28,6 +28,7 @@ PAGES = {
         st.Page("app_pages/landscape.py", title="Landscape", icon=":material/landscape:"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/show_chart:"),
+        st.Page("app_pages/methods.py", title="Methods", icon=":material/account_tree:"),
     ],
     "Share": [st.Page("app_pages/export.py", title="Export", icon=":material/download:")],
 }

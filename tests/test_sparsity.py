@@ -50,7 +50,14 @@ BASE = RunSpec(data=DATA, model=MLP, train=TRAIN)
 
 METHODS = list(methods())
 #: Non-default options the contract specs use (everything else: the method's defaults).
-CONTRACT_OPTIONS = {"lottery": {"rewind_step": 2}}
+#: dessilbi retrains from the path: from init a removed unit is dead (zero row, column and
+#: bias), so even unmasked training cannot regrow it and the regrowth check would be vacuous.
+#: l1-sensitivity: max_drop 1 prunes every layer at the sparsity (the channel contract).
+CONTRACT_OPTIONS = {
+    "lottery": {"rewind_step": 2},
+    "dessilbi": {"retrain": "path"},
+    "l1-sensitivity": {"max_drop": 1.0},
+}
 #: Extra option settings checked for reaching the requested sparsity.
 VARIANTS = [
     ("random", {"distribution": "erk"}),

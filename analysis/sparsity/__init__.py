@@ -23,9 +23,10 @@ from analysis.train import planned_steps, train_set_size
 def _methods() -> dict[str, Method]:
     """Build the registry (imports are local: importing a method imports torch and the loop)."""
     from analysis.sparsity.dense import Dense
+    from analysis.sparsity.dessilbi import DessiLBI
     from analysis.sparsity.gmp import GradualMagnitude
     from analysis.sparsity.grasp import GraSP
-    from analysis.sparsity.l1_structured import L1Structured
+    from analysis.sparsity.l1_structured import L1Sensitivity, L1Structured
     from analysis.sparsity.lottery import Lottery
     from analysis.sparsity.magnitude import Magnitude
     from analysis.sparsity.random import Random
@@ -42,6 +43,8 @@ def _methods() -> dict[str, Method]:
         GraSP,
         SynFlow,
         L1Structured,
+        L1Sensitivity,
+        DessiLBI,
     ]
     return {m.name: m() for m in methods}
 
