@@ -35,10 +35,12 @@ from analysis.connectivity.path import (
     eval_data,
     interpolation_curve,
     kept_fraction,
+    mix_weights,
     on,
     union_masks,
     zero_fraction,
 )
+from analysis.connectivity.repair import endpoint_stats, variance_collapse
 from analysis.device import full_fp32
 from analysis.permutation import (
     Matching,
@@ -127,6 +129,18 @@ def _aligned_path(
     return curve, masks
 
 
+def repair_record(
+    model: nn.Module, state_a: dict, state_b: dict, perm: dict, x: torch.Tensor
+) -> dict:
+    """The variance collapse at alpha 0.5 of A and B permuted by ``perm``, before/after REPAIR.
+
+    x: (N, C, H, W) training subset (:func:`analysis.connectivity.repair.variance_collapse`).
+    """
+    aligned = apply_permutation(model.permutation_spec(), perm, state_b)
+    ends = endpoint_stats(model, [state_a, aligned], x)
+    return variance_collapse(model, mix_weights(state_a, aligned, 0.5), ends, x)
+
+
 def matching_record(found: list[Matching], chosen: Matching, barriers: list[dict]) -> dict:
     """What the result stores about the candidates: objectives, passes, barriers and spreads.
 
@@ -153,8 +167,9 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
     Git Re-Basin (Ainsworth et al. 2023) / Entezari et al. 2022: the curve of
     ``(1 - a) A + a P(B)`` on ``spec.alphas`` points, for the candidate with the
     best matching objective; for ``weight`` also every distinct candidate's
-    barriers and their min / median / max (``matching``). Losses are mean
-    cross-entropy in nats, accuracies in [0, 1]. Raises PermutationError if the
+    barriers and their min / median / max (``matching``); with ``repair``, the
+    variance collapse at alpha 0.5 before and after REPAIR (``variance``,
+    :func:`repair_record`). Losses are mean cross-entropy in nats, accuracies in [0, 1]. Raises PermutationError if the
     runs differ in architecture, RuntimeError if an aligned network computes a
     different function (a permutation bug).
     """
@@ -185,6 +200,9 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
     if spec.alignment == "weight":
         per_order = [curve_barriers(paths[_perm_id(m.perm)][0]) for m in found]
         matching = matching_record(found, chosen, per_order)
+    variance = None
+    if spec.repair:
+        variance = repair_record(model_a, ends[0][0], ends[1][0], chosen.perm, data.train_x)
     doc = {
         "run_a": spec.run_a.label,
         "run_b": spec.run_b.label,
@@ -196,6 +214,7 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
         "barriers": barriers,
         "matching_objective": chosen.objective,
         "matching": matching,
+        "variance": variance,
         "endpoint_sparsity": [zero_fraction(r.state, names) for r in runs],
         "union_sparsity": 1.0 - kept_fraction(masks) if masks else 0.0,
         "alignment_seconds": align_seconds,

@@ -11,7 +11,8 @@ the prunable weights) at every alpha: the endpoints' sparsities at alpha 0 and
 
 Every evaluation of weights on the path goes through ``analysis.batchnorm``'s
 rule (:func:`analysis.batchnorm.apply_bn_rule`): BatchNorm statistics reset on
-the training subset at every alpha, endpoints included, or REPAIR.
+the training subset at every alpha, endpoints included; with REPAIR
+(``analysis.connectivity.repair``) every pre-activation is then renormalised.
 
 Devices: the curve runs where its inputs are: the compute functions move the
 endpoint states, masks, model and data to ``ctx.device`` (:func:`on`,
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.batchnorm import BNRule, apply_bn_rule, endpoint_stats
+from analysis.batchnorm import BNRule, apply_bn_rule, base_rule
+from analysis.connectivity.repair import corrected, endpoint_stats, goal, repair_corrections
 from analysis.data import eval_subset, load
 from analysis.sparsity.base import Masks, apply_masks
 from analysis.specs import DataSpec
@@ -114,13 +116,15 @@ def interpolation_curve(
     """Loss, accuracy (train and test) and sparsity at every alpha of ``(1-a) A + a B``.
 
     ``model`` is any network of the architecture (its weights are overwritten);
-    ``masks`` the interpolated network's (the union); ``bn`` the BatchNorm rule
-    applied at each alpha (``analysis.batchnorm.apply_bn_rule``). Returns lists
+    ``masks`` the interpolated network's (the union); ``bn`` the rule applied at
+    each alpha (``analysis.batchnorm.apply_bn_rule``; for 'repair' the base rule,
+    then REPAIR's corrections, :mod:`analysis.connectivity.repair`). Returns lists
     of len(alphas) under ``alphas``, ``{train,test}_{loss,acc}`` (mean
     cross-entropy in nats, accuracy in [0, 1]) and ``sparsity``.
     """
     names = model.prunable_names()
     stats = endpoint_stats(model, [state_a, state_b], data.train_x) if bn == "repair" else None
+    rule = base_rule(model) if bn == "repair" else bn
     curve: dict[str, list[float]] = {
         k: [] for k in ("train_loss", "train_acc", "test_loss", "test_acc", "sparsity")
     }
@@ -129,14 +133,18 @@ def interpolation_curve(
             progress(i, len(alphas))
         model.load_state_dict(mix_weights(state_a, state_b, float(alpha)))
         apply_masks(model, masks)  # a no-op by construction: both endpoints are 0 there
-        apply_bn_rule(model, bn, data.train_x, stats=stats, alpha=float(alpha))
-        for split, x, y in (
-            ("train", data.train_x, data.train_y),
-            ("test", data.test_x, data.test_y),
-        ):
-            loss, acc = evaluate(model, x, y)
-            curve[f"{split}_loss"].append(loss)
-            curve[f"{split}_acc"].append(acc)
+        apply_bn_rule(model, rule, data.train_x)
+        fixes = {}
+        if stats is not None:
+            fixes = repair_corrections(model, goal(stats, float(alpha)), data.train_x)
+        with corrected(model, fixes):
+            for split, x, y in (
+                ("train", data.train_x, data.train_y),
+                ("test", data.test_x, data.test_y),
+            ):
+                loss, acc = evaluate(model, x, y)
+                curve[f"{split}_loss"].append(loss)
+                curve[f"{split}_acc"].append(acc)
         curve["sparsity"].append(zero_fraction(dict(model.named_parameters()), names))
     if progress is not None:
         progress(len(alphas), len(alphas))
