@@ -228,3 +228,65 @@ def test_a_study_trains_its_curves_and_summarizes_them(store, tmp_path) -> None:
         assert set(item["barriers"]) == {"train", "test"}
         assert len(item["curve"]["test_loss"]) == len(item["line"]["curve"]["test_loss"]) == 3
         assert len(item["history"]) == 1
+
+
+# ---------------------------------------------------------------------------
+# figures (hand-made summary records: no store, no torch)
+
+
+def curve_record(alignment: str, kind: str, barrier: float) -> dict:
+    """A cached curve record shaped like ``curve_item``'s."""
+    ts = [0.0, 0.5, 1.0]
+
+    def values(h: float) -> dict:
+        return {
+            "alphas": ts,
+            **{f"{s}_loss": [0.3, 0.3 + h, 0.3] for s in ("train", "test")},
+            **{f"{s}_acc": [0.9, 0.9 - h / 10, 0.9] for s in ("train", "test")},
+        }
+
+    def barriers(h: float) -> dict:
+        return {s: {"barrier_entezari": h} for s in ("train", "test")}
+
+    return {
+        "status": "cached", "curve_kind": kind, "bends": 1, "epochs": 2,
+        "alignment": alignment, "run_a": "dense s0", "run_b": "dense s1", "method": "dense",
+        "curve": values(barrier), "barriers": barriers(barrier),
+        "line": {"curve": values(1.0), "barriers": barriers(1.0)},
+        "history": [{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.5}],
+    }  # fmt: skip
+
+
+FIG_RUNS = [{"label": "dense s0", "method": "dense"}, {"label": "dense s1", "method": "dense"}]
+
+
+@pytest.mark.parametrize("theme", ["normal", "presentation"])
+def test_curve_figures_draw_the_curve_beside_its_line(theme) -> None:
+    """One dotted line per alignment and pair, a solid curve per kind; barriers side by side."""
+    from dashboard.figures import NORMAL, PRESENTATION
+    from dashboard.figures import connectivity as fc
+    from dashboard.figures import curves as fcv
+
+    th = {"normal": NORMAL, "presentation": PRESENTATION}[theme]
+    conn = {
+        "pairs": [],
+        "curves": [
+            curve_record("naive", "bezier", 0.1),
+            curve_record("naive", "polychain", 0.2),
+            curve_record("weight", "bezier", 0.05),
+        ],
+    }
+    fig = fcv.curve_paths(conn, FIG_RUNS, "test", th)
+    names = [t.name for t in fig.data]
+    # loss + accuracy per trace: 2 straight lines (naive, weight) and 3 curves
+    assert len(fig.data) == 2 * 5 and names.count("naive (no alignment), straight line") == 2
+    curve = next(t for t in fig.data if t.name == "weight matching, Bezier (1 bend)")
+    assert list(curve.y) == [0.3, 0.35, 0.3] and curve.line.dash is None
+    bars = fcv.curve_barriers(conn, FIG_RUNS, "test", th)
+    assert [t.name for t in bars.data] == ["straight line", "curve"]
+    assert list(bars.data[1].x) == [0.1, 0.2, 0.05] and set(bars.data[0].x) == {1.0}
+    assert len(fcv.curve_history(conn, FIG_RUNS, th).data) == 3
+    assert fig.layout.title.font.size == th.title_size
+    assert fcv.curve_paths(conn, FIG_RUNS[:1]).data == ()  # run B hidden: nothing shown
+    items = fc.catalogue({"connectivity": conn, "runs": FIG_RUNS}, None)
+    assert [i.name for i in items] == ["connectivity-curves", "connectivity-curve-barriers"]

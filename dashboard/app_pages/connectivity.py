@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.figures import connectivity as fc
+from dashboard.figures import curves as fcv
 from dashboard.figures import repair as fr
 
 view = ui.view()
@@ -44,6 +45,13 @@ with right:
         )
     else:
         st.info("The instability test is not computed (or turned off) for this study.")
+if fcv.shown_curves(conn, view.runs):
+    ui.plot(fcv.curve_paths(conn, view.runs, split, view.theme), view, key="curves")
+    left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
+    with left:
+        ui.plot(fcv.curve_barriers(conn, view.runs, split, view.theme), view, key="curve_bars")
+    with right:
+        ui.plot(fcv.curve_history(conn, view.runs, view.theme), view, key="curve_history")
 if fr.variance_pairs(full, view.runs):
     where = ui.choice("Variance measured at", fr.WHERE, name="where", default="post")
     ui.plot(fr.variance_collapse(full, view.runs, where, view.theme), view, key="variance")
