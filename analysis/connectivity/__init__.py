@@ -99,6 +99,7 @@ from analysis.connectivity.kind import (
 )
 from analysis.connectivity.path import (
     EvalData,
+    ensemble_record,
     eval_data,
     interpolation_curve,
     kept_fraction,
@@ -122,7 +123,7 @@ ANALYSIS = Analysis(
             compute_connectivity,
             files={
                 # "variance": entries from before REPAIR covered every network are recomputed
-                "connectivity.json": ("curve", "barriers", "variance"),
+                "connectivity.json": ("curve", "barriers", "variance", "ensemble", "midpoint"),
                 "permutation.safetensors": object,
             },
         ),
@@ -185,6 +186,7 @@ __all__ = [
     "connectivity_specs",
     "copy_data_seed",
     "curve_barriers",
+    "ensemble_record",
     "error_barrier",
     "eval_data",
     "has_batchnorm",

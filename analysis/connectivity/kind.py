@@ -337,6 +337,8 @@ PAIR_FIELDS = (
     "matching_objective",
     "matching",
     "variance",
+    "ensemble",
+    "midpoint",
     "endpoint_sparsity",
     "union_sparsity",
     "alignment_seconds",

@@ -29,7 +29,13 @@ import torch
 from torch import nn
 
 from analysis.batchnorm import BNRule, apply_bn_rule, base_rule
-from analysis.connectivity.repair import corrected, endpoint_stats, goal, repair_corrections
+from analysis.connectivity.repair import (
+    corrected,
+    endpoint_stats,
+    goal,
+    ready,
+    repair_corrections,
+)
 from analysis.data import eval_subset, load
 from analysis.sparsity.base import Masks, apply_masks
 from analysis.specs import DataSpec
@@ -100,6 +106,35 @@ def eval_data(data: DataSpec, train_subset: int, test_subset: int, seed: int) ->
     if test_subset:
         te = eval_subset(min(test_subset, len(splits.test_x)), len(splits.test_x), seed)
     return EvalData(splits.train_x[tr], splits.train_y[tr], splits.test_x[te], splits.test_y[te])
+
+
+@torch.no_grad()
+def ensemble_record(
+    model: nn.Module, states: list[dict[str, torch.Tensor]], data: EvalData, batch: int = 2048
+) -> dict[str, float]:
+    """The output-space ensemble of ``states``: accuracy and loss of their mean softmax.
+
+    Entezari et al. 2022's "ensembles vs interpolation": each network (``model``
+    loaded with each state, readied by the base rule, i.e. BatchNorm statistics
+    reset on the train subset as at the path's ends) gives softmax
+    probabilities on the train subset and the test set; the ensemble predicts
+    their mean. Returns ``{split}_acc`` (in [0, 1]) and ``{split}_loss`` (mean
+    negative log-likelihood of the mean probabilities, nats).
+    """
+    probs: dict[str, torch.Tensor] = {}
+    for state in states:
+        model.load_state_dict(state)
+        ready(model, data.train_x)  # the base rule, as at the path's ends
+        for split, x in (("train", data.train_x), ("test", data.test_x)):
+            p = torch.cat([model(xb).float().softmax(1) for xb in x.split(batch)])
+            probs[split] = probs[split] + p if split in probs else p
+    out = {}
+    for split, y in (("train", data.train_y), ("test", data.test_y)):
+        mean = probs[split] / len(states)
+        picked = mean.gather(1, y.view(-1, 1)).squeeze(1).clamp(min=1e-12)
+        out[f"{split}_acc"] = float((mean.argmax(1) == y).double().mean())
+        out[f"{split}_loss"] = float(-picked.double().log().mean())
+    return out
 
 
 def interpolation_curve(

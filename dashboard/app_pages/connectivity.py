@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import ui
 from dashboard.figures import connectivity as fc
 from dashboard.figures import curves as fcv
+from dashboard.figures import ensembles as fe
 from dashboard.figures import repair as fr
 
 view = ui.view()
@@ -45,6 +46,8 @@ with right:
         )
     else:
         st.info("The instability test is not computed (or turned off) for this study.")
+if fe.ensemble_pairs(conn, view.runs):
+    ui.plot(fe.ensemble_vs_midpoint(conn, view.runs, split, view.theme), view, key="ensembles")
 if fcv.shown_curves(conn, view.runs):
     ui.plot(fcv.curve_paths(conn, view.runs, split, view.theme), view, key="curves")
     left, right = st.columns(2) if not view.presentation else (st.container(), st.container())

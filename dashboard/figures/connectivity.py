@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures.curves import catalogue_items as curve_items
+from dashboard.figures.ensembles import catalogue_items as ensemble_items
 from dashboard.figures.items import FigureItem
 from dashboard.figures.pairs import (
     ALIGNMENT_SYMBOLS,  # noqa: F401  (re-exported: callers read the styles here too)
@@ -329,7 +330,8 @@ def catalogue(summary: dict, reader: Reader | None, theme: Theme = NORMAL) -> li
                     sparsity_paths(conn, runs, theme),
                 )
             )  # fmt: skip
-    items += curve_items(conn, runs, theme) + repair_items(conn, runs, theme)
+    items += curve_items(conn, runs, theme) + ensemble_items(conn, runs, theme)
+    items += repair_items(conn, runs, theme)
     if any(p.get("status") == "cached" for g in conn.get("instability", []) for p in g["points"]):
         items.append(
             FigureItem(
