@@ -290,3 +290,36 @@ def test_curve_figures_draw_the_curve_beside_its_line(theme) -> None:
     assert fcv.curve_paths(conn, FIG_RUNS[:1]).data == ()  # run B hidden: nothing shown
     items = fc.catalogue({"connectivity": conn, "runs": FIG_RUNS}, None)
     assert [i.name for i in items] == ["connectivity-curves", "connectivity-curve-barriers"]
+
+
+# ---------------------------------------------------------------------------
+# the Connectivity page, read-only, on a study with two seeds and a curve
+
+
+@pytest.mark.slow  # computes a small study (runs, paths, a curve) before the app starts
+def test_the_connectivity_page_draws_curves_ensembles_and_variance(
+    tmp_path, monkeypatch, request
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from analysis.store import Store
+    from tests.test_dashboard_app import APP, TIMEOUT, charts
+
+    text = STUDY.format(curves='["bezier"]', epochs=1).replace("repair = false", "repair = true")
+    study_file = tmp_path / "curves.toml"
+    study_file.write_text(text)
+    cache = tmp_path / "cache"
+    report = compute_study(parse_study(text), Store(cache))
+    assert not report.failed, report.failed
+    request.getfixturevalue("compute_forbidden")  # from here on, pages may only read
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(study_file))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(cache))
+    for present in ("0", "1"):
+        app = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        app.query_params = {"present": present}
+        app.run()
+        app.switch_page("app_pages/connectivity.py").run()
+        assert not app.exception, [e.value for e in app.exception]
+        assert {"curves", "curve_bars", "curve_history", "ensembles", "variance"} <= set(
+            charts(app)
+        )
