@@ -4,8 +4,9 @@ Interpolated, permuted, perturbed or projected weights (connectivity paths,
 landscape planes and grids, trajectory snapshots) carry running statistics that
 do not belong to them. prunescope's rule, as in Jordan et al. 2022 (REPAIR) and
 Izmailov et al. 2018 (SWA): recompute every BatchNorm's statistics on a fixed
-training subset before evaluating (:func:`reset_bn_stats`), or renormalise with
-REPAIR (:func:`repair_bn`). Networks without BatchNorm are evaluated as they are.
+training subset before evaluating (:func:`reset_bn_stats`). Networks without
+BatchNorm are evaluated as they are. REPAIR (``analysis.connectivity.repair``)
+renormalises every pre-activation after this rule, with or without BatchNorm.
 :func:`bn_rule` picks the rule, :func:`apply_bn_rule` applies it before an
 evaluation, :func:`bn_rule_record` is what a result stores about it. Everything
 runs where the model and the samples are (the caller's device).
@@ -102,62 +103,35 @@ def bn_output_stats(
     return out
 
 
-@torch.no_grad()
-def repair_bn(
-    model: nn.Module,
-    stats_a: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    stats_b: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    alpha: float,
-    x: torch.Tensor,
-    batch: int = BN_BATCH,
-) -> None:
-    """REPAIR (Jordan et al. 2022) of an interpolated BatchNorm network, in place.
-
-    Each BN output channel is renormalised to the goal statistics
-    ``(1 - alpha) * stats_A + alpha * stats_B`` (:func:`bn_output_stats` of the
-    endpoints): REPAIR's renormalising layer after the BN, folded into it
-    (``weight = sign(weight) * goal_std``, ``bias = goal_mean``), then the BN
-    statistics are reset on ``x`` so each channel is normalised exactly.
-    """
-    for name, bn in batchnorms(model).items():
-        if bn.weight is None:  # no affine parameters to fold the renormalisation into
-            raise ValueError(f"REPAIR needs affine BatchNorm layers; {name!r} has none")
-        mean_a, std_a = stats_a[name]
-        mean_b, std_b = stats_b[name]
-        goal_mean = (1.0 - alpha) * mean_a + alpha * mean_b
-        goal_std = (1.0 - alpha) * std_a + alpha * std_b
-        bn.weight.copy_(torch.sign(bn.weight) * goal_std)
-        bn.bias.copy_(goal_mean)
-    reset_bn_stats(model, x, batch)
-
-
 # ---------------------------------------------------------------------------
 # the rule, applied and recorded
 
-#: What is done to BatchNorm statistics before weights that are not a network's own are
-#: evaluated: nothing (networks without BatchNorm only), a reset, or REPAIR.
+#: What is done before weights that are not a network's own are evaluated: nothing
+#: (networks without BatchNorm only), a BatchNorm statistics reset, or REPAIR (after
+#: the reset where there is BatchNorm; applied by ``analysis.connectivity.repair``).
 BNRule = Literal["none", "reset", "repair"]
 
 _RULE_TEXT = {
     "none": "no BatchNorm: evaluated as they are",
     "reset": "BatchNorm statistics recomputed on the {n}-sample train subset before every "
     "evaluation (Jordan et al. 2022; Izmailov et al. 2018)",
-    "repair": "REPAIR: BatchNorm outputs renormalised to the interpolated endpoint statistics, "
-    "then statistics recomputed on the {n}-sample train subset (Jordan et al. 2022)",
+    "repair": "REPAIR: every ReLU's input (each hidden unit's pre-activation, residual "
+    "junctions included) renormalised to the interpolated endpoint statistics on the "
+    "{n}-sample train subset, after a BatchNorm statistics reset where there is BatchNorm "
+    "(Jordan et al. 2022)",
 }
 
 
 def bn_rule(model: nn.Module, *, repair: bool = False) -> BNRule:
-    """The rule for ``model``: 'none' without BatchNorm, else 'repair' if asked, else 'reset'.
+    """The rule for ``model``: 'repair' if asked, else 'reset' with BatchNorm, else 'none'."""
+    if repair:
+        return "repair"
+    return "reset" if has_batchnorm(model) else "none"
 
-    Raises ValueError when REPAIR is asked of a network without BatchNorm (it
-    would need inserted normalisation layers).
-    """
-    if not has_batchnorm(model):
-        if repair:
-            raise ValueError("REPAIR needs BatchNorm layers; this network has none")
-        return "none"
-    return "repair" if repair else "reset"
+
+def base_rule(model: nn.Module) -> BNRule:
+    """The rule applied before REPAIR (and without it): 'reset' with BatchNorm, else 'none'."""
+    return bn_rule(model)
 
 
 def bn_rule_record(rule: BNRule, samples: int) -> dict[str, Any]:
@@ -170,35 +144,13 @@ def bn_rule_record(rule: BNRule, samples: int) -> dict[str, Any]:
     }
 
 
-def endpoint_stats(
-    model: nn.Module, states: list[dict[str, torch.Tensor]], x: torch.Tensor
-) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-    """REPAIR's goal statistics: per state, statistics reset on x, then :func:`bn_output_stats`.
-
-    ``model`` is any network of the architecture; its weights are overwritten.
-    """
-    out = []
-    for state in states:
-        model.load_state_dict(state)
-        reset_bn_stats(model, x)
-        out.append(bn_output_stats(model, x))
-    return out
-
-
-def apply_bn_rule(
-    model: nn.Module,
-    rule: BNRule,
-    x: torch.Tensor,
-    *,
-    stats: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None,
-    alpha: float = 0.0,
-) -> None:
+def apply_bn_rule(model: nn.Module, rule: BNRule, x: torch.Tensor) -> None:
     """Ready the loaded weights of ``model`` for evaluation by ``rule``; leaves eval mode.
 
-    x: (N, C, H, W) training subset for the statistics; ``stats`` the two
-    endpoints' :func:`endpoint_stats` and ``alpha`` the interpolation weight
-    (REPAIR only). Raises ValueError for 'none' on a BatchNorm network (its
-    running statistics do not belong to these weights) or 'repair' without stats.
+    x: (N, C, H, W) training subset for the statistics. Raises ValueError for
+    'none' on a BatchNorm network (its running statistics do not belong to these
+    weights) and for 'repair', which needs the endpoints' statistics: apply
+    :func:`base_rule` here, then ``analysis.connectivity.repair``.
     """
     if rule == "none":
         if has_batchnorm(model):
@@ -207,8 +159,9 @@ def apply_bn_rule(
     elif rule == "reset":
         reset_bn_stats(model, x)
     elif rule == "repair":
-        if stats is None or len(stats) != 2:
-            raise ValueError("REPAIR needs the two endpoints' statistics (endpoint_stats)")
-        repair_bn(model, stats[0], stats[1], alpha, x)
+        raise ValueError(
+            "REPAIR needs the endpoints' statistics: apply base_rule, then "
+            "analysis.connectivity.repair"
+        )
     else:
         raise ValueError(f"unknown BatchNorm rule {rule!r}; one of 'none', 'reset', 'repair'")

@@ -387,7 +387,7 @@ def test_instability_trains_two_copies_once(store, tiny_run, monkeypatch) -> Non
 
 
 def test_bad_specs_are_spec_errors(tiny_run) -> None:
-    """alphas < 2, mismatched runs, REPAIR without BN, an unsnapshotted rewind step."""
+    """alphas < 2, mismatched runs, an unsnapshotted rewind step."""
     with pytest.raises(SpecError, match="alphas"):
         ConnectivitySpec(run_a=tiny_run, run_b=tiny_run.replace(seed=1), alphas=1)
     with pytest.raises(SpecError, match="alphas"):
@@ -397,8 +397,6 @@ def test_bad_specs_are_spec_errors(tiny_run) -> None:
     other = tiny_run.replace(model=ModelSpec(arch="lenet"))
     with pytest.raises(SpecError, match="run_b"):
         ConnectivitySpec(run_a=tiny_run, run_b=other)
-    with pytest.raises(SpecError, match="repair"):
-        ConnectivitySpec(run_a=tiny_run, run_b=tiny_run.replace(seed=1), repair=True)
     with pytest.raises(SpecError, match="rewind_step") as err:
         InstabilitySpec(run=tiny_run, rewind_step=7)
     assert "7" in str(err.value) and "snapshot_steps" in str(err.value)
@@ -475,15 +473,16 @@ def test_a_rewind_step_outside_snapshot_steps_is_refused_when_the_study_loads() 
         parse_study(STUDY.format(arch="mlp", snap=2, rewind=0) + 'instability_method = "snip"\n')
 
 
-def test_study_specs_pair_seeds_and_add_repair_for_bn_nets() -> None:
-    """Every seed pair per method x alignment (+ REPAIR on BN nets), same-init, instability."""
+def test_study_specs_pair_seeds_and_add_repair() -> None:
+    """Every seed pair per method x alignment (+ REPAIR), same-init, instability."""
     import analysis.connectivity
 
     assert PARTS["connectivity"] is analysis.connectivity.ANALYSIS
     mlp = connectivity_specs(parse_study(STUDY.format(arch="mlp", snap=2, rewind="0, 2")))
     pairs = [s for s in mlp if isinstance(s, ConnectivitySpec)]
-    # 2 methods x 3 alignments between seeds, + 1 pruned run x 3 alignments against dense
-    assert len(pairs) == 9 and not any(s.repair for s in pairs)
+    # 2 methods x 3 alignments between seeds, + 1 pruned run x 3 alignments against dense,
+    # each with and without REPAIR (every architecture since issue 17)
+    assert len(pairs) == 18 and sum(s.repair for s in pairs) == 9
     assert {(s.run_a.seed, s.run_b.seed) for s in pairs} == {(0, 1), (0, 0)}
     inst = [s for s in mlp if isinstance(s, InstabilitySpec)]
     assert [(s.run.seed, s.rewind_step) for s in inst] == [(0, 0), (0, 2), (1, 0), (1, 2)]
@@ -496,12 +495,12 @@ def test_compute_and_summarize_a_study(store) -> None:
     """The connectivity section of show --json: per pair barriers and curves; instability points."""
     study = parse_study(STUDY.format(arch="mlp", snap=2, rewind=0))
     before = summarize_connectivity(study, store)
-    assert before["repair"] == "n/a" and before["notes"]
+    assert before["repair"] == "applied"
     assert {p["status"] for p in before["pairs"]} == {"missing"}
     report = compute_study(study, store, only="connectivity")
     assert not report.failed, report.failed
     doc = summarize_connectivity(study, store)
-    assert len(doc["pairs"]) == 9 and doc["settings"]["alphas"] == 3
+    assert len(doc["pairs"]) == 18 and doc["settings"]["alphas"] == 3
     for pair in doc["pairs"]:
         assert pair["status"] == "cached"
         assert pair["pair"] in ("seeds", "same-init")
@@ -512,7 +511,8 @@ def test_compute_and_summarize_a_study(store) -> None:
                 "accuracy_barrier",
             }
         assert len(pair["curve"]["test_loss"]) == len(pair["curve"]["sparsity"]) == 3
-        assert pair["bn_rule"]["rule"] == "none"
+        assert pair["bn_rule"]["rule"] == ("repair" if pair["repair"] else "none")
+        assert (pair["variance"] is not None) == pair["repair"]
         if pair["alignment"] != "weight":
             assert pair["matching"] is None and pair["matching_restarts"] == 1
             continue

@@ -94,19 +94,17 @@ def test_the_setting_is_validated_and_reaches_the_specs() -> None:
 
 
 def test_batchnorm_rule_is_enforced_and_recorded() -> None:
-    """A BN network is never evaluated with the 'none' rule; REPAIR needs BN and endpoints."""
+    """A BN network is never evaluated with the 'none' rule; REPAIR needs the endpoints."""
     info = load(DataSpec(name="digits", train_size=200)).info
     vgg = build_for(ModelSpec(arch="vgg", width_mult=0.125), info)
     mlp = build_for(ModelSpec(arch="mlp", width=8, depth=1), info)
     assert bn_rule(vgg) == "reset" and bn_rule(vgg, repair=True) == "repair"
-    assert bn_rule(mlp) == "none"
-    with pytest.raises(ValueError, match="REPAIR needs BatchNorm"):
-        bn_rule(mlp, repair=True)
+    assert bn_rule(mlp) == "none" and bn_rule(mlp, repair=True) == "repair"
     x = torch.rand(8, 1, 8, 8)
     with pytest.raises(ValueError, match="'reset' or 'repair'"):
         apply_bn_rule(vgg, "none", x)
     with pytest.raises(ValueError, match="endpoints' statistics"):
-        apply_bn_rule(vgg, "repair", x)
+        apply_bn_rule(vgg, "repair", x)  # REPAIR is analysis.connectivity.repair's
     state = vgg.state_dict()
     data = EvalData(x, torch.zeros(8, dtype=torch.long), x, torch.zeros(8, dtype=torch.long))
     with pytest.raises(ValueError, match="'reset' or 'repair'"):

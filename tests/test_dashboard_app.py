@@ -342,13 +342,17 @@ def test_connectivity_page_draws_paths_barriers_and_instability(app):
     app.switch_page("app_pages/connectivity.py").run()
     assert not app.exception, [e.value for e in app.exception]
     figures = charts(app)
-    assert set(figures) == {"paths", "barriers", "inst", "sparsity"}
-    # one seed: the same-init pair (dense ~ magnitude) with each alignment, and the note says why
-    assert {t["name"] for t in figures["barriers"]["data"]} == {
-        "naive (no alignment)",
-        "weight matching",
-        "activation matching",
+    assert set(figures) == {"paths", "barriers", "inst", "sparsity", "variance"}
+    # one seed: the same-init pair (dense ~ magnitude) with each alignment, with and without
+    # REPAIR (every network since issue 17), and the note says why
+    names = {"naive (no alignment)", "weight matching", "activation matching"}
+    assert {t["name"] for t in figures["barriers"]["data"]} == names | {
+        f"{n} + REPAIR" for n in names
     }
+    app.radio(key="choice_repair").set_value("off").run()
+    assert app.query_params.get("repair") == "off"
+    assert {t["name"] for t in charts(app)["barriers"]["data"]} == names
+    app.radio(key="choice_repair").set_value("both").run()
     assert any("2 or more seeds" in c.value for c in app.caption)
     assert [t["x"] for t in figures["inst"]["data"]] == [[0, 4]]
     loss_barrier = figures["barriers"]["data"][0]["x"]

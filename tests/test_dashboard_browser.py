@@ -29,8 +29,8 @@ PAGES = [
     ("representations", "/representations", 5),
     ("representations-3d", "/representations?dims=3&color=flip", 5),
     ("robustness", "/robustness", 5),
-    ("connectivity", "/connectivity", 4),
-    ("connectivity-presentation", "/connectivity?present=1&barrier=accuracy_barrier", 4),
+    ("connectivity", "/connectivity", 5),  # + the variance collapse of the REPAIR pairs
+    ("connectivity-presentation", "/connectivity?present=1&barrier=accuracy_barrier", 5),
     ("landscape", "/landscape", 3),  # + the linked 3-D surfaces, in an iframe of their own
     ("landscape-contours", "/landscape?view=contour&z=log", 4),
     ("compare", "/compare", 8),

@@ -18,18 +18,18 @@ Kinds:
 - ``instability``: the linear mode connectivity / instability test of Frankle
   et al. 2020: two copies trained from one rewind point with different data
   orders, and the barrier between them.
+- ``curve``: a quadratic Bezier curve or polygonal chain between the two ends
+  of a pair (Garipov et al. 2018), its bends trained to minimise the expected
+  loss along it; evaluated beside the straight line.
 
 REPAIR (Jordan et al. 2022, "REPAIR: REnormalizing Permuted Activations for
-Interpolation Repair") renormalises each interpolated channel so its mean and
-std are the interpolation ``(1 - a) * stats_A + a * stats_B`` of the endpoints'
-channel statistics. For BatchNorm networks we implement it at each BN's output
-(the pre-activation REPAIR corrects): the interpolated BN's affine parameters
-are set to ``weight = sign(gamma_a) * goal_std`` and ``bias = goal_mean`` and its
-statistics reset, which is exactly REPAIR's renormalising layer folded into the
-BN. As Jordan et al. note, on BN networks this is close to a plain statistics
-reset; it differs where the aligned gammas disagree. For networks without
-BatchNorm (mlp, lenet) REPAIR needs inserted normalisation layers, which
-prunescope does not do: it does not apply, and the study summary says "n/a".
+Interpolation Repair") renormalises each hidden unit's pre-activation (every
+ReLU's input, residual junctions included) so its mean and std on the
+training subset are the interpolation ``(1 - a) * stats_A + a * stats_B`` of the
+endpoints' statistics, for every architecture, with or without BatchNorm
+(``repair``). The REPAIR variant of a pair also stores the variance collapse at
+alpha 0.5: per layer, the interpolated network's std over the endpoints'
+average, before and after REPAIR.
 
 One concern per file:
 
@@ -38,8 +38,10 @@ One concern per file:
 - ``kind``: settings, specs, the study's specs and its summary;
 - ``barriers``: the barrier definitions and their spread;
 - ``path``: interpolation, masks on the path, the evaluation data and the curve;
+- ``repair``: REPAIR's statistics, corrections and the variance collapse;
 - ``alignment``: candidates from the matchers and the ``connectivity`` compute;
-- ``instability``: the rewind start, the two copies and the ``instability`` compute.
+- ``instability``: the rewind start, the two copies and the ``instability`` compute;
+- ``curves``: the ``curve`` kind (spec, training, evaluation), the part's specs and summary.
 """
 
 from analysis.api import Analysis, Kind
@@ -48,7 +50,6 @@ from analysis.batchnorm import (
     batchnorms,
     bn_output_stats,
     has_batchnorm,
-    repair_bn,
     reset_bn_stats,
 )
 from analysis.connectivity.alignment import (
@@ -67,6 +68,14 @@ from analysis.connectivity.barriers import (
     error_barrier,
     spread,
 )
+from analysis.connectivity.curves import (
+    CurveSpec,
+    coefficients,
+    compute_curve,
+    curve_specs,
+    study_specs,
+    summarize,
+)
 from analysis.connectivity.instability import (
     compute_instability,
     copy_data_seed,
@@ -76,6 +85,7 @@ from analysis.connectivity.instability import (
 )
 from analysis.connectivity.kind import (
     ALIGNMENTS,
+    CURVES,
     MATCHING_RESTARTS,
     ConnectivitySettings,
     ConnectivitySpec,
@@ -89,12 +99,19 @@ from analysis.connectivity.kind import (
 )
 from analysis.connectivity.path import (
     EvalData,
+    ensemble_record,
     eval_data,
     interpolation_curve,
     kept_fraction,
     mix_weights,
     union_masks,
     zero_fraction,
+)
+from analysis.connectivity.repair import (
+    activation_stats,
+    repair_corrections,
+    repair_points,
+    variance_collapse,
 )
 
 ANALYSIS = Analysis(
@@ -105,7 +122,8 @@ ANALYSIS = Analysis(
             ConnectivitySpec,
             compute_connectivity,
             files={
-                "connectivity.json": dict,
+                # "variance": entries from before REPAIR covered every network are recomputed
+                "connectivity.json": ("curve", "barriers", "variance", "ensemble", "midpoint"),
                 "permutation.safetensors": object,
             },
         ),
@@ -120,9 +138,18 @@ ANALYSIS = Analysis(
                 "copy_b.safetensors": object,
             },
         ),
+        Kind(
+            "curve",
+            CurveSpec,
+            compute_curve,
+            files={
+                "curve.json": ("curve", "barriers", "line", "history"),
+                "bends.safetensors": object,
+            },
+        ),
     ),
-    specs=connectivity_specs,
-    summarize=summarize_connectivity,
+    specs=study_specs,
+    summarize=summarize,
     settings=ConnectivitySettings,
 )
 
@@ -131,12 +158,15 @@ __all__ = [
     "ANALYSIS",
     "BARRIERS",
     "BN_BATCH",
+    "CURVES",
+    "CurveSpec",
     "MATCHING_RESTARTS",
     "ConnectivitySettings",
     "ConnectivitySpec",
     "EvalData",
     "InstabilitySpec",
     "accuracy_barrier",
+    "activation_stats",
     "align",
     "arch_has_batchnorm",
     "barrier_entezari",
@@ -147,12 +177,16 @@ __all__ = [
     "check_alphas",
     "check_rewind_step",
     "check_same_function",
+    "coefficients",
+    "compute_curve",
+    "curve_specs",
     "check_settings",
     "compute_connectivity",
     "compute_instability",
     "connectivity_specs",
     "copy_data_seed",
     "curve_barriers",
+    "ensemble_record",
     "error_barrier",
     "eval_data",
     "has_batchnorm",
@@ -161,12 +195,16 @@ __all__ = [
     "kept_fraction",
     "matching_record",
     "mix_weights",
-    "repair_bn",
+    "repair_corrections",
+    "repair_points",
     "reset_bn_stats",
     "rewind_start",
     "spread",
+    "study_specs",
+    "summarize",
     "summarize_connectivity",
     "train_copies",
     "union_masks",
+    "variance_collapse",
     "zero_fraction",
 ]

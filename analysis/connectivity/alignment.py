@@ -32,13 +32,16 @@ from analysis.connectivity.barriers import barrier_spread, curve_barriers, sprea
 from analysis.connectivity.kind import ConnectivitySpec
 from analysis.connectivity.path import (
     EvalData,
+    ensemble_record,
     eval_data,
     interpolation_curve,
     kept_fraction,
+    mix_weights,
     on,
     union_masks,
     zero_fraction,
 )
+from analysis.connectivity.repair import endpoint_stats, variance_collapse
 from analysis.device import full_fp32
 from analysis.permutation import (
     Matching,
@@ -127,6 +130,35 @@ def _aligned_path(
     return curve, masks
 
 
+def repair_record(
+    model: nn.Module, state_a: dict, state_b: dict, perm: dict, x: torch.Tensor
+) -> dict:
+    """The variance collapse at alpha 0.5 of A and B permuted by ``perm``, before/after REPAIR.
+
+    x: (N, C, H, W) training subset (:func:`analysis.connectivity.repair.variance_collapse`).
+    """
+    aligned = apply_permutation(model.permutation_spec(), perm, state_b)
+    ends = endpoint_stats(model, [state_a, aligned], x)
+    return variance_collapse(model, mix_weights(state_a, aligned, 0.5), ends, x)
+
+
+def midpoint_record(
+    curve: dict[str, list[float]],
+    model: nn.Module,
+    states: tuple[dict, dict],
+    masks: dict,
+    data: EvalData,
+    bn: BNRule,
+) -> dict[str, float]:
+    """Loss and accuracy of the path's midpoint (alpha 0.5, the path's rule): from the curve
+    when its grid holds 0.5 (an odd number of alphas), else evaluated."""
+    if 0.5 in curve["alphas"]:
+        i = curve["alphas"].index(0.5)
+    else:
+        curve, i = interpolation_curve(model, *states, masks, np.array([0.5]), data, bn=bn), 0
+    return {k: curve[k][i] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+
+
 def matching_record(found: list[Matching], chosen: Matching, barriers: list[dict]) -> dict:
     """What the result stores about the candidates: objectives, passes, barriers and spreads.
 
@@ -153,8 +185,11 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
     Git Re-Basin (Ainsworth et al. 2023) / Entezari et al. 2022: the curve of
     ``(1 - a) A + a P(B)`` on ``spec.alphas`` points, for the candidate with the
     best matching objective; for ``weight`` also every distinct candidate's
-    barriers and their min / median / max (``matching``). Losses are mean
-    cross-entropy in nats, accuracies in [0, 1]. Raises PermutationError if the
+    barriers and their min / median / max (``matching``); with ``repair``, the
+    variance collapse at alpha 0.5 before and after REPAIR (``variance``,
+    :func:`repair_record`); the endpoints' output-space ensemble (``ensemble``,
+    :func:`analysis.connectivity.path.ensemble_record`) beside the midpoint
+    (``midpoint``, Entezari et al. 2022's ensembles vs interpolation). Losses are mean cross-entropy in nats, accuracies in [0, 1]. Raises PermutationError if the
     runs differ in architecture, RuntimeError if an aligned network computes a
     different function (a permutation bug).
     """
@@ -185,6 +220,12 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
     if spec.alignment == "weight":
         per_order = [curve_barriers(paths[_perm_id(m.perm)][0]) for m in found]
         matching = matching_record(found, chosen, per_order)
+    aligned = apply_permutation(model_a.permutation_spec(), chosen.perm, ends[1][0])
+    midpoint = midpoint_record(curve, model_a, (ends[0][0], aligned), masks, data, bn)
+    ensemble = ensemble_record(model_a, [ends[0][0], ends[1][0]], data)
+    variance = None
+    if spec.repair:
+        variance = repair_record(model_a, ends[0][0], ends[1][0], chosen.perm, data.train_x)
     doc = {
         "run_a": spec.run_a.label,
         "run_b": spec.run_b.label,
@@ -196,6 +237,9 @@ def compute_connectivity(spec: ConnectivitySpec, ctx: Context) -> tuple[dict, di
         "barriers": barriers,
         "matching_objective": chosen.objective,
         "matching": matching,
+        "variance": variance,
+        "ensemble": ensemble,
+        "midpoint": midpoint,
         "endpoint_sparsity": [zero_fraction(r.state, names) for r in runs],
         "union_sparsity": 1.0 - kept_fraction(masks) if masks else 0.0,
         "alignment_seconds": align_seconds,

@@ -39,6 +39,8 @@ from analysis.specs import (
 )
 
 ALIGNMENTS = ("naive", "weight", "activation")
+#: Curves between two networks (Garipov et al. 2018; ``analysis.connectivity.curves``).
+CURVES = ("bezier", "polychain")
 #: Weight matching's default number of seeded visiting orders. Measured with
 #: ``benchmarks/bench_alignment.py --orders 32`` (results/alignment_orders_*.json): on the
 #: tiny study's dense pair and a Fashion-MNIST lottery pair, best of 8 orders reaches the
@@ -50,6 +52,12 @@ MATCHING_RESTARTS = 8
 def check_restarts(owner: str, restarts: Any) -> None:
     """Raise SpecError unless ``matching_restarts`` is an int in [1, 64]."""
     check_int(owner, "matching_restarts", restarts, lo=1, hi=64)
+
+
+def check_curve(owner: str, bends: Any, epochs: Any, *, prefix: str = "") -> None:
+    """Raise SpecError unless a curve has 1..16 bends and 0..10000 training epochs."""
+    check_int(owner, f"{prefix}bends", bends, lo=1, hi=16)
+    check_int(owner, f"{prefix}epochs", epochs, lo=0, hi=10_000)
 
 
 def check_alphas(owner: str, alphas: Any) -> None:
@@ -72,7 +80,10 @@ class ConnectivitySettings:
     visiting orders weight matching runs (the best objective is kept, the
     barriers' spread over the orders reported); the default
     (:data:`MATCHING_RESTARTS`) was chosen by measurement, see
-    benchmarks/bench_alignment.py.
+    benchmarks/bench_alignment.py. ``curves``: the curves trained between
+    each pair of seeds (Garipov et al. 2018; none by default, they train), for
+    the ``curve_alignments`` (each also in ``alignments``), with ``curve_bends``
+    bends trained for ``curve_epochs`` epochs.
     """
 
     alphas: int = 25
@@ -86,23 +97,30 @@ class ConnectivitySettings:
     rewind_steps: tuple[int, ...] = (0,)
     instability_method: str = "dense"
     matching_restarts: int = MATCHING_RESTARTS
+    curves: tuple[str, ...] = ()
+    curve_alignments: tuple[str, ...] = ("naive", "weight")
+    curve_bends: int = 1
+    curve_epochs: int = 5
 
     def __post_init__(self) -> None:
         """Validate every field; raise SpecError naming the first bad one."""
         check_alphas("connectivity", self.alphas)
+        check_curve("connectivity", self.curve_bends, self.curve_epochs, prefix="curve_")
+        _check_names("curves", self.curves, CURVES)
+        _check_names("curve_alignments", self.curve_alignments, ALIGNMENTS, empty=False)
         check_restarts("connectivity", self.matching_restarts)
         check_int("connectivity", "train_subset", self.train_subset, lo=10, hi=100_000)
         check_int("connectivity", "test_subset", self.test_subset, lo=0, hi=1_000_000)
         check_int("connectivity", "subset_seed", self.subset_seed, lo=0)
-        if not self.alignments or len(set(self.alignments)) != len(self.alignments):
+        _check_names("alignments", self.alignments, ALIGNMENTS, empty=False)
+        missing = [a for a in self.curve_alignments if a not in self.alignments]
+        if self.curves and missing:
             raise SpecError(
-                "alignments",
-                f"a non-empty list without repeats drawn from {list(ALIGNMENTS)}",
-                self.alignments,
+                "curve_alignments",
+                f"alignments also listed in alignments {list(self.alignments)}",
+                self.curve_alignments,
                 owner="connectivity",
             )
-        for a in self.alignments:
-            check_option("connectivity", "alignments", a, ALIGNMENTS)
         for name in ("repair", "same_init_pairs", "instability"):
             check_bool("connectivity", name, getattr(self, name))
         if not self.rewind_steps or len(set(self.rewind_steps)) != len(self.rewind_steps):
@@ -121,6 +139,18 @@ class ConnectivitySettings:
                 self.instability_method,
                 owner="connectivity",
             )
+
+
+def _check_names(name: str, values: Any, allowed: tuple[str, ...], *, empty: bool = True) -> None:
+    """Raise SpecError unless ``values`` is a list without repeats drawn from ``allowed``."""
+    ok = isinstance(values, tuple | list) and len(set(values)) == len(values)
+    if not ok or (not empty and not values):
+        need = "a list" if empty else "a non-empty list"
+        raise SpecError(
+            name, f"{need} without repeats drawn from {list(allowed)}", values, owner="connectivity"
+        )
+    for v in values:
+        check_option("connectivity", name, v, allowed)
 
 
 @lru_cache(maxsize=64)
@@ -147,8 +177,9 @@ class ConnectivitySpec:
     """The interpolation curve between run A and run B (aligned to A or not).
 
     ``seed`` seeds the training subset and weight matching's visiting orders.
-    ``repair`` (BatchNorm networks only) applies REPAIR instead of a plain BN
-    statistics reset at every alpha. ``matching_restarts``: the seeded visiting
+    ``repair`` applies REPAIR (Jordan et al. 2022) at every alpha: each hidden
+    unit's pre-activation renormalised to the endpoints' interpolated statistics
+    (any architecture; after the BatchNorm reset where there is BatchNorm). ``matching_restarts``: the seeded visiting
     orders weight matching runs (the best objective is kept); only ``weight``
     uses it, so for the other alignments it is stored as 1 and their keys do
     not depend on it.
@@ -180,14 +211,6 @@ class ConnectivitySpec:
                 f"a run with the same data and model as run_a ({self.run_a.data}, "
                 f"{self.run_a.model})",
                 f"{self.run_b.data}, {self.run_b.model}",
-                owner="ConnectivitySpec",
-            )
-        if self.repair and not arch_has_batchnorm(self.run_a.model, self.run_a.data.name):
-            raise SpecError(
-                "repair",
-                "False for a network without BatchNorm (REPAIR would need inserted "
-                "normalisation layers, which prunescope does not do)",
-                self.repair,
                 owner="ConnectivitySpec",
             )
 
@@ -259,18 +282,13 @@ def check_settings(study: Study, s: ConnectivitySettings) -> None:
         )
 
 
-def _has_bn(run: RunSpec) -> bool:
-    """Whether ``run``'s network has BatchNorm (REPAIR's BN variant applies)."""
-    return arch_has_batchnorm(run.model, run.data.name)
-
-
 def connectivity_specs(study: Study) -> list[ConnectivitySpec | InstabilitySpec]:
     """Every connectivity and instability spec of the study.
 
     With 2+ seeds: for every setting x objective x method x sparsity, every
     pair of seeds (n seeds give n(n-1)/2 pairs, so barriers come with a
-    spread), for each alignment (and its REPAIR variant on BatchNorm
-    networks); if asked, every pruned run of the first seed against the dense
+    spread), for each alignment (and its REPAIR variant, if asked); if asked,
+    every pruned run of the first seed against the dense
     run of that seed; and the instability test of ``instability_method``'s runs
     of every seed, from every rewind step.
     """
@@ -282,6 +300,7 @@ def connectivity_specs(study: Study) -> list[ConnectivitySpec | InstabilitySpec]
         test_subset=s.test_subset,
         seed=s.subset_seed,
     )
+    repairs = (False, True) if s.repair else (False,)
     runs = study.runs()
     first = [r for r in runs if r.seed == study.seeds[0]]
     pairs: list[tuple[RunSpec, RunSpec]] = [
@@ -304,7 +323,7 @@ def connectivity_specs(study: Study) -> list[ConnectivitySpec | InstabilitySpec]
         )
         for a, b in pairs
         for alignment in s.alignments
-        for repair in ((False, True) if s.repair and _has_bn(a) else (False,))
+        for repair in repairs
     ]
     if s.instability:
         out += [
@@ -324,6 +343,9 @@ PAIR_FIELDS = (
     "curve",
     "matching_objective",
     "matching",
+    "variance",
+    "ensemble",
+    "midpoint",
     "endpoint_sparsity",
     "union_sparsity",
     "alignment_seconds",
@@ -368,16 +390,10 @@ def _instability_point(spec: InstabilitySpec, store: Any) -> dict:
 def summarize_connectivity(study: Study, store: Any) -> dict:
     """The ``connectivity`` section of ``show --json`` (schema: docs/summary.md)."""
     s = study.analysis("connectivity")
-    bn = arch_has_batchnorm(study.model, study.data.name)
-    repair = "n/a" if not bn else ("applied" if s.repair else "off")
+    repair = "applied" if s.repair else "off"
     notes = []
     if len(study.seeds) < 2:
         notes.append("pairs of seeds need a study with 2 or more seeds")
-    if repair == "n/a":
-        notes.append(
-            f"REPAIR does not apply to {study.model.arch}: it has no BatchNorm, and REPAIR "
-            "would need inserted normalisation layers"
-        )
     pairs, instability = [], {}
     for spec in connectivity_specs(study):
         if isinstance(spec, ConnectivitySpec):

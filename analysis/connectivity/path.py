@@ -11,7 +11,8 @@ the prunable weights) at every alpha: the endpoints' sparsities at alpha 0 and
 
 Every evaluation of weights on the path goes through ``analysis.batchnorm``'s
 rule (:func:`analysis.batchnorm.apply_bn_rule`): BatchNorm statistics reset on
-the training subset at every alpha, endpoints included, or REPAIR.
+the training subset at every alpha, endpoints included; with REPAIR
+(``analysis.connectivity.repair``) every pre-activation is then renormalised.
 
 Devices: the curve runs where its inputs are: the compute functions move the
 endpoint states, masks, model and data to ``ctx.device`` (:func:`on`,
@@ -27,7 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.batchnorm import BNRule, apply_bn_rule, endpoint_stats
+from analysis.batchnorm import BNRule, apply_bn_rule, base_rule
+from analysis.connectivity.repair import (
+    corrected,
+    endpoint_stats,
+    goal,
+    ready,
+    repair_corrections,
+)
 from analysis.data import eval_subset, load
 from analysis.sparsity.base import Masks, apply_masks
 from analysis.specs import DataSpec
@@ -100,6 +108,35 @@ def eval_data(data: DataSpec, train_subset: int, test_subset: int, seed: int) ->
     return EvalData(splits.train_x[tr], splits.train_y[tr], splits.test_x[te], splits.test_y[te])
 
 
+@torch.no_grad()
+def ensemble_record(
+    model: nn.Module, states: list[dict[str, torch.Tensor]], data: EvalData, batch: int = 2048
+) -> dict[str, float]:
+    """The output-space ensemble of ``states``: accuracy and loss of their mean softmax.
+
+    Entezari et al. 2022's "ensembles vs interpolation": each network (``model``
+    loaded with each state, readied by the base rule, i.e. BatchNorm statistics
+    reset on the train subset as at the path's ends) gives softmax
+    probabilities on the train subset and the test set; the ensemble predicts
+    their mean. Returns ``{split}_acc`` (in [0, 1]) and ``{split}_loss`` (mean
+    negative log-likelihood of the mean probabilities, nats).
+    """
+    probs: dict[str, torch.Tensor] = {}
+    for state in states:
+        model.load_state_dict(state)
+        ready(model, data.train_x)  # the base rule, as at the path's ends
+        for split, x in (("train", data.train_x), ("test", data.test_x)):
+            p = torch.cat([model(xb).float().softmax(1) for xb in x.split(batch)])
+            probs[split] = probs[split] + p if split in probs else p
+    out = {}
+    for split, y in (("train", data.train_y), ("test", data.test_y)):
+        mean = probs[split] / len(states)
+        picked = mean.gather(1, y.view(-1, 1)).squeeze(1).clamp(min=1e-12)
+        out[f"{split}_acc"] = float((mean.argmax(1) == y).double().mean())
+        out[f"{split}_loss"] = float(-picked.double().log().mean())
+    return out
+
+
 def interpolation_curve(
     model: nn.Module,
     state_a: dict[str, torch.Tensor],
@@ -114,13 +151,15 @@ def interpolation_curve(
     """Loss, accuracy (train and test) and sparsity at every alpha of ``(1-a) A + a B``.
 
     ``model`` is any network of the architecture (its weights are overwritten);
-    ``masks`` the interpolated network's (the union); ``bn`` the BatchNorm rule
-    applied at each alpha (``analysis.batchnorm.apply_bn_rule``). Returns lists
+    ``masks`` the interpolated network's (the union); ``bn`` the rule applied at
+    each alpha (``analysis.batchnorm.apply_bn_rule``; for 'repair' the base rule,
+    then REPAIR's corrections, :mod:`analysis.connectivity.repair`). Returns lists
     of len(alphas) under ``alphas``, ``{train,test}_{loss,acc}`` (mean
     cross-entropy in nats, accuracy in [0, 1]) and ``sparsity``.
     """
     names = model.prunable_names()
     stats = endpoint_stats(model, [state_a, state_b], data.train_x) if bn == "repair" else None
+    rule = base_rule(model) if bn == "repair" else bn
     curve: dict[str, list[float]] = {
         k: [] for k in ("train_loss", "train_acc", "test_loss", "test_acc", "sparsity")
     }
@@ -129,14 +168,18 @@ def interpolation_curve(
             progress(i, len(alphas))
         model.load_state_dict(mix_weights(state_a, state_b, float(alpha)))
         apply_masks(model, masks)  # a no-op by construction: both endpoints are 0 there
-        apply_bn_rule(model, bn, data.train_x, stats=stats, alpha=float(alpha))
-        for split, x, y in (
-            ("train", data.train_x, data.train_y),
-            ("test", data.test_x, data.test_y),
-        ):
-            loss, acc = evaluate(model, x, y)
-            curve[f"{split}_loss"].append(loss)
-            curve[f"{split}_acc"].append(acc)
+        apply_bn_rule(model, rule, data.train_x)
+        fixes = {}
+        if stats is not None:
+            fixes = repair_corrections(model, goal(stats, float(alpha)), data.train_x)
+        with corrected(model, fixes):
+            for split, x, y in (
+                ("train", data.train_x, data.train_y),
+                ("test", data.test_x, data.test_y),
+            ):
+                loss, acc = evaluate(model, x, y)
+                curve[f"{split}_loss"].append(loss)
+                curve[f"{split}_acc"].append(acc)
         curve["sparsity"].append(zero_fraction(dict(model.named_parameters()), names))
     if progress is not None:
         progress(len(alphas), len(alphas))

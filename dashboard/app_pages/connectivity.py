@@ -4,6 +4,9 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.figures import connectivity as fc
+from dashboard.figures import curves as fcv
+from dashboard.figures import ensembles as fe
+from dashboard.figures import repair as fr
 
 view = ui.view()
 st.title("Mode connectivity")
@@ -17,11 +20,14 @@ failed = ui.part_failures(view, "connectivity")
 if not cached and not stable:
     ui.missing_part("connectivity analysis", "The connectivity analysis", failed=failed)
 
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
 with left:
     split = ui.choice("Split", fc.SPLITS, name="split", default="test")
-with right:
+with middle:
     barrier = ui.choice("Barrier", fc.BARRIERS, name="barrier", default="barrier_entezari")
+with right:
+    mode = ui.choice("REPAIR", fr.REPAIR_MODES, name="repair", default="both")
+full, conn = conn, fr.with_repair(conn, mode)
 pairs_shown = bool(fc.shown_pairs(conn, view.runs))
 if pairs_shown:
     ui.plot(fc.path_curves(conn, view.runs, split, view.theme), view, key="paths")
@@ -40,5 +46,22 @@ with right:
         )
     else:
         st.info("The instability test is not computed (or turned off) for this study.")
+if fe.ensemble_pairs(conn, view.runs):
+    ui.plot(fe.ensemble_vs_midpoint(conn, view.runs, split, view.theme), view, key="ensembles")
+if fcv.shown_curves(conn, view.runs):
+    ui.plot(fcv.curve_paths(conn, view.runs, split, view.theme), view, key="curves")
+    left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
+    with left:
+        ui.plot(fcv.curve_barriers(conn, view.runs, split, view.theme), view, key="curve_bars")
+    with right:
+        ui.plot(fcv.curve_history(conn, view.runs, view.theme), view, key="curve_history")
+if fr.variance_pairs(full, view.runs):
+    where = ui.choice("Variance measured at", fr.WHERE, name="where", default="post")
+    ui.plot(fr.variance_collapse(full, view.runs, where, view.theme), view, key="variance")
+    st.caption(
+        "Variance collapse (Jordan et al. 2022): below 1, the midpoint's units vary less than "
+        "the ends'; REPAIR renormalises every pre-activation to the ends' interpolated "
+        "statistics, so its dashed lines sit at 1."
+    )
 if fc.sparse_pairs(conn, view.runs):
     ui.plot(fc.sparsity_paths(conn, view.runs, view.theme), view, key="sparsity")

@@ -79,6 +79,7 @@ def missing_parts(summary: dict) -> list[str]:
     conn = summary.get("connectivity") or {}
     records = list(conn.get("pairs", []))
     records += [p for i in conn.get("instability", []) for p in i.get("points", [])]
+    records += list(conn.get("curves", []))
     if absent := _absent(records):
         out.append(_listed("connectivity", absent, len(records)))
     land = summary.get("landscape") or {}

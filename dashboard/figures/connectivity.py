@@ -18,11 +18,26 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.figures.curves import catalogue_items as curve_items
+from dashboard.figures.ensembles import catalogue_items as ensemble_items
 from dashboard.figures.items import FigureItem
+from dashboard.figures.pairs import (
+    ALIGNMENT_SYMBOLS,  # noqa: F401  (re-exported: callers read the styles here too)
+    ALIGNMENTS,  # noqa: F401
+    PANELS_PER_ROW,
+    empty_figure,
+    group_of,
+    marker,
+    method_tick,
+    no_pairs_message,
+    pair_groups,
+    shown_pairs,
+    variant_of,
+    variant_style,
+)
+from dashboard.figures.repair import catalogue_items as repair_items
 from dashboard.figures.theme import (
-    GREY,
     NORMAL,
-    OKABE_ITO,
     SEED_DASHES,
     Theme,
     apply,
@@ -54,16 +69,6 @@ BARRIER_MEANING = {
     "accuracy_barrier": "max accuracy drop below the line joining the ends",
     "error_barrier": "max error above the mean of the ends",
 }
-#: (name, colour) of each alignment: one colour per alignment in every figure.
-ALIGNMENTS = {
-    "naive": ("naive (no alignment)", OKABE_ITO["vermillion"]),
-    "weight": ("weight matching", OKABE_ITO["blue"]),
-    "activation": ("activation matching", OKABE_ITO["bluish green"]),
-}
-#: Marker per alignment, so lines that coincide (e.g. same-init pairs) still show each one.
-ALIGNMENT_SYMBOLS = {"naive": "x", "weight": "circle", "activation": "diamond"}
-#: Methods have at most this many path panels side by side before the grid wraps.
-PANELS_PER_ROW = 4
 
 
 def _accuracy_like(barrier: str) -> bool:
@@ -71,92 +76,11 @@ def _accuracy_like(barrier: str) -> bool:
     return barrier in ("accuracy_barrier", "error_barrier")
 
 
-def shown_pairs(conn: dict, runs: Sequence[dict]) -> list[dict]:
-    """The cached pairs whose runs are shown (the dense A of a same-init pair always is)."""
-    labels = {r["label"] for r in runs}
-    return [
-        p
-        for p in conn.get("pairs", [])
-        if p.get("status") == "cached"
-        and p["run_b"] in labels
-        and (p["run_a"] in labels or p.get("pair") == "same-init")
-    ]
-
-
-def group_of(pair: dict) -> str:
-    """The name of a pair's panel: its run B without the seed, and the kind of pair."""
-    base = pair["run_b"].rsplit(" s", 1)[0]
-    if pair.get("pair") == "same-init":
-        return f"{pair['run_a'].rsplit(' s', 1)[0]} ~ {base}"
-    return f"{base} · seeds"
-
-
-def variant_of(pair: dict) -> str:
-    """The alignment of a pair, with '+ REPAIR' when REPAIR was applied."""
-    name = ALIGNMENTS.get(pair["alignment"], (pair["alignment"], GREY))[0]
-    return name + (" + REPAIR" if pair.get("repair") else "")
-
-
-def _variant_style(pair: dict, theme: Theme) -> dict:
-    """Line of a variant: the alignment's colour, dashed when REPAIR was applied."""
-    color = ALIGNMENTS.get(pair["alignment"], ("", GREY))[1]
-    return {
-        "color": color,
-        "width": theme.line_width,
-        "dash": "dash" if pair.get("repair") else None,
-    }
-
-
-def _marker(pair: dict, theme: Theme) -> dict:
-    """Marker of a variant: the alignment's symbol, open when REPAIR was applied."""
-    symbol = ALIGNMENT_SYMBOLS.get(pair["alignment"], "square")
-    return {
-        "symbol": symbol + ("-open" if pair.get("repair") else ""),
-        "size": theme.marker_size * 0.6,
-    }
-
-
-def _groups(pairs: Sequence[dict]) -> dict[str, list[dict]]:
-    """Pairs by panel, in summary order."""
-    out: dict[str, list[dict]] = {}
-    for p in pairs:
-        out.setdefault(group_of(p), []).append(p)
-    return out
-
-
-def _method_tick(name: str, method: str) -> str:
-    """A tick or title label coloured by its method."""
-    return f"<span style='color:{method_color(method)}'>{name}</span>"
-
-
-def empty_figure(theme: Theme, title: str, message: str) -> go.Figure:
-    """A blank figure that says why it is blank."""
-    fig = go.Figure()
-    fig.add_annotation(
-        text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-        font={"size": theme.font_size + 1, "color": GREY},
-    )  # fmt: skip
-    apply(fig, theme, title=title, height=int(theme.height * 0.6))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
-
-
-def no_pairs_message(conn: dict) -> str:
-    """Why there is nothing to draw: the summary's notes, or the filter."""
-    notes = [n for n in conn.get("notes", []) if "pairs" in n]
-    if notes:
-        return "No pairs: " + "; ".join(notes) + "."
-    if not conn.get("pairs"):
-        return "This study has no pairs of networks to connect."
-    return "None of the shown runs has a computed pair: pick runs in the sidebar."
-
-
 def path_curves(
     conn: dict, runs: Sequence[dict], split: str = "test", theme: Theme = NORMAL
 ) -> go.Figure:
     """Loss (top) and accuracy (bottom) against alpha: a panel per pair, a line per alignment."""
-    groups = _groups(shown_pairs(conn, runs))
+    groups = pair_groups(shown_pairs(conn, runs))
     title = f"Loss and accuracy along the straight path A → B ({SPLITS[split].lower()})"
     if not groups:
         return empty_figure(theme, title, no_pairs_message(conn))
@@ -166,7 +90,7 @@ def path_curves(
     for b in range(blocks):
         names = list(groups)[b * cols : (b + 1) * cols]
         methods = [groups[n][0]["method"] for n in names]
-        titles += [_method_tick(n, m) for n, m in zip(names, methods, strict=True)]
+        titles += [method_tick(n, m) for n, m in zip(names, methods, strict=True)]
         titles += [""] * (cols - len(names)) + [""] * cols  # the accuracy row has no titles
     fig = make_subplots(
         rows=2 * blocks, cols=cols, subplot_titles=titles, shared_xaxes=True,
@@ -178,8 +102,8 @@ def path_curves(
         for p in pairs:
             name, curve = variant_of(p), p["curve"]
             common = dict(
-                x=curve["alphas"], mode="lines+markers", line=_variant_style(p, theme),
-                marker=_marker(p, theme), name=name, legendgroup=name,
+                x=curve["alphas"], mode="lines+markers", line=variant_style(p, theme),
+                marker=marker(p, theme), name=name, legendgroup=name,
             )  # fmt: skip
             b = p["barriers"][split]
             fig.add_trace(
@@ -218,12 +142,12 @@ def barrier_bars(
     theme: Theme = NORMAL,
 ) -> go.Figure:
     """The barrier per pair (a row, named in its method's colour) and alignment (bars)."""
-    groups = _groups(shown_pairs(conn, runs))
+    groups = pair_groups(shown_pairs(conn, runs))
     title = f"{BARRIERS[barrier]} ({split})<br><sup>{BARRIER_MEANING[barrier]}</sup>"
     if not groups:
         return empty_figure(theme, title, no_pairs_message(conn))
     scale = 100 if _accuracy_like(barrier) else 1
-    ticks = {n: _method_tick(n, ps[0]["method"]) for n, ps in groups.items()}
+    ticks = {n: method_tick(n, ps[0]["method"]) for n, ps in groups.items()}
     by_variant: dict[str, list[dict]] = {}
     for ps in groups.values():
         for p in ps:
@@ -238,7 +162,7 @@ def barrier_bars(
                 orientation="h",
                 name=name,
                 marker={
-                    "color": _variant_style(ps[0], theme)["color"],
+                    "color": variant_style(ps[0], theme)["color"],
                     "pattern": {"shape": "/" if ps[0].get("repair") else "", "fgcolor": "white"},
                 },
                 customdata=[[p["run_a"], p["run_b"]] for p in ps],
@@ -333,7 +257,7 @@ def sparsity_paths(conn: dict, runs: Sequence[dict], theme: Theme = NORMAL) -> g
         "Sparsity along the path"
         "<br><sup>between the ends the mask is the union of the two (permuted) masks</sup>"
     )
-    groups = _groups(sparse_pairs(conn, runs))
+    groups = pair_groups(sparse_pairs(conn, runs))
     if not groups:
         return empty_figure(theme, title, "No shown pair has a sparse network.")
     cols = min(len(groups), PANELS_PER_ROW)
@@ -341,7 +265,7 @@ def sparsity_paths(conn: dict, runs: Sequence[dict], theme: Theme = NORMAL) -> g
     fig = make_subplots(
         rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.03,
         vertical_spacing=min(0.15, 0.5 / rows),
-        subplot_titles=[_method_tick(n, ps[0]["method"]) for n, ps in groups.items()],
+        subplot_titles=[method_tick(n, ps[0]["method"]) for n, ps in groups.items()],
     )  # fmt: skip
     in_legend: set[str] = set()
     for k, pairs in enumerate(groups.values()):
@@ -351,8 +275,8 @@ def sparsity_paths(conn: dict, runs: Sequence[dict], theme: Theme = NORMAL) -> g
                 go.Scatter(
                     x=p["curve"]["alphas"], y=[100 * v for v in p["curve"]["sparsity"]],
                     mode="lines+markers", name=name, legendgroup=name,
-                    showlegend=name not in in_legend, line=_variant_style(p, theme),
-                    marker=_marker(p, theme),
+                    showlegend=name not in in_legend, line=variant_style(p, theme),
+                    marker=marker(p, theme),
                     hovertemplate=f"<b>{name}</b><br>alpha %{{x:.2f}}<br>sparsity %{{y:.1f}}%"
                     f"<extra>{p['run_b']}</extra>",
                 ),
@@ -406,6 +330,8 @@ def catalogue(summary: dict, reader: Reader | None, theme: Theme = NORMAL) -> li
                     sparsity_paths(conn, runs, theme),
                 )
             )  # fmt: skip
+    items += curve_items(conn, runs, theme) + ensemble_items(conn, runs, theme)
+    items += repair_items(conn, runs, theme)
     if any(p.get("status") == "cached" for g in conn.get("instability", []) for p in g["points"]):
         items.append(
             FigureItem(
