@@ -18,8 +18,11 @@ the work it does and this machine's measured speed:
   wall time; per kind, the median ratio of measured to estimated time over the
   study's cached entries corrects the estimate of the same kind's jobs.
 
+- **The machine's load.** Other work shares the cores: jobs without stored
+  timings are scaled by ``max(1, (load average + workers) / cores)``.
+
 It is an estimate: a process pool divides the wall time by about its workers,
-the first job of a process pays its start-up, and a loaded machine is slower.
+and the first job of a process pays its start-up.
 ``benchmarks/plan_accuracy.py`` measures how close it comes.
 """
 
@@ -47,7 +50,11 @@ JOB_OVERHEAD_S = 0.3
 UMAP_SECONDS = 4.0
 #: Test-set sizes (evaluation after each epoch).
 TEST_IMAGES = {"cifar10": 10000, "fashion-mnist": 10000, "mnist": 10000, "digits": 359}
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
+#: The batch the calibration times its steps at.
+BATCH = 128
+#: Batch of evaluation passes (forward only) in the estimate.
+EVAL_BATCH = 512
 
 
 # ---------------------------------------------------------------------------
@@ -172,19 +179,27 @@ def _measure(
         for _ in range(3):  # warm-up: first-call allocations and kernel choices
             step(train)
         _synchronize(x.device)
-        steps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds or steps < 3:
+        times: list[float] = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds or len(times) < 5:
+            t0 = time.perf_counter()
             step(train)
-            steps += 1
-        _synchronize(x.device)
-        rates.append(steps * len(x) / (time.perf_counter() - start))
+            _synchronize(x.device)
+            times.append(time.perf_counter() - t0)
+        # The median step: a shared machine's stalls (another process holding a core
+        # while two threads wait for each other) are the busy factor's business.
+        rates.append(len(x) / statistics.median(times))
     return rates[0], rates[1]
 
 
 def calibrate(device: torch.device, threads: int, seconds: float = 0.4) -> dict:
-    """Measure training and forward MACs/s for an MLP and a LeNet on ``device`` (a few s).
+    """Measure this machine: per-step overhead, and MACs/s of an MLP and a LeNet (a few s).
 
-    Measured with ``threads`` torch threads (a worker's share of the cores).
+    A step (batch 128) costs ``overhead + batch x MACs / rate``: the overhead
+    (Python, optimizer, allocation; what dominates small networks) is a tiny
+    MLP's step time, and each family's rate comes from a larger network's step
+    time less that overhead. Measured with ``threads`` torch threads (a
+    worker's share of the cores), for training and for forward passes.
     """
     from analysis.data import dataset_info
     from analysis.models import build_for
@@ -192,8 +207,8 @@ def calibrate(device: torch.device, threads: int, seconds: float = 0.4) -> dict:
 
     info = dataset_info("fashion-mnist")
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(128, 1, 28, 28, generator=gen).to(device)
-    y = torch.randint(0, 10, (128,), generator=gen).to(device)
+    x = torch.rand(BATCH, 1, 28, 28, generator=gen).to(device)
+    y = torch.randint(0, 10, (BATCH,), generator=gen).to(device)
     out: dict[str, Any] = {
         "version": CALIBRATION_VERSION,
         "device": devices.say(device),
@@ -202,20 +217,34 @@ def calibrate(device: torch.device, threads: int, seconds: float = 0.4) -> dict:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for family, spec in (
+        steps = {}
+        for name, spec in (
+            ("tiny", ModelSpec(arch="mlp", width=8, depth=1)),
             ("mlp", ModelSpec(arch="mlp", width=256)),
             ("conv", ModelSpec(arch="lenet")),
         ):
             torch.manual_seed(0)
             net = build_for(spec, info).to(device)
             train_rate, forward_rate = _measure(net, x, y, seconds)
-            macs = model_macs(spec, "fashion-mnist")
-            out[family] = {
-                "train_macs_per_s": train_rate * macs,
-                "forward_macs_per_s": forward_rate * macs,
-            }
+            steps[name] = (
+                BATCH / train_rate,
+                BATCH / forward_rate,
+                model_macs(spec, "fashion-mnist"),
+            )
     finally:
         torch.set_num_threads(before)
+    tiny_train, tiny_forward, tiny_macs = steps["tiny"]
+    out["step_overhead_s"] = {"train": tiny_train, "forward": tiny_forward}
+    for family in ("mlp", "conv"):
+        train, forward, macs = steps[family]
+        # What the bigger network's step takes beyond the tiny one's, per MAC; never
+        # slower than its plain rate, never a negative time on a noisy measurement.
+        out[family] = {
+            "train_macs_per_s": BATCH * (macs - tiny_macs) / max(train - tiny_train, train / 10),
+            "forward_macs_per_s": BATCH
+            * (macs - tiny_macs)
+            / max(forward - tiny_forward, forward / 10),
+        }
     out["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return out
 
@@ -252,7 +281,11 @@ def calibration(store: Store, device: torch.device, threads: int, *, refresh: bo
 
 
 def estimate_seconds(spec: Any, cal: dict, macs_cache: dict | None = None) -> float:
-    """Estimated seconds of one job on the calibrated machine (see the module docstring)."""
+    """Estimated seconds of one job on the calibrated machine (see the module docstring).
+
+    Training: ``steps x overhead + images x MACs / rate`` (steps at the run's
+    batch size); forward passes the same at :data:`EVAL_BATCH`.
+    """
     macs_cache = {} if macs_cache is None else macs_cache
     work = job_images(spec)
     run = _run_of(spec) if spec.kind != "run" else spec
@@ -264,8 +297,13 @@ def estimate_seconds(spec: Any, cal: dict, macs_cache: dict | None = None) -> fl
         macs_cache[key] = model_macs(run.model, run.data.name)
     macs = macs_cache[key]
     rates = cal["mlp" if run.model.arch == "mlp" else "conv"]
-    train = (work.get("train", 0) + 2 * work.get("hvp", 0)) * macs / rates["train_macs_per_s"]
-    forward = work.get("forward", 0) * macs / rates["forward_macs_per_s"]
+    overhead = cal.get("step_overhead_s", {"train": 0.0, "forward": 0.0})
+    train_images = work.get("train", 0) + 2 * work.get("hvp", 0)
+    train = train_images * macs / rates["train_macs_per_s"]
+    train += train_images / run.train.batch_size * overhead["train"]
+    forward_images = work.get("forward", 0)
+    forward = forward_images * macs / rates["forward_macs_per_s"]
+    forward += forward_images / EVAL_BATCH * overhead["forward"]
     return seconds + train + forward
 
 
@@ -291,6 +329,9 @@ class Plan:
     parts: dict[str, PartCost] = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
     workers: int = 1
+    #: How much slower than calibrated the machine's other work makes the jobs (>= 1).
+    busy: float = 1.0
+    load: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -305,6 +346,8 @@ class Plan:
             "cached": sum(p.cached for p in self.parts.values()),
             "estimated_seconds": round(self.seconds, 1),
             "workers": self.workers,
+            "busy_factor": round(self.busy, 2),
+            "load_average": round(self.load, 2),
             "calibration": self.calibration,
         }
 
@@ -321,15 +364,19 @@ def plan_study(
 ) -> Plan:
     """Every job ``compute`` would run for ``study`` (or its part ``only``) and its estimated time.
 
-    ``workers`` jobs at once, each with ``threads`` torch threads (default: this
-    process's); ``refresh`` measures the machine again.
+    ``workers`` jobs at once (each estimated at one torch thread's speed;
+    ``threads`` is accepted for the record); ``refresh`` measures the machine again.
     """
     from analysis.executor.graph import plan_jobs
     from analysis.plan import study_specs
 
     device = device if device is not None else devices.current()
-    threads = threads if threads is not None else torch.get_num_threads()
-    cal = calibration(store, device, threads, refresh=refresh)
+    # One thread: on a shared CPU two threads' step times swing 100x with the load
+    # (they wait on each other whenever another process holds a core), and small
+    # networks gain little from a second thread anyway. ``threads`` is kept for
+    # the record; the estimate assumes one thread's speed per job.
+    del threads
+    cal = calibration(store, device, 1, refresh=refresh)
     plan = Plan(calibration=cal, workers=workers)
     jobs = [job for job in plan_jobs(study_specs(study, only), chunks=1) if job.rows is None]
     macs: dict = {}
@@ -351,10 +398,25 @@ def plan_study(
     for kind, part in plan.parts.items():
         if ratios.get(kind):
             part.correction = statistics.median(ratios[kind])
+    plan.load, plan.busy = busy_factor(workers)
     for kind, guess in todo:
         part = plan.parts[kind]
-        part.seconds += guess * (part.correction or 1.0)
+        # Stored timings already carry the load they ran under; the calibration does not.
+        part.seconds += guess * (part.correction or plan.busy)
     return plan
+
+
+def busy_factor(workers: int) -> tuple[float, float]:
+    """(1-minute load average, slowdown): the jobs share the cores with the machine's load.
+
+    ``max(1, (load + workers) / cores)``: on an idle machine 1; on a 2-core
+    machine at load 11 with 2 workers about 6.5 (the width sweep measured 5.5).
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        return 0.0, 1.0
+    return load, max(1.0, (load + workers) / devices.usable_cores())
 
 
 def human_seconds(seconds: float) -> str:
@@ -375,6 +437,11 @@ def render(plan: Plan) -> list[str]:
         lines.append(f"{p.kind:<18}{p.cached:>8}{p.todo:>12}{est:>14}{fix}")
     todo = sum(p.todo for p in plan.parts.values())
     cal = plan.calibration
+    if plan.busy > 1.05:
+        lines.append(
+            f"the machine is busy (load {plan.load:.1f} on {devices.usable_cores()} cores): "
+            f"jobs without timings in the store are estimated {plan.busy:.1f}x slower"
+        )
     lines.append(
         f"total: {todo} jobs to compute, about {human_seconds(plan.seconds)}"
         f" with {plan.workers} worker{'s' if plan.workers != 1 else ''}"

@@ -34,18 +34,23 @@ NAIVE = "barrier.naive.test.barrier_entezari"
 ALIGNED = "barrier.weight.test.barrier_entezari"
 
 
-def plan_accuracy(study, store, workers: int, only: str | None, wall: float | None) -> dict:
-    """The estimate of every job (an empty store) against the stored entries' seconds."""
+def estimate(study, workers: int, only: str | None):
+    """The plan of every job of the study, as if nothing were cached (an empty store)."""
     from analysis.cost import plan_study
-    from analysis.executor.graph import plan_jobs
     from analysis.executor.schedule import cpu_threads
-    from analysis.plan import study_specs
     from analysis.store import Store
 
     with tempfile.TemporaryDirectory() as empty:
-        plan = plan_study(
+        return plan_study(
             study, Store(Path(empty)), workers=workers, threads=cpu_threads(workers), only=only
         )
+
+
+def plan_accuracy(study, store, plan, workers: int, only: str | None, wall: float | None) -> dict:
+    """The estimate (made before computing) against the stored entries' seconds and the wall."""
+    from analysis.executor.graph import plan_jobs
+    from analysis.plan import study_specs
+
     took = 0.0
     jobs = [j for j in plan_jobs(study_specs(study, only), chunks=1) if j.rows is None]
     for job in jobs:
@@ -56,6 +61,8 @@ def plan_accuracy(study, store, workers: int, only: str | None, wall: float | No
         "stored_job_seconds_per_worker": round(took / workers, 1),
         "ratio_stored_to_estimate": round(took / workers / plan.seconds, 2),
         "workers": workers,
+        "busy_factor_at_estimate": round(plan.busy, 2),
+        "load_at_estimate": round(plan.load, 2),
         "calibration": plan.calibration,
     }
     if wall is not None:
@@ -111,6 +118,7 @@ def main() -> None:
     study, _ = with_available_data(load_study(args.study))
     store = Store(Path(args.cache_dir))
     wall = None
+    plan = estimate(study, args.workers, args.only)
     if args.compute:
         executor = make_executor("local", workers=args.workers)
         start = time.perf_counter()
@@ -126,7 +134,7 @@ def main() -> None:
         "dataset": summary["study"]["dataset"],
         "load_average": os.getloadavg(),
         "cpu_count": os.cpu_count(),
-        "plan": plan_accuracy(study, store, args.workers, args.only, wall),
+        "plan": plan_accuracy(study, store, plan, args.workers, args.only, wall),
     }
     if "model.width" in summary["study"]["axes"]:
         doc["barrier_vs_width"] = barrier_table(summary)

@@ -34,6 +34,7 @@ def calibrated(tmp_path, monkeypatch):
         }
 
     monkeypatch.setattr(cost, "calibrate", fake)
+    monkeypatch.setattr(cost, "busy_factor", lambda workers: (0.0, 1.0))  # an idle machine
     return calls
 
 
@@ -51,7 +52,7 @@ def test_the_estimate_scales_with_the_work(calibrated, tmp_path):
     assert large.seconds == pytest.approx(3 * small.seconds)
     two = cost.plan_study(study, Store(tmp_path / "a"), only="runs", workers=2)
     assert two.seconds == pytest.approx(large.seconds / 2)
-    assert calibrated == [torch.get_num_threads()]  # measured once, then remembered
+    assert calibrated == [1]  # measured once (one thread), then remembered
 
 
 def test_cached_entries_are_counted_and_correct_the_estimate(calibrated, tmp_path):
@@ -92,8 +93,17 @@ def test_plan_refuses_bad_workers_and_parts(calibrated, tmp_path, capsys):
     assert "--workers" in err and "--only" in err
 
 
+def test_a_busy_machine_scales_the_estimate(monkeypatch):
+    monkeypatch.setattr(cost.os, "getloadavg", lambda: (11.0, 9.0, 8.0))
+    monkeypatch.setattr(cost.devices, "usable_cores", lambda: 2)
+    assert cost.busy_factor(2) == (11.0, 6.5)
+    monkeypatch.setattr(cost.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert cost.busy_factor(1) == (0.2, 1.0)
+
+
 def test_the_real_calibration_measures_this_machine(tmp_path):
     doc = cost.calibrate(torch.device("cpu"), threads=1, seconds=0.05)
+    assert doc["step_overhead_s"]["train"] > 0
     for family in ("mlp", "conv"):
         assert doc[family]["train_macs_per_s"] > 0
         assert doc[family]["forward_macs_per_s"] > doc[family]["train_macs_per_s"] / 10

@@ -56,8 +56,10 @@ def test_every_method_leaves_the_first_and_last_layers_dense(name, store):
     # Structured: a kept layer loses no channel on either side, so keeping both ends of
     # a 2-hidden-layer MLP would leave nothing to prune; keep the first only.
     options = {"keep_dense": "first" if unit == "channels" else "first,last"}
-    if name in ("magnitude", "l1-structured"):
+    if name in ("magnitude", "l1-structured", "l1-sensitivity"):
         options["finetune_epochs"] = 1
+    if name == "l1-sensitivity":
+        options["max_drop"] = 1.0  # every layer pruned at the level (as the contract tests)
     spec = BASE.replace(sparsity=sparsity_spec(name, level, options))
     run = api.get(spec, store=store)
     layers = run.metrics["layer_sparsity"]
