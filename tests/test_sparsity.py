@@ -366,7 +366,8 @@ def test_defaults_keep_the_output_layer_alive_at_90_percent(name, run_store):
         assert run.masks[OUTPUT_LAYER].any(1).all(), "a class lost every input"
 
 
-@pytest.mark.parametrize("name", OUTPUT_LAYER_METHODS)
+#: lottery-criterion ranks by growth (|w_f| - |w_i|), not size: a small head is not singled out.
+@pytest.mark.parametrize("name", [m for m in OUTPUT_LAYER_METHODS if m != "lottery-criterion"])
 def test_the_head_config_strips_a_ranked_output_layer(name, run_store):
     """The test above has teeth: ranked with the rest (globally), the output layer is pruned
     away; layerwise, it is pruned at the method's rate like every other layer."""

@@ -27,6 +27,10 @@ def _methods() -> dict[str, Method]:
     from analysis.sparsity.grasp import GraSP
     from analysis.sparsity.l1_structured import L1Structured
     from analysis.sparsity.lottery import Lottery
+    from analysis.sparsity.lottery_criterion import LotteryCriterion
+    from analysis.sparsity.lottery_random_mask import LotteryRandomMask
+    from analysis.sparsity.lottery_reinit import LotteryReinit
+    from analysis.sparsity.lottery_signs import LotterySigns
     from analysis.sparsity.magnitude import Magnitude
     from analysis.sparsity.random import Random
     from analysis.sparsity.snip import SNIP
@@ -38,6 +42,10 @@ def _methods() -> dict[str, Method]:
         Magnitude,
         GradualMagnitude,
         Lottery,
+        LotteryCriterion,
+        LotteryReinit,
+        LotteryRandomMask,
+        LotterySigns,
         SNIP,
         GraSP,
         SynFlow,
