@@ -10,7 +10,7 @@ one module plus one line here.
 
 from __future__ import annotations
 
-from analysis import api, connectivity, landscape, representations, robustness, run_part
+from analysis import api, connectivity, landscape, masks, representations, robustness, run_part
 
 #: Every part of a study, in compute order.
 ANALYSES: tuple[api.Analysis, ...] = (
@@ -19,6 +19,7 @@ ANALYSES: tuple[api.Analysis, ...] = (
     robustness.ANALYSIS,
     connectivity.ANALYSIS,
     landscape.ANALYSIS,
+    masks.ANALYSIS,
 )
 
 api.install(kind for analysis in ANALYSES for kind in analysis.kinds)
