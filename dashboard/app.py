@@ -27,6 +27,7 @@ PAGES = {
         st.Page("app_pages/connectivity.py", title="Connectivity", icon=":material/timeline:"),
         st.Page("app_pages/landscape.py", title="Landscape", icon=":material/landscape:"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("app_pages/anatomy.py", title="Anatomy", icon=":material/biotech:"),
     ],
     "Share": [st.Page("app_pages/export.py", title="Export", icon=":material/download:")],
 }

@@ -1,0 +1,180 @@
+"""Figures of a network's anatomy: mask overlap, the lottery controls, weight movement,
+compression (parameters, MACs, size, latency) and accuracy against quantization bits.
+
+Every function takes sections of the JSON summary (docs/summary.md): ``runs``
+records, the ``masks`` section (``pairs``, ``supermasks``), the ``compression``
+and ``quantization`` lists. No streamlit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.figures.theme import NORMAL, Theme, apply, method_color
+
+#: The lottery family in the order the controls chart reads: the ticket, then what each
+#: control changes (init, mask, magnitudes), then the criteria.
+LOTTERY_FAMILY = (
+    "lottery",
+    "lottery-reinit",
+    "lottery-random-mask",
+    "lottery-signs",
+    "lottery-criterion",
+)
+
+
+def cached_pairs(masks: dict) -> list[dict]:
+    """The mask pairs of the ``masks`` section that are computed."""
+    return [p for p in (masks or {}).get("pairs", []) if p.get("status") == "cached"]
+
+
+def overlap_matrix(labels: Sequence[str], pairs: Sequence[dict], layer: str | None = None):
+    """(n, n) IoU matrix of ``labels`` (None where no pair is computed; 1 on the diagonal).
+
+    ``layer``: one layer's IoU (default: over all prunable weights).
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    z = np.full((len(labels), len(labels)), np.nan)
+    np.fill_diagonal(z, 1.0)
+    for p in pairs:
+        if p["a"] in index and p["b"] in index:
+            value = p["iou"] if layer is None else p["layers"].get(layer, {}).get("iou")
+            if value is not None:
+                z[index[p["a"]], index[p["b"]]] = z[index[p["b"]], index[p["a"]]] = value
+    return [[None if np.isnan(v) else float(v) for v in row] for row in z]
+
+
+def overlap_heatmap(
+    runs: Sequence[dict], masks: dict, theme: Theme = NORMAL, layer: str | None = None
+) -> go.Figure:
+    """Intersection over union of the kept weights between every two shown runs of one seed."""
+    pairs = cached_pairs(masks)
+    named = {p["a"] for p in pairs} | {p["b"] for p in pairs}
+    labels = [r["label"] for r in runs if r["label"] in named]
+    z = overlap_matrix(labels, pairs, layer)
+    fig = go.Figure(
+        go.Heatmap(
+            z=[[None if v is None else 100 * v for v in row] for row in z],
+            x=labels,
+            y=labels,
+            zmin=0,
+            zmax=100,
+            colorscale="Viridis",
+            colorbar={"title": {"text": "IoU (%)", "side": "right"}},
+            texttemplate="%{z:.0f}",
+            textfont={"size": max(theme.font_size - 3, 9)},
+            hovertemplate="<b>%{y}</b> vs <b>%{x}</b><br>IoU %{z:.1f}%<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    where = f" in {layer}" if layer else ""
+    title = f"Overlap of the kept weights{where}<br><sup>intersection over union; pairs of one seed</sup>"
+    height = max(int(theme.height * 0.8), theme.row_height * len(labels) + 200)
+    apply(fig, theme, title=title, height=height)
+    fig.update_xaxes(showgrid=False, ticks="", tickangle=-35)
+    fig.update_yaxes(showgrid=False, ticks="", autorange="reversed")
+    return fig
+
+
+def controls_rows(runs: Sequence[dict], masks: dict | None = None) -> list[dict]:
+    """Test accuracy of the lottery family and of the tickets' supermasks, by sparsity.
+
+    One row per (sparsity, method): ``sparsity`` (%), ``method``, ``mean`` and
+    ``std`` of test accuracy (%) over the seeds, ``n`` seeds.
+    """
+    groups: dict[tuple[float, str], list[float]] = {}
+    for r in runs:
+        if r.get("status") == "cached" and r["method"] in LOTTERY_FAMILY:
+            key = (round(100 * r["requested_sparsity"], 2), r["method"])
+            groups.setdefault(key, []).append(100 * r["test_acc"])
+    by_label = {r["label"]: r for r in runs if r["method"] == "lottery"}
+    for sm in (masks or {}).get("supermasks", []):
+        run = by_label.get(sm["label"])
+        if run is not None and sm.get("status") == "cached":
+            key = (round(100 * run["requested_sparsity"], 2), "supermask (untrained)")
+            groups.setdefault(key, []).append(100 * sm["original"]["test_acc"])
+    return [
+        {
+            "sparsity": s,
+            "method": m,
+            "mean": float(np.mean(v)),
+            "std": float(np.std(v)),
+            "n": len(v),
+        }
+        for (s, m), v in sorted(groups.items())
+    ]
+
+
+def controls_bars(runs: Sequence[dict], masks: dict | None, theme: Theme = NORMAL) -> go.Figure:
+    """The winning ticket against its controls: test accuracy per sparsity, ±1 std over seeds."""
+    rows = controls_rows(runs, masks)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig = go.Figure()
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        fig.add_trace(
+            go.Bar(
+                x=[f"{r['sparsity']:g}%" for r in mine],
+                y=[r["mean"] for r in mine],
+                error_y={"type": "data", "array": [r["std"] for r in mine], "visible": True},
+                name=method,
+                marker={"color": method_color(method.split(" ")[0])},
+                customdata=[r["n"] for r in mine],
+                hovertemplate=f"<b>{method}</b> at %{{x}}<br>test accuracy %{{y:.2f}}%"
+                "<br>%{customdata} seed(s)<extra></extra>",
+            )
+        )
+    title = (
+        "The winning ticket and its controls<br><sup>mean test accuracy over seeds, ±1 std</sup>"
+    )
+    apply(fig, theme, title=title)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="sparsity", ticks="")
+    fig.update_yaxes(title_text="test accuracy (%)")
+    return fig
+
+
+def movement_bars(pair: dict, theme: Theme = NORMAL, side: str = "a_by_b") -> go.Figure:
+    """Per layer: mean |w_f - w_i| of one run's training for the weights the other run keeps
+    and prunes (``side`` ``a_by_b``: run a's weights split by b's mask)."""
+    stats = pair[side]
+    layers = list(stats)
+    fig = go.Figure()
+    for part, color in (("kept", "#0072B2"), ("pruned", "#7F7F7F")):
+        fig.add_trace(
+            go.Bar(
+                x=layers,
+                y=[stats[n][part]["mean_move"] for n in layers],
+                name=f"{part} by the other run",
+                marker={"color": color},
+                customdata=[stats[n][part]["count"] for n in layers],
+                hovertemplate="%{x}<br>mean |w_f - w_i| %{y:.4g}<br>%{customdata} weights"
+                "<extra></extra>",
+            )
+        )
+    trained, masker = (pair["a"], pair["b"]) if side == "a_by_b" else (pair["b"], pair["a"])
+    title = f"How far the weights of {trained} moved<br><sup>split by the mask of {masker}</sup>"
+    apply(fig, theme, title=title)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="mean |w_final - w_init|")
+    fig.update_xaxes(ticks="")
+    return fig
+
+
+def pair_names(masks: dict, runs: Sequence[dict]) -> dict[str, dict]:
+    """ "a vs b" -> cached pair, for the pairs whose two runs are both shown."""
+    shown = {r["label"] for r in runs}
+    return {
+        f"{p['a']} vs {p['b']}": p
+        for p in cached_pairs(masks)
+        if p["a"] in shown and p["b"] in shown
+    }
+
+
+def layer_names(masks: dict) -> list[str]:
+    """The prunable layers named in the cached pairs, in their order."""
+    return list(dict.fromkeys(n for p in cached_pairs(masks) for n in p["layers"]))
