@@ -10,7 +10,16 @@ one module plus one line here.
 
 from __future__ import annotations
 
-from analysis import api, connectivity, landscape, masks, representations, robustness, run_part
+from analysis import (
+    api,
+    compression,
+    connectivity,
+    landscape,
+    masks,
+    representations,
+    robustness,
+    run_part,
+)
 
 #: Every part of a study, in compute order.
 ANALYSES: tuple[api.Analysis, ...] = (
@@ -20,6 +29,7 @@ ANALYSES: tuple[api.Analysis, ...] = (
     connectivity.ANALYSIS,
     landscape.ANALYSIS,
     masks.ANALYSIS,
+    compression.ANALYSIS,
 )
 
 api.install(kind for analysis in ANALYSES for kind in analysis.kinds)

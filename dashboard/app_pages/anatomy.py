@@ -9,16 +9,30 @@ view = ui.view()
 st.title("Anatomy")
 ui.require_study(view)
 masks = view.summary.get("masks") or {}
-failed = ui.part_failures(view, "masks")
+compression = view.summary.get("compression") or []
+for part in ("masks", "compression"):
+    ui.part_failures(view, part)
 pairs = fa.pair_names(masks, view.runs)
+if not pairs and not fa.cached_items(view.runs, compression):
+    ui.missing_part("anatomy analyses", "The mask and compression analyses")
 
 st.subheader("Which weights the masks keep")
-if not pairs:
-    ui.missing_part("masks analysis", "The mask analysis of the shown runs", failed=failed)
-layers = fa.layer_names(masks)
-layer = ui.select("Layer", ["all layers", *layers], name="layer", default="all layers")
-layer = None if layer == "all layers" else layer
-ui.plot(fa.overlap_heatmap(view.runs, masks, view.theme, layer), view, key="overlap")
+if pairs:
+    layer = ui.select(
+        "Layer", ["all layers", *fa.layer_names(masks)], name="layer", default="all layers"
+    )
+    layer = None if layer == "all layers" else layer
+    ui.plot(fa.overlap_heatmap(view.runs, masks, view.theme, layer), view, key="overlap")
+    names = list(pairs)
+    default = next((n for n in names if n.startswith("dense")), names[0])
+    chosen = ui.select("Pair", names, name="pair", default=default)
+    ui.plot(fa.movement_bars(pairs[chosen], view.theme), view, key="movement")
+    st.caption(
+        "Mean |w_final - w_init| over each run's own training, for the weights the other run "
+        "keeps and prunes: with a dense run and a ticket, the kept weights moved more."
+    )
+else:
+    st.info("The mask analysis of the shown runs is not computed yet.")
 
 if fa.controls_rows(view.runs, masks):
     ui.plot(fa.controls_bars(view.runs, masks, view.theme), view, key="controls")
@@ -28,11 +42,8 @@ if fa.controls_rows(view.runs, masks):
         "2019: the signs of its initialisation carry most of that (signs)."
     )
 
-names = list(pairs)
-default = next((n for n in names if n.startswith("dense")), names[0])
-chosen = ui.select("Pair", names, name="pair", default=default)
-ui.plot(fa.movement_bars(pairs[chosen], view.theme), view, key="movement")
-st.caption(
-    "Mean |w_final - w_init| over each run's own training, for the weights the other run "
-    "keeps and prunes: with a dense run and a ticket, the kept weights moved more."
-)
+st.subheader("Compression")
+if fa.cached_items(view.runs, compression):
+    ui.plot(fa.compression_table(view.runs, compression, view.theme), view, key="compression")
+else:
+    st.info("The compression analysis of the shown runs is not computed yet.")

@@ -178,3 +178,70 @@ def pair_names(masks: dict, runs: Sequence[dict]) -> dict[str, dict]:
 def layer_names(masks: dict) -> list[str]:
     """The prunable layers named in the cached pairs, in their order."""
     return list(dict.fromkeys(n for p in cached_pairs(masks) for n in p["layers"]))
+
+
+#: Columns of the compression table: (header, record field or None, format).
+COMPRESSION_COLUMNS = (
+    ("Run", "label", "{}"),
+    ("Params dense", "params_dense", "{:,}"),
+    ("Params effective", "params_effective", "{:,}"),
+    ("Params compressed", "params_compressed", "{:,}"),
+    ("MACs dense", "macs_dense", "{:,}"),
+    ("MACs effective", "macs_effective", "{:,}"),
+    ("MACs compressed", "macs_compressed", "{:,}"),
+    ("KB dense", "bytes_dense", "{:,.0f}"),
+    ("KB CSR", "bytes_csr", "{:,.0f}"),
+    ("KB compressed", "bytes_compressed", "{:,.0f}"),
+    ("ms masked", "latency_masked_s", "{:.3f}"),
+    ("ms compressed", "latency_compressed_s", "{:.3f}"),
+    ("Speed-up", "speedup", "{:.2f}x"),
+    ("Same outputs", "outputs_equal", "{}"),
+)
+
+
+def cached_items(runs: Sequence[dict], items: Sequence[dict]) -> list[dict]:
+    """The cached records of a per-run section (``compression``, ``quantization``) of the shown
+    runs, in the runs' order."""
+    by_key = {i["label"]: i for i in items or [] if i.get("status") == "cached"}
+    return [by_key[r["label"]] for r in runs if r["label"] in by_key]
+
+
+def compression_cell(record: dict, field: str, fmt: str) -> str:
+    """One formatted cell (bytes as KB, seconds as ms)."""
+    value = record[field]
+    if field.startswith("bytes_"):
+        value = value / 1024
+    elif field.startswith("latency_"):
+        value = 1000 * value
+    return fmt.format(value)
+
+
+def compression_table(runs: Sequence[dict], items: Sequence[dict], theme: Theme = NORMAL):
+    """Parameters, MACs per sample, size on disk and latency: masked against compressed."""
+    shown = cached_items(runs, items)
+    cells = [[compression_cell(r, f, fmt) for r in shown] for _, f, fmt in COMPRESSION_COLUMNS]
+    fig = go.Figure(
+        go.Table(
+            header={
+                "values": [f"<b>{h}</b>" for h, _, _ in COMPRESSION_COLUMNS],
+                "fill_color": "#E8E8E8",
+                "align": "left",
+                "font": {"size": max(theme.font_size - 2, 10)},
+            },
+            cells={
+                "values": cells,
+                "align": ["left"] + ["right"] * (len(cells) - 1),
+                "font": {"size": max(theme.font_size - 2, 10)},
+                "height": theme.font_size + 14,
+            },
+            columnwidth=[2.2] + [1] * (len(cells) - 1),
+        )
+    )
+    device = shown[0].get("device") if shown else None
+    title = (
+        "Compression is not acceleration<br><sup>effective: nonzero weights only; compressed: "
+        f"unread channels removed; latency per batch on {device or 'the run device'}</sup>"
+    )
+    height = 160 + (theme.font_size + 16) * (len(shown) + 2)
+    apply(fig, theme, title=title, height=max(height, 300))
+    return fig
