@@ -16,6 +16,7 @@ from analysis import (
     connectivity,
     landscape,
     masks,
+    quantization,
     representations,
     robustness,
     run_part,
@@ -30,6 +31,7 @@ ANALYSES: tuple[api.Analysis, ...] = (
     landscape.ANALYSIS,
     masks.ANALYSIS,
     compression.ANALYSIS,
+    quantization.ANALYSIS,
 )
 
 api.install(kind for analysis in ANALYSES for kind in analysis.kinds)

@@ -210,3 +210,51 @@ def test_the_masks_section_lists_same_seed_pairs_and_supermasks(tmp_path):
     (sm,) = section["supermasks"]
     assert sm["label"] == "magnitude 80% s0" and 0 <= sm["original"]["test_acc"] <= 1
     assert len(mask_specs(study)) == 2
+
+
+# ---------------------------------------------------------------------------
+# figures of the Anatomy page (summary records in, plotly figures out)
+
+
+def test_anatomy_figures_draw_what_the_summary_holds():
+    from dashboard.figures import anatomy as fa
+
+    runs = [
+        {"label": "dense s0", "method": "dense", "status": "cached", "requested_sparsity": 0.0,
+         "test_acc": 0.9},
+        {"label": "lottery 90% s0", "method": "lottery", "status": "cached",
+         "requested_sparsity": 0.9, "test_acc": 0.88},
+        {"label": "lottery-reinit 90% s0", "method": "lottery-reinit", "status": "cached",
+         "requested_sparsity": 0.9, "test_acc": 0.8},
+    ]  # fmt: skip
+    side = {"w": {"kept": {"mean_move": 0.2, "count": 5}, "pruned": {"mean_move": 0.1, "count": 5}}}
+    pair = {"a": "dense s0", "b": "lottery 90% s0", "status": "cached", "iou": 0.1,
+            "layers": {"w": {"iou": 0.1}}, "a_by_b": side, "b_by_a": side}  # fmt: skip
+    masks = {
+        "pairs": [pair],
+        "supermasks": [
+            {"label": "lottery 90% s0", "status": "cached", "original": {"test_acc": 0.3}}
+        ],
+    }
+    heat = fa.overlap_heatmap(runs, masks).data[0]
+    assert list(heat.x) == ["dense s0", "lottery 90% s0"] and heat.z[0][1] == pytest.approx(10.0)
+    rows = fa.controls_rows(runs, masks)
+    assert [(r["method"], r["mean"]) for r in rows] == [
+        ("lottery", 88.0),
+        ("lottery-reinit", 80.0),
+        ("supermask (untrained)", 30.0),
+    ]
+    assert len(fa.controls_bars(runs, masks).data) == 3
+    assert list(fa.movement_bars(pair).data[0].y) == [0.2]
+    comp = {
+        "label": "lottery 90% s0",
+        "status": "cached",
+        **{f: 1 for _, f, _ in fa.COMPRESSION_COLUMNS[1:]},
+    }
+    comp.update(label="lottery 90% s0", outputs_equal=True)
+    table = fa.compression_table(runs, [comp]).data[0]
+    assert list(table.cells.values[0]) == ["lottery 90% s0"]
+    point = {"bits": 4, "accuracy": 0.8, "stochastic_accuracy_mean": 0.7,
+             "stochastic_accuracy_std": 0.05}  # fmt: skip
+    curve = fa.bits_curves(runs, [{"label": "dense s0", "status": "cached", "curve": [point]}])
+    assert [t.name for t in curve.data[1:]] == ["dense s0 (nearest)", "dense s0 (stochastic)"]

@@ -10,11 +10,13 @@ st.title("Anatomy")
 ui.require_study(view)
 masks = view.summary.get("masks") or {}
 compression = view.summary.get("compression") or []
-for part in ("masks", "compression"):
+quantization = view.summary.get("quantization") or []
+for part in ("masks", "compression", "quantization"):
     ui.part_failures(view, part)
 pairs = fa.pair_names(masks, view.runs)
-if not pairs and not fa.cached_items(view.runs, compression):
-    ui.missing_part("anatomy analyses", "The mask and compression analyses")
+computed = fa.cached_items(view.runs, compression) or fa.cached_items(view.runs, quantization)
+if not pairs and not computed:
+    ui.missing_part("anatomy analyses", "The mask, compression and quantization analyses")
 
 st.subheader("Which weights the masks keep")
 if pairs:
@@ -47,3 +49,9 @@ if fa.cached_items(view.runs, compression):
     ui.plot(fa.compression_table(view.runs, compression, view.theme), view, key="compression")
 else:
     st.info("The compression analysis of the shown runs is not computed yet.")
+
+st.subheader("Quantization")
+if fa.cached_items(view.runs, quantization):
+    ui.plot(fa.bits_curves(view.runs, quantization, view.theme), view, key="bits")
+else:
+    st.info("The quantization analysis of the shown runs is not computed yet.")

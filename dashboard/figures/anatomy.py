@@ -245,3 +245,50 @@ def compression_table(runs: Sequence[dict], items: Sequence[dict], theme: Theme 
     height = 160 + (theme.font_size + 16) * (len(shown) + 2)
     apply(fig, theme, title=title, height=max(height, 300))
     return fig
+
+
+def _alpha(color: str, alpha: float) -> str:
+    """``#RRGGBB`` as an rgba() string of opacity ``alpha``."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def bits_curves(runs: Sequence[dict], items: Sequence[dict], theme: Theme = NORMAL) -> go.Figure:
+    """Test accuracy against weight bits per run: nearest rounding (solid), stochastic rounding
+    (dashed, mean over draws with a ±1 std band); the float accuracy at the right."""
+    fig = go.Figure()
+    by_label = {r["label"]: r for r in runs}
+    for item in cached_items(runs, items):
+        run, curve = by_label[item["label"]], item["curve"]
+        color = method_color(run["method"])
+        x = [p["bits"] for p in curve]
+        mean = np.array([100 * p["stochastic_accuracy_mean"] for p in curve])
+        std = np.array([100 * p["stochastic_accuracy_std"] for p in curve])
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1], y=list(mean + std) + list((mean - std)[::-1]), fill="toself",
+                fillcolor=_alpha(color, 0.15), line={"width": 0}, hoverinfo="skip",
+                legendgroup=item["label"], showlegend=False,
+            )
+        )  # fmt: skip
+        for name, y, dash in (
+            ("nearest", [100 * p["accuracy"] for p in curve], "solid"),
+            ("stochastic", list(mean), "dash"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=y, mode="lines+markers", name=f"{item['label']} ({name})",
+                    legendgroup=item["label"],
+                    line={"color": color, "width": theme.line_width, "dash": dash},
+                    hovertemplate=f"<b>{item['label']}</b> {name}<br>%{{x}} bits: "
+                    "%{y:.2f}%<extra></extra>",
+                )
+            )  # fmt: skip
+    title = (
+        "Accuracy against weight bits<br><sup>uniform, symmetric, per channel; solid: "
+        "nearest rounding, dashed: stochastic (mean ± std over draws)</sup>"
+    )
+    apply(fig, theme, title=title)
+    fig.update_xaxes(title_text="bits per weight", type="log", tickvals=[1, 2, 3, 4, 6, 8, 16, 32])
+    fig.update_yaxes(title_text="test accuracy (%)")
+    return fig
