@@ -36,10 +36,8 @@ from analysis.api import Analysis, Context, Kind, Study, status_record
 from analysis.api import get as get_result
 from analysis.device import full_fp32
 from analysis.errors import SpecError
+from analysis.qat import MAX_BITS, MIN_BITS, quantize
 from analysis.specs import SPEC, RunSpec, check_int
-
-#: The bits a setting may ask for: 1 (binary) to 32.
-MIN_BITS, MAX_BITS = 1, 32
 
 
 def check_bits(owner: str, bits: Any) -> None:
@@ -96,44 +94,6 @@ class QuantizationSpec:
     def label(self) -> str:
         """Human label."""
         return f"quantization of {self.run.label}"
-
-
-def _round(x: torch.Tensor, lo: float, hi: float, uniform: torch.Tensor | None) -> torch.Tensor:
-    """``x`` rounded to the integers in [lo, hi]: to nearest, or up with probability frac(x)."""
-    if uniform is None:
-        return torch.round(x).clamp(lo, hi)
-    low = torch.floor(x)
-    return (low + (uniform < x - low).to(x.dtype)).clamp(lo, hi)
-
-
-def quantize(w: torch.Tensor, bits: int, uniform: torch.Tensor | None = None) -> torch.Tensor:
-    """``w`` (C_out, ...) quantized to ``bits`` per output channel, symmetric (see module doc).
-
-    ``uniform``: U[0, 1) draws of ``w``'s shape on its device for stochastic
-    rounding (None: to nearest). Zeros stay exactly zero; returns ``w``'s dtype.
-    """
-    check_int("quantize", "bits", bits, lo=MIN_BITS, hi=MAX_BITS)
-    dtype = torch.float32 if w.device.type == "mps" else torch.float64
-    x = w.to(dtype)
-    flat = x.reshape(x.shape[0], -1)
-    nonzero = x != 0
-    if bits == 1:
-        count = nonzero.reshape(x.shape[0], -1).sum(1).clamp(min=1)
-        scale = flat.abs().sum(1) / count
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        scale = scale.view(-1, *[1] * (x.dim() - 1))
-        if uniform is None:
-            q = torch.sign(x)
-        else:
-            p = ((x / scale + 1) / 2).clamp(0, 1)
-            q = torch.where(uniform.to(dtype) < p, 1.0, -1.0).to(dtype)
-    else:
-        levels = float(2 ** (bits - 1) - 1)
-        amax = flat.abs().amax(1)
-        scale = torch.where(amax > 0, amax / levels, torch.ones_like(amax))
-        scale = scale.view(-1, *[1] * (x.dim() - 1))
-        q = _round(x / scale, -levels, levels, None if uniform is None else uniform.to(dtype))
-    return (q * scale * nonzero.to(dtype)).to(w.dtype)
 
 
 def quantized_state(

@@ -107,3 +107,60 @@ def test_the_section_has_a_curve_per_run(tmp_path):
         assert [p["bits"] for p in r["curve"]] == [2, 32]
         assert r["curve"][1]["accuracy"] == r["float_accuracy"]
         assert r["curve"][0]["draws"] == 2
+
+
+# ---------------------------------------------------------------------------
+# quantization-aware training ([train] qat, analysis.qat)
+
+
+def qat_run(qat: str, bits: int, method: str = "dense") -> RunSpec:
+    """A tiny run trained with ``qat`` at ``bits`` (magnitude: pruned, then fine-tuned so)."""
+    train = TrainSpec(epochs=3, batch_size=32, lr=3e-3, qat=qat, qat_bits=bits)
+    options = {"finetune_epochs": 1} if method == "magnitude" else {}
+    return RunSpec(
+        data=DataSpec(name="digits", train_size=300),
+        model=ModelSpec(arch="mlp", width=32, depth=2),
+        train=train,
+        sparsity=sparsity_spec(method, 0.8 if method != "dense" else 0.0, options),
+    )
+
+
+def test_the_qat_fields_leave_every_existing_key_alone():
+    from analysis.specs import spec_key, to_canonical
+
+    assert "qat" not in to_canonical(TrainSpec()) and "qat_bits" not in to_canonical(TrainSpec())
+    plain = spec_key(RunSpec())
+    assert plain == spec_key(RunSpec(train=TrainSpec(qat="none", qat_bits=1)))
+    assert spec_key(RunSpec(train=TrainSpec(qat="stochastic"))) != plain
+
+
+@pytest.mark.parametrize("bits", [0, 33])
+def test_bad_qat_bits_name_the_field(bits):
+    with pytest.raises(SpecError, match="qat_bits"):
+        TrainSpec(qat="stochastic", qat_bits=bits)
+    with pytest.raises(SpecError, match="qat"):
+        TrainSpec(qat="ternary")
+
+
+@pytest.mark.parametrize(("qat", "bits", "levels"), [("binaryconnect", 1, 2), ("stochastic", 2, 2)])
+def test_qat_trains_a_network_whose_weights_are_on_the_grid(qat, bits, levels, tmp_path):
+    store = Store(tmp_path)
+    dense = api.get(qat_run(qat, bits), store=store)
+    assert dense.metrics["test_acc"] > 0.5  # it trained (chance 0.1; float: 0.84)
+    pruned = api.get(qat_run(qat, bits, "magnitude"), store=store)
+    for run in (dense, pruned):
+        params = dict(run.model().named_parameters())
+        for name in run.model().prunable_names():
+            w = params[name].detach()
+            for row in w:
+                assert torch.unique(row[row != 0]).numel() <= levels, name
+        for name, mask in run.masks.items():
+            assert bool((params[name].detach()[~mask] == 0).all()), name  # pruned stay zero
+
+
+def test_stochastic_qat_is_seed_deterministic(tmp_path):
+    spec = qat_run("stochastic", 3)
+    a = api.get(spec, store=Store(tmp_path / "a"))
+    b = api.get(spec, store=Store(tmp_path / "b"))
+    for k in a.state:
+        assert torch.equal(a.state[k], b.state[k]), k
