@@ -258,3 +258,11 @@ def test_anatomy_figures_draw_what_the_summary_holds():
              "stochastic_accuracy_std": 0.05}  # fmt: skip
     curve = fa.bits_curves(runs, [{"label": "dense s0", "status": "cached", "curve": [point]}])
     assert [t.name for t in curve.data[1:]] == ["dense s0 (nearest)", "dense s0 (stochastic)"]
+
+
+def test_the_export_catalogue_has_an_anatomy_section_when_computed():
+    from dashboard.figures import anatomy as fa
+    from dashboard.figures.catalogue import sections
+
+    assert sections()["Anatomy"] is fa.catalogue
+    assert fa.catalogue({"runs": [], "masks": {}}, None) == []

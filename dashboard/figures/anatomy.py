@@ -292,3 +292,44 @@ def bits_curves(runs: Sequence[dict], items: Sequence[dict], theme: Theme = NORM
     fig.update_xaxes(title_text="bits per weight", type="log", tickvals=[1, 2, 3, 4, 6, 8, 16, 32])
     fig.update_yaxes(title_text="test accuracy (%)")
     return fig
+
+
+def catalogue(summary: dict, reader: object | None, theme: Theme = NORMAL) -> list:
+    """The anatomy figures of the whole study (default choices), for the export.
+
+    ``reader`` is unused (everything is in the summary); it keeps one signature
+    for every analysis's catalogue.
+    """
+    from dashboard.figures.items import FigureItem
+
+    runs = summary.get("runs", [])
+    masks = summary.get("masks") or {}
+    compression, quantization = summary.get("compression"), summary.get("quantization")
+    items = []
+    if cached_pairs(masks):
+        items.append(FigureItem(
+            "Anatomy", "anatomy-overlap", "Overlap of the kept weights",
+            "Intersection over union of the weights two runs of one seed keep.",
+            overlap_heatmap(runs, masks, theme),
+        ))  # fmt: skip
+    if controls_rows(runs, masks):
+        items.append(FigureItem(
+            "Anatomy", "anatomy-controls", "The winning ticket and its controls",
+            "Test accuracy of the ticket, its random reinitialisation, a random mask of its "
+            "per-layer sparsity, its signs at constant magnitude, and its untrained supermask.",
+            controls_bars(runs, masks, theme),
+        ))  # fmt: skip
+    if cached_items(runs, compression or []):
+        items.append(FigureItem(
+            "Anatomy", "anatomy-compression", "Compression is not acceleration",
+            "Parameters, multiply-accumulates, bytes on disk and latency of the masked "
+            "network and of the physically smaller one.",
+            compression_table(runs, compression, theme),
+        ))  # fmt: skip
+    if cached_items(runs, quantization or []):
+        items.append(FigureItem(
+            "Anatomy", "anatomy-bits", "Accuracy against weight bits",
+            "Post-training quantization per channel: nearest and stochastic rounding.",
+            bits_curves(runs, quantization, theme),
+        ))  # fmt: skip
+    return items
