@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from analysis import (
     api,
+    compression,
     connectivity,
     landscape,
+    masks,
+    quantization,
     representations,
     robustness,
     run_part,
@@ -31,6 +34,9 @@ ANALYSES: tuple[api.Analysis, ...] = (
     landscape.SPECTRUM,
     sensitivity.ANALYSIS,
     dessilbi.ANALYSIS,
+    masks.ANALYSIS,
+    compression.ANALYSIS,
+    quantization.ANALYSIS,
 )
 
 api.install(kind for analysis in ANALYSES for kind in analysis.kinds)

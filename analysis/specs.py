@@ -284,10 +284,10 @@ class TrainSpec:
     mixed precision under ``torch.autocast`` in ``bf16`` or ``fp16`` (fp16 with a
     gradient scaler, and only on a GPU). The weights stay fp32 (autocast's master
     weights), and so does every stored tensor. ``fp32`` is left out of the key,
-    so keys from before the field existed hold.
+    so keys from before the field existed hold; so are ``qat = "none"`` and ``qat_bits = 1``.
     """
 
-    key_omits: ClassVar[dict[str, Any]] = {"precision": "fp32"}
+    key_omits: ClassVar[dict[str, Any]] = {"precision": "fp32", "qat": "none", "qat_bits": 1}
 
     objective: Literal["ce", "supcon"] = "ce"
     optimizer: Literal["sgd", "adam"] = "adam"
@@ -303,9 +303,13 @@ class TrainSpec:
     projection_dim: int = 128
     probe_epochs: int = 10
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    #: Quantization-aware training (analysis.qat): BinaryConnect or stochastic rounding.
+    qat: Literal["none", "binaryconnect", "stochastic"] = "none"
+    qat_bits: int = 1
 
     def __post_init__(self) -> None:
         check_literals(self)
+        check_int("TrainSpec", "qat_bits", self.qat_bits, lo=1, hi=32)
         check_float("TrainSpec", "lr", self.lr, 0.0, 10.0, lo_open=True)
         check_float("TrainSpec", "momentum", self.momentum, 0.0, 1.0, hi_open=True)
         check_float("TrainSpec", "weight_decay", self.weight_decay, 0.0, 1.0)

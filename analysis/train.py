@@ -25,6 +25,7 @@ from torch import nn
 from analysis.data import DatasetInfo, Splits, augment
 from analysis.errors import TrainingDiverged
 from analysis.feed import Batches
+from analysis.qat import qat_callbacks
 from analysis.specs import DataSpec, TrainSpec
 from analysis.train_step import Stepper, Tally
 from analysis.training_types import (  # re-exported: callbacks and the state they see
@@ -425,7 +426,7 @@ def fit(
     optimizer = make_optimizer(params, spec, base_lr)
     on_device = {name: mask.to(device) for name, mask in (masks or {}).items()}
     state = TrainState(model, optimizer, end, per_epoch, masks=on_device, step=start_step)
-    cbs: list[Callback] = [DivergenceGuard(), KeepMasks(), *callbacks]
+    cbs: list[Callback] = [DivergenceGuard(), KeepMasks(), *qat_callbacks(spec, seed), *callbacks]
     order_gen = torch.Generator().manual_seed(
         sub_seed(seed if data_seed is None else data_seed, "data")
     )

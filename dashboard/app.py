@@ -29,6 +29,7 @@ PAGES = {
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/show_chart:"),
         st.Page("app_pages/methods.py", title="Methods", icon=":material/account_tree:"),
+        st.Page("app_pages/anatomy.py", title="Anatomy", icon=":material/biotech:"),
     ],
     "Share": [st.Page("app_pages/export.py", title="Export", icon=":material/download:")],
 }

@@ -272,6 +272,8 @@ def test_pruned_weights_are_zero_and_stay_zero(name, run_store, digits):
             if n in masks
         )
         assert changed, f"{train.optimizer}: the kept weights did not train"
+    if name == "l1-scratch":
+        return  # trained thin from a zero-bias init, its removed channels are dead: none can regrow
     # Without the masks the same training regrows pruned weights: the check above has teeth.
     model = run.model()
     fit(model, digits, sgd, seed=3, masks=None)
@@ -373,7 +375,8 @@ def test_defaults_keep_the_output_layer_alive_at_90_percent(name, run_store):
         assert run.masks[OUTPUT_LAYER].any(1).all(), "a class lost every input"
 
 
-@pytest.mark.parametrize("name", OUTPUT_LAYER_METHODS)
+#: lottery-criterion ranks by growth (|w_f| - |w_i|), not size: a small head is not singled out.
+@pytest.mark.parametrize("name", [m for m in OUTPUT_LAYER_METHODS if m != "lottery-criterion"])
 def test_the_head_config_strips_a_ranked_output_layer(name, run_store):
     """The test above has teeth: ranked with the rest (globally), the output layer is pruned
     away; layerwise, it is pruned at the method's rate like every other layer."""

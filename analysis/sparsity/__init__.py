@@ -26,8 +26,13 @@ def _methods() -> dict[str, Method]:
     from analysis.sparsity.dessilbi import DessiLBI
     from analysis.sparsity.gmp import GradualMagnitude
     from analysis.sparsity.grasp import GraSP
+    from analysis.sparsity.l1_scratch import L1Scratch
     from analysis.sparsity.l1_structured import L1Sensitivity, L1Structured
     from analysis.sparsity.lottery import Lottery
+    from analysis.sparsity.lottery_criterion import LotteryCriterion
+    from analysis.sparsity.lottery_random_mask import LotteryRandomMask
+    from analysis.sparsity.lottery_reinit import LotteryReinit
+    from analysis.sparsity.lottery_signs import LotterySigns
     from analysis.sparsity.magnitude import Magnitude
     from analysis.sparsity.random import Random
     from analysis.sparsity.snip import SNIP
@@ -39,11 +44,16 @@ def _methods() -> dict[str, Method]:
         Magnitude,
         GradualMagnitude,
         Lottery,
+        LotteryCriterion,
+        LotteryReinit,
+        LotteryRandomMask,
+        LotterySigns,
         SNIP,
         GraSP,
         SynFlow,
         L1Structured,
         L1Sensitivity,
+        L1Scratch,
         DessiLBI,
     ]
     return {m.name: m() for m in methods}

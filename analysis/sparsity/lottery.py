@@ -191,6 +191,13 @@ class Lottery(Method):
             return [dense_of(spec)]
         return [previous_round(spec)]
 
+    def scores(
+        self, spec: RunSpec, trained: torch.nn.Module, rewind: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Keep scores {name: (weight shape)} of the prunable weights: the trained weights'
+        magnitude |w_f| (``rewind``, the weights the survivors go back to, is unused here)."""
+        return magnitude_scores(trained)
+
     def run(self, ctx: RunContext) -> MethodOutput:
         """Prune the previous round's trained weights, rewind, retrain."""
         s = ctx.spec.sparsity
@@ -201,8 +208,9 @@ class Lottery(Method):
         previous = ctx.get(previous_spec)
         model = ctx.build()
         model.load_state_dict(previous.state)
+        rewind = rewind_point(ctx, k)
         masks = ranked_masks(
-            magnitude_scores(model),
+            self.scores(ctx.spec, model, rewind),
             s.sparsity,
             scope=s.opt("scope"),
             output_layer=s.opt("output_layer"),
@@ -212,7 +220,7 @@ class Lottery(Method):
             current=previous.masks or None,
             keep=kept_dense(s, model.prunable_names()),
         )
-        model.load_state_dict(rewind_point(ctx, k))
+        model.load_state_dict(rewind)
         apply_masks(model, masks)
         start = state_of(model)
         # After rewinding to step k, train the rest of the dense run's schedule: steps k..T,

@@ -200,7 +200,11 @@ def sections() -> dict[str, Catalogue]:
         "Representations": representations,
         "Robustness": robustness,
     }
-    for title, module in (("Connectivity", "connectivity"), ("Landscape", "landscape")):
+    for title, module in (
+        ("Connectivity", "connectivity"),
+        ("Landscape", "landscape"),
+        ("Anatomy", "anatomy"),
+    ):
         found = _module_catalogue(module)
         if found is not None:
             out[title] = found
