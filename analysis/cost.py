@@ -94,9 +94,12 @@ def model_macs(model_spec: Any, dataset: str) -> int:
 
 def _run_of(spec: Any) -> Any:
     """The run whose network a job evaluates (None for jobs without one)."""
-    for name in ("run", "run_a"):
+    for name in ("run", "run_a", "a"):
         if hasattr(spec, name):
             return getattr(spec, name)
+    line = getattr(spec, "line", None)
+    if line is not None and hasattr(line, "run_a"):
+        return line.run_a
     for name in ("features", "corrupted"):
         inner = getattr(spec, name, None)
         if inner is not None and hasattr(inner, "run"):
@@ -136,6 +139,33 @@ def job_images(spec: Any) -> dict[str, float]:
         return {"forward": spec.subset_size}
     if kind == "umap":
         return {"umap": 1}
+    return _more_images(spec)
+
+
+def _more_images(spec: Any) -> dict[str, float]:
+    """The kinds added with issues 16 and 17 (same units as :func:`job_images`)."""
+    kind = spec.kind
+    if kind == "hessian_density":
+        return {"hvp": spec.probes * spec.lanczos_steps * spec.batch}
+    if kind == "layer_sharpness":  # per layer, about a Lanczos run and the trace probes
+        return {"hvp": 4 * (spec.lanczos_steps + spec.hutchinson_samples) * spec.batch}
+    if kind == "convexity_map":  # two extreme eigenvalues at every grid point
+        return {"hvp": spec.grid**2 * 2 * min(spec.maxiter, 100) * spec.batch}
+    if kind == "sensitivity":
+        evals = len(spec.levels) * len(spec.criteria) * spec.trials * 4  # about 4 layers
+        return {"forward": evals * TEST_IMAGES.get(spec.run.data.name, 10000)}
+    if kind == "quantization":
+        return {"forward": len(spec.bits) * spec.draws * spec.subset_size}
+    if kind == "compression":
+        return {"forward": 2 * spec.batch * spec.repeats}
+    if kind == "supermask":
+        return {"forward": 2 * TEST_IMAGES.get(spec.run.data.name, 10000)}
+    if kind == "curve":
+        from analysis.train import train_set_size
+
+        line = spec.line
+        n = train_set_size(line.run_a.data)
+        return {"train": spec.epochs * n, "forward": 2 * line.alphas * line.train_subset}
     return {}
 
 
