@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,3 +108,14 @@ def test_the_real_calibration_measures_this_machine(tmp_path):
     for family in ("mlp", "conv"):
         assert doc[family]["train_macs_per_s"] > 0
         assert doc[family]["forward_macs_per_s"] > doc[family]["train_macs_per_s"] / 10
+
+
+STUDIES = sorted((Path(__file__).resolve().parents[1] / "assets" / "studies").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_plan_prints_an_estimate_for_every_shipped_study(path, calibrated, tmp_path, capsys):
+    assert main(["plan", str(path), "--cache-dir", str(tmp_path / "empty"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["to_compute"] > 0 and doc["estimated_seconds"] > 0
+    assert all(p["seconds"] > 0 for p in doc["parts"] if p["todo"])
