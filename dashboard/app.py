@@ -28,6 +28,7 @@ PAGES = {
         st.Page("app_pages/landscape.py", title="Landscape", icon=":material/landscape:"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/show_chart:"),
+        st.Page("app_pages/ranking.py", title="Ranking", icon=":material/leaderboard:"),
         st.Page("app_pages/methods.py", title="Methods", icon=":material/account_tree:"),
         st.Page("app_pages/anatomy.py", title="Anatomy", icon=":material/biotech:"),
     ],
