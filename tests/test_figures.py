@@ -325,3 +325,11 @@ def test_new_figures_accept_empty_input(rep):
     assert len(rfig.embedding_scatter(rep, []).data) == 0
     assert len(bfig.corruption_curves([], []).data) == 0
     assert len(bfig.noise_curves([], []).data) == 0
+
+
+def test_ten_classes_get_ten_colours_none_of_them_a_methods():
+    from dashboard.figures.theme import METHOD_COLORS
+
+    colours = [rfig.class_style(c)[0] for c in range(10)]
+    assert len(set(colours)) == 10
+    assert not set(colours) & set(METHOD_COLORS.values())

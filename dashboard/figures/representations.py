@@ -22,17 +22,21 @@ from plotly.subplots import make_subplots
 
 from dashboard.figures.theme import GREY, NORMAL, OKABE_ITO, Theme, apply, method_color
 
-#: Class colours: Okabe-Ito (yellow darkened to read on white), black and grey last.
+#: Class colours: Paul Tol's "muted" qualitative scheme (9 colours, built for colour-blind
+#: readers) and its pale grey: 10 classes, no repeats, and none of the method palette's
+#: Okabe-Ito colours, so a class is never mistaken for a method. Past 10 classes the
+#: colours repeat with the next marker symbol.
 CLASS_COLORS = [
-    OKABE_ITO["orange"],
-    OKABE_ITO["sky blue"],
-    OKABE_ITO["bluish green"],
-    "#B8A800",
-    OKABE_ITO["blue"],
-    OKABE_ITO["vermillion"],
-    OKABE_ITO["reddish purple"],
-    OKABE_ITO["black"],
-    GREY,
+    "#332288",  # indigo
+    "#88CCEE",  # cyan
+    "#44AA99",  # teal
+    "#117733",  # green
+    "#999933",  # olive
+    "#DDCC77",  # sand
+    "#CC6677",  # rose
+    "#882255",  # wine
+    "#AA4499",  # purple
+    "#BBBBBB",  # grey (Tol's pale grey, darkened a step to read on white)
 ]
 CLASS_SYMBOLS = ["circle", "diamond", "square", "triangle-up"]
 COLOR_BY = {"class": "True class", "correct": "Correct / wrong", "flip": "Flip vs dense"}
