@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from analysis.errors import PrunescopeError
-from dashboard import cli_plan, known_warnings
+from dashboard import cli_plan, cli_run, known_warnings
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "assets" / "studies"
@@ -241,11 +241,11 @@ def cmd_compute(args: argparse.Namespace) -> int:
     devices.set_compile(getattr(args, "compile", False))
     try:
         study = _study(args, args.study)
-        _check_precision(study, executor)
+        cli_run.check_precision(study, executor)
     except BaseException:
         executor.close()
         raise
-    print(f"device: {_where(executor)}")
+    print(f"device: {cli_run.where(executor)}")
     if not isinstance(executor, RayExecutor):
         cli_plan.print_plan(
             study,
@@ -272,31 +272,6 @@ def cmd_compute(args: argparse.Namespace) -> int:
     for label, err in report.failed:
         print(f"FAILED {label}: {err}", file=sys.stderr)
     return 1 if report.failed else 0
-
-
-def _check_precision(study, executor) -> None:
-    """Refuse a recipe the devices cannot train (fp16 on the CPU) before anything is written."""
-    from analysis.executor import RayExecutor
-    from analysis.training_types import check_precision
-
-    if isinstance(executor, RayExecutor):
-        return  # checked where each task runs
-    for device in executor.devices:
-        for precision in sorted({run.train.precision for run in study.runs()}):
-            check_precision(precision, device)
-
-
-def _where(executor) -> str:
-    """Where the jobs run, for people: devices, workers and their threads."""
-    from analysis import device as devices
-    from analysis.executor import RayExecutor
-
-    if isinstance(executor, RayExecutor):
-        return f"Ray tasks ({executor._device})"
-    names = ", ".join(devices.say(d) for d in executor.devices)
-    return (
-        f"{names}; {executor.parallelism} job(s) at once, {executor.threads} torch thread(s) each"
-    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from dashboard.figures.theme import GREY, NORMAL, OKABE_ITO, Theme, apply, method_color
+from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply, method_color
 
 #: Class colours: Paul Tol's "muted" qualitative scheme (9 colours, built for colour-blind
 #: readers) and its pale grey: 10 classes, no repeats, and none of the method palette's
