@@ -7,13 +7,13 @@ from __future__ import annotations
 def check_precision(study, executor) -> None:
     """Refuse a recipe the devices cannot train (fp16 on the CPU) before anything is written."""
     from analysis.executor import RayExecutor
-    from analysis.training_types import check_precision
+    from analysis.training_types import check_precision as refuse
 
     if isinstance(executor, RayExecutor):
         return  # checked where each task runs
     for device in executor.devices:
         for precision in sorted({run.train.precision for run in study.runs()}):
-            check_precision(precision, device)
+            refuse(precision, device)
 
 
 def where(executor) -> str:
