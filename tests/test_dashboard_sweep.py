@@ -81,3 +81,17 @@ def test_the_sweeps_page_draws_the_barrier_against_width(app):
     lines = [t for t in figure["data"] if t.get("mode") == "lines+markers"]
     assert {t["name"] for t in lines} == {"dense", "magnitude (50%)"}
     assert all(list(t["x"]) == [8, 32] for t in lines)
+
+
+@pytest.mark.slow
+def test_overview_shows_the_mean_over_seeds_by_default(app):
+    app.run()
+    assert not app.exception
+    assert app.toggle(key="group_seeds").value is True
+    figure = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if c.key == "accuracy")
+    assert "per method" in figure["layout"]["title"]["text"]
+    names = {t["name"] for t in figure["data"]}
+    assert {"dense (width 8)", "magnitude (width 32)"} <= names
+    app.toggle(key="group_seeds").set_value(False).run()
+    figure = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if c.key == "accuracy")
+    assert "per method" not in figure["layout"]["title"]["text"]

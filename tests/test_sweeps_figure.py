@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dashboard.figures import sweeps as fs
 
 
@@ -70,3 +72,21 @@ def test_names_of_metrics():
         "entezari barrier (weight + REPAIR, test)"
     )
     assert fs.metric_name("noise_acc@0.1").endswith("(sigma 0.1)")
+
+
+def test_a_lone_point_shows_its_interval_as_an_error_bar():
+    groups = [_group("dense", 0.0, None, 0.9, [0.88, 0.93]), _group("magnitude", 0.9, None, 0.85)]
+    groups.append(_group("magnitude", 0.5, None, 0.88))
+    fig = fs.metric_vs_axis(summary(groups), ["test_acc"], "sparsity")
+    dense = next(t for t in fig.data if t.name == "dense" and t.mode == "lines+markers")
+    assert dense.error_y.array[0] == pytest.approx(0.03)
+    assert dense.error_y.arrayminus[0] == pytest.approx(0.02)
+    pruned = next(t for t in fig.data if t.name == "magnitude" and t.mode == "lines+markers")
+    assert pruned.error_y.visible is False  # no interval: one seed
+
+
+def test_one_sparsity_draws_a_dot_per_method():
+    groups = [_group("dense", 0.0, None, 0.9, [0.88, 0.93]), _group("snip", 0.9, None, 0.85)]
+    fig = fs.metric_vs_axis(summary(groups), ["test_acc"], "sparsity")
+    assert [t.x[0] for t in fig.data] == ["dense", "snip"]
+    assert "at 90% sparsity" in fig.layout.title.text

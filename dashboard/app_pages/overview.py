@@ -7,6 +7,7 @@ from dashboard.figures import (
     accuracy_vs_sparsity,
     layer_sparsity_heatmap,
     runs_table,
+    sweeps,
     training_curves,
 )
 from dashboard.figures.runs import cached
@@ -31,9 +32,23 @@ if not done:
     st.info("None of the selected runs is computed yet: see the Compute page.")
     st.stop()
 
+several_seeds = len({r["seed"] for r in view.runs}) > 1
+grouped = several_seeds and st.toggle(
+    "Mean over seeds",
+    value=True,
+    key="group_seeds",
+    help="One point per method and sparsity: the mean over seeds with its 95% interval",
+)
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
-    ui.plot(accuracy_vs_sparsity(view.runs, view.theme), view, key="accuracy")
+    if grouped:
+        methods = sorted({r["method"] for r in view.runs})
+        figure = sweeps.metric_vs_axis(
+            view.summary, ["test_acc"], "sparsity", view.theme, methods=methods
+        )
+        ui.plot(figure, view, key="accuracy")
+    else:
+        ui.plot(accuracy_vs_sparsity(view.runs, view.theme), view, key="accuracy")
 with right:
     ui.plot(layer_sparsity_heatmap(view.runs, view.theme), view, key="layers")
 

@@ -95,6 +95,9 @@ def metric_vs_axis(
     sparsity, is a flat reference line across a sparsity axis.
     """
     groups = [g for g in summary.get("groups", []) if methods is None or g["method"] in methods]
+    levels = {g["sparsity"] for g in groups if g["method"] != "dense"}
+    if axis == "sparsity" and len(levels) <= 1 and len(metrics) == 1:
+        return _per_method(groups, metrics[0], theme, levels)
     fig = go.Figure()
     lines: dict[tuple, list[tuple]] = {}
     for g in groups:
@@ -119,6 +122,45 @@ def metric_vs_axis(
     _x_axis(fig, axis, [p[0] for pts in lines.values() for p in pts])
     if not lines:
         fig.add_annotation(text="No computed values of this metric yet.", showarrow=False)
+    return fig
+
+
+def _per_method(groups: list[dict], metric: str, theme: Theme, levels: set) -> go.Figure:
+    """One sparsity (or none): a dot per method (and setting) with its 95% error bar."""
+    fig = go.Figure()
+    for g in groups:
+        record = g["metrics"].get(metric)
+        if record is None or record["mean"] is None:
+            continue
+        name = g["method"] + (f" ({g['setting_label']})" if g["setting_label"] else "")
+        color = method_color(g["method"])
+        point = [(g["sparsity"], record, g)]
+        fig.add_trace(
+            go.Scatter(
+                x=[name],
+                y=[record["mean"]],
+                mode="markers",
+                name=name,
+                marker={
+                    "symbol": method_symbol(g["method"]),
+                    "size": theme.marker_size + 3,
+                    "color": color,
+                },
+                error_y=_error_bars(point, color),
+                customdata=[[record["n"], _ci_text(record["ci95"])]],
+                hovertemplate=f"<b>{name}</b><br>%{{y:.4g}} (n %{{customdata[0]}}, 95% "
+                "%{customdata[1]})<extra></extra>",
+            )
+        )
+    at = f" at {100 * next(iter(levels)):.4g}% sparsity" if levels else ""
+    apply(
+        fig,
+        theme,
+        title=f"{metric_name(metric)} per method{at}<br><sup>mean over seeds, bar: 95% "
+        "interval (Student t)</sup>",
+    )
+    fig.update_layout(showlegend=False)
+    fig.update_yaxes(title_text=metric_name(metric))
     return fig
 
 
@@ -163,11 +205,30 @@ def _add_line(fig, method, rest, suffix, points, theme, dash, axis) -> None:
             legendgroup=name,
             line={"color": color, "width": theme.line_width, "dash": dash},
             marker={"symbol": method_symbol(method), "size": theme.marker_size, "color": color},
+            error_y=_error_bars(points, color),
             customdata=[[p[1]["n"], _ci_text(p[1]["ci95"])] for p in points],
             hovertemplate=f"<b>{name}</b><br>%{{y:.4g}} (n %{{customdata[0]}}, 95% "
             "%{customdata[1]})<extra></extra>",
         )
     )
+
+
+def _error_bars(points, color: str) -> dict:
+    """Each point's 95% interval as an error bar (a line's band shows it too; a lone
+    point has only this)."""
+    ci = [p[1]["ci95"] for p in points]
+    if not any(c is not None for c in ci):
+        return {"visible": False}
+    means = [p[1]["mean"] for p in points]
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [c[1] - m if c else 0.0 for c, m in zip(ci, means, strict=True)],
+        "arrayminus": [m - c[0] if c else 0.0 for c, m in zip(ci, means, strict=True)],
+        "color": color,
+        "thickness": 1.5,
+        "width": 4,
+    }
 
 
 def _ci_text(ci) -> str:
