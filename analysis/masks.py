@@ -193,10 +193,11 @@ def compute_supermask(spec: SupermaskSpec, ctx: Context) -> tuple[dict, dict]:
 
 
 def pair_specs(study: Study) -> list[MaskPairSpec]:
-    """Every pair of runs of one seed and objective (the dense run first when it is in the pair)."""
+    """Every pair of runs of one seed, objective and setting (the dense run first when it is
+    in the pair): runs of one network shape, on one seed."""
     groups: dict[tuple, list[RunSpec]] = {}
     for run in study.runs():
-        groups.setdefault((run.train.objective, run.seed), []).append(run)
+        groups.setdefault((run.train.objective, run.seed, run.setting), []).append(run)
     out = []
     for runs in groups.values():
         runs = sorted(runs, key=lambda r: r.sparsity.method != "dense")

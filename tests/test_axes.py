@@ -252,3 +252,11 @@ def test_a_lottery_ladder_of_4_levels_and_2_seeds_trains_2_chains(tmp_path):
     assert len(stored) == 2 + 8  # the dense run and the 4 levels of one chain, per seed
     for run in study.runs():
         assert store.exists(run), run.label
+
+
+def test_mask_pairs_stay_within_a_setting():
+    from analysis.masks import pair_specs
+
+    pairs = pair_specs(parse_study(sweep(width="[16, 32, 64]")))
+    assert len(pairs) == 3 * 2  # one pair (dense, magnitude) per width and seed
+    assert all(p.a.model == p.b.model for p in pairs)
