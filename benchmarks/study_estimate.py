@@ -9,7 +9,8 @@ Two uses, both from ``benchmarks/gpu_check.sh``:
         one JSON with everything, the study's estimated time on this device, and
         whether each of issue 13's GPU targets is met.
 
-The study estimate walks the study's whole job graph (every run, every lottery
+The study estimate (the image counts are ``analysis.cost.job_images``, the same
+as ``prunescope plan``'s) walks the study's whole job graph (every run, every lottery
 round and prerequisite the executor would run, every analysis) and counts the
 images each job pushes through the network: training images (epochs x training
 set; fine-tuning methods their ``finetune_epochs``; the instability test its two
@@ -39,8 +40,6 @@ TARGETS = {
     "landscape_speedup_over_cpu": 20.0,
     "study_minutes": 30.0,
 }
-UMAP_SECONDS = 5.0
-TEST_IMAGES = {"cifar10": 10000, "fashion-mnist": 10000, "mnist": 10000, "digits": 359}
 
 
 def tests_summary(junit: Path, log: Path) -> dict:
@@ -65,49 +64,10 @@ def tests_summary(junit: Path, log: Path) -> dict:
     }
 
 
-def job_images(spec) -> dict[str, float]:
-    """Images a job pushes through the network: train, forward-only and Hessian-vector products."""
-    from analysis.train import train_set_size
-
-    kind = spec.kind
-    if kind == "run":
-        n = train_set_size(spec.data)
-        epochs = dict(spec.sparsity.options).get("finetune_epochs", spec.train.epochs)
-        val = round(spec.data.val_fraction * n)
-        return {"train": epochs * n, "forward": epochs * (val + TEST_IMAGES.get(spec.data.name, 0))}
-    if kind == "instability":
-        n = train_set_size(spec.run.data) if hasattr(spec, "run") else 0
-        epochs = spec.run.train.epochs if hasattr(spec, "run") else 0
-        return {"train": 2 * epochs * n, "forward": spec.alphas * (spec.train_subset + 10000)}
-    if kind == "connectivity":
-        test = spec.test_subset or 10000
-        return {"forward": spec.alphas * (spec.train_subset + test)}
-    if kind == "corrupted":
-        return {"forward": 0.0}
-    if kind == "robustness":
-        corrupted = spec.corrupted
-        names = len(corrupted.names) or 15
-        sev = len(corrupted.severities)
-        clean = len(spec.sigmas) * spec.trials * corrupted.subset_size
-        return {"forward": names * sev * corrupted.subset_size + clean}
-    if kind == "landscape":
-        points = spec.grid**spec.dims
-        return {"forward": 2 * points * spec.subset}
-    if kind == "landscape_plane":
-        return {"forward": 2 * spec.grid**2 * spec.subset}
-    if kind == "sharpness":
-        hvps = spec.topk * spec.lanczos_iters + spec.hutchinson_samples
-        return {"hvp": hvps * spec.batch}
-    if kind == "features":
-        return {"forward": spec.subset_size}
-    if kind == "umap":
-        return {"umap": 1}
-    return {}
-
-
 def estimate(study_path: str, train_rate: float) -> dict:
     """Seconds of every job of the study at ``train_rate`` training images/s (see module doc)."""
     import analysis.parts  # noqa: F401  (installs every analysis)
+    from analysis.cost import UMAP_SECONDS, job_images
     from analysis.executor.graph import plan_jobs
     from analysis.plan import study_specs
     from analysis.study import load_study
