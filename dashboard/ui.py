@@ -260,6 +260,9 @@ def _study_sidebar(loaded: data.Loaded, summary: dict) -> View:
         st.info(loaded.note.splitlines()[0], icon=":material/info:")
     st.markdown("### Runs")
     runs = summary["runs"]
+    settings = _filter(  # a sweep's settings ("width 64, noise 0.2"); hidden without axes
+        "Setting", "setting", list(dict.fromkeys(r.get("setting_label", "") for r in runs))
+    )
     methods = _filter("Method", "method", list(dict.fromkeys(r["method"] for r in runs)))
     levels = _filter(
         "Sparsity", "sparsity", sorted({r["requested_sparsity"] for r in runs}), fmt=_pct
@@ -271,7 +274,8 @@ def _study_sidebar(loaded: data.Loaded, summary: dict) -> View:
     chosen = [
         r
         for r in runs
-        if r["method"] in methods
+        if r.get("setting_label", "") in settings
+        and r["method"] in methods
         and r["requested_sparsity"] in levels
         and r["seed"] in seeds
         and r["objective"] in objectives

@@ -95,3 +95,16 @@ def test_overview_shows_the_mean_over_seeds_by_default(app):
     app.toggle(key="group_seeds").set_value(False).run()
     figure = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if c.key == "accuracy")
     assert "per method" not in figure["layout"]["title"]["text"]
+
+
+@pytest.mark.slow
+def test_the_sidebar_filters_a_sweep_by_setting(app):
+    app.run()
+    box = app.sidebar.multiselect(key="filter_setting")
+    assert box.options == ["width 8", "width 32"]
+    box.unselect("width 8").run()
+    assert not app.exception
+    assert app.query_params.get("setting") == "width 32"
+    assert all(run.startswith("width 32") for run in app.dataframe[0].value["Run"])
+    figure = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if c.key == "accuracy")
+    assert all("width 32" in t["name"] for t in figure["data"])  # the means follow the filter

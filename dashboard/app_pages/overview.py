@@ -42,9 +42,13 @@ grouped = several_seeds and st.toggle(
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
     if grouped:
-        methods = sorted({r["method"] for r in view.runs})
         figure = sweeps.metric_vs_axis(
-            view.summary, ["test_acc"], "sparsity", view.theme, methods=methods
+            view.summary,
+            ["test_acc"],
+            "sparsity",
+            view.theme,
+            methods=sorted({r["method"] for r in view.runs}),
+            settings=sorted({r.get("setting_label", "") for r in view.runs}),
         )
         ui.plot(figure, view, key="accuracy")
     else:

@@ -88,13 +88,20 @@ def metric_vs_axis(
     theme: Theme = NORMAL,
     *,
     methods: Sequence[str] | None = None,
+    settings: Sequence[str] | None = None,
 ) -> go.Figure:
     """``metrics`` (one line style each) against ``axis`` per method, 95% bands over seeds.
 
     A point needs at least one member; its band needs two. Dense, which has no
-    sparsity, is a flat reference line across a sparsity axis.
+    sparsity, is a flat reference line across a sparsity axis. ``methods`` and
+    ``settings`` (setting labels) keep only those groups.
     """
-    groups = [g for g in summary.get("groups", []) if methods is None or g["method"] in methods]
+    groups = [
+        g
+        for g in summary.get("groups", [])
+        if (methods is None or g["method"] in methods)
+        and (settings is None or g["setting_label"] in settings)
+    ]
     levels = {g["sparsity"] for g in groups if g["method"] != "dense"}
     if axis == "sparsity" and len(levels) <= 1 and len(metrics) == 1:
         return _per_method(groups, metrics[0], theme, levels)
