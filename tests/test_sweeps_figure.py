@@ -90,3 +90,14 @@ def test_one_sparsity_draws_a_dot_per_method():
     fig = fs.metric_vs_axis(summary(groups), ["test_acc"], "sparsity")
     assert [t.x[0] for t in fig.data] == ["dense", "snip"]
     assert "at 90% sparsity" in fig.layout.title.text
+
+
+def test_methods_at_one_sparsity_stand_apart_and_accuracy_stays_in_0_1():
+    groups = [_group("dense", 0.0, None, 0.98, [0.93, 1.04])]
+    groups += [_group(m, s, None, 0.9, [0.85, 0.95]) for m in ("snip", "gmp") for s in (0.5, 0.8)]
+    fig = fs.metric_vs_axis(summary(groups), ["test_acc"], "sparsity")
+    lines = {t.name: t for t in fig.data if t.mode == "lines+markers"}
+    assert lines["snip"].x[0] != lines["gmp"].x[0]  # dodged apart
+    assert lines["snip"].x[0] == pytest.approx(0.5, rel=0.05)
+    assert lines["dense"].line.dash == "dot"
+    assert lines["dense"].error_y.array[0] == pytest.approx(1.0 - 0.98)  # clipped at 1

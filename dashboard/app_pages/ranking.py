@@ -54,7 +54,7 @@ st.caption(
     "Mean over seeds (barriers: pairs of seeds) and its 95% interval (Student t); 'vs dense' is "
     "the mean paired difference against dense of the same seed and setting, marked * where its "
     "95% interval excludes zero. Click a column to sort. "
-    + ", ".join(f"lower {fs.metric_name(m)} is better" for m in chosen if fr.lower_is_better(m))
+    + "; ".join(f"Lower {fs.metric_name(m)} is better" for m in chosen if fr.lower_is_better(m))
 )
 st.download_button(
     "Download as CSV",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from dashboard.figures.sweeps import metric_name
+from dashboard.figures.sweeps import bounded, metric_name
 
 #: Metrics shown by default, where the study has them.
 DEFAULT_METRICS = (
@@ -78,7 +78,7 @@ def ranking_table(
         if several:
             row = {"Setting": g["setting_label"], **row}
         for metric in metrics:
-            record = g["metrics"].get(metric) or {}
+            record = bounded(g["metrics"].get(metric) or {}, metric)
             name = metric_name(metric)
             ci = record.get("ci95")
             row[name] = record.get("mean")
