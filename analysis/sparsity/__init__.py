@@ -36,6 +36,7 @@ def _methods() -> dict[str, Method]:
     from analysis.sparsity.magnitude import Magnitude
     from analysis.sparsity.random import Random
     from analysis.sparsity.snip import SNIP
+    from analysis.sparsity.supermask import LearnedSupermask
     from analysis.sparsity.synflow import SynFlow
 
     methods = [
@@ -48,6 +49,7 @@ def _methods() -> dict[str, Method]:
         LotteryReinit,
         LotteryRandomMask,
         LotterySigns,
+        LearnedSupermask,
         SNIP,
         GraSP,
         SynFlow,
