@@ -362,7 +362,7 @@ def default_spec(name: str, base: RunSpec, sparsity: float, **options) -> RunSpe
 
 #: A learned supermask trains only scores on frozen random weights: the tiny study's 24 steps
 #: are too few (14%); tests/test_supermask.py checks it learns, given 6 epochs of digits (66%).
-TRAINED_WEIGHTS = [m for m in METHODS if m != "supermask"]
+TRAINED_WEIGHTS = [m for m in METHODS if m != "learned-supermask"]
 
 
 @pytest.mark.parametrize("name", TRAINED_WEIGHTS)

@@ -33,7 +33,7 @@ def test_top_fraction_keeps_the_largest_magnitudes():
 
 
 def test_the_mask_learns_and_the_weights_stay_at_init(store):
-    spec = DIGITS.replace(sparsity=sparsity_spec("supermask", 0.8))
+    spec = DIGITS.replace(sparsity=sparsity_spec("learned-supermask", 0.8))
     run = api.get(spec, store=store)
     accs = [h["test_acc"] for h in run.history]
     assert accs[-1] > 0.4 and accs[-1] > accs[0]  # learned: 4x chance (measured 66%)
@@ -45,7 +45,7 @@ def test_the_mask_learns_and_the_weights_stay_at_init(store):
 def test_signed_constant_weights_have_one_magnitude_per_layer(store):
     spec = DIGITS.replace(
         train=TrainSpec(epochs=1, batch_size=64),
-        sparsity=sparsity_spec("supermask", 0.5, {"signed_constant": True}),
+        sparsity=sparsity_spec("learned-supermask", 0.5, {"signed_constant": True}),
     )
     run = api.get(spec, store=store)
     for name, mask in run.masks.items():

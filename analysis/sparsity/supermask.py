@@ -1,4 +1,4 @@
-"""``supermask``: a mask learned on the untrained network, whose weights never change.
+"""``learned-supermask``: a mask learned on the untrained network, whose weights never change.
 
 Zhou et al. 2019 ("Deconstructing Lottery Tickets") show that masks alone, on
 the initial weights, reach far above chance ("supermasks"), and learn them
@@ -46,7 +46,7 @@ def top_fraction(scores: torch.Tensor, keep: float) -> torch.Tensor:
 class LearnedSupermask(Method):
     """Edge-popup: learn which initial weights to keep; the weights never train."""
 
-    name = "supermask"
+    name = "learned-supermask"
     params = (
         Param("lr", float, 0.1, "SGD learning rate of the scores", lo=1e-6, hi=10.0),
         Param(
