@@ -493,3 +493,17 @@ def test_study_model_plane_through_a_run_its_twin_and_the_aligned_twin(store):
     assert plane["network_loss"][0] == pytest.approx(plane["centre_loss"], rel=1e-6)
     assert plane["network_loss"][1] == pytest.approx(evaluate(run_b.model(), x, y)[0], rel=1e-4)
     assert plane["network_loss"][2] == pytest.approx(plane["network_loss"][1], rel=1e-4)
+
+
+def test_a_parameter_shared_by_two_networks_gets_one_direction():
+    """Li et al. 2018, Figure 5: with and without shortcuts, the shared layers' directions agree."""
+    from analysis.data import dataset_info
+    from analysis.models import build_for
+    from analysis.specs import ModelSpec
+
+    info = dataset_info("digits")
+    short = trainable(build_for(ModelSpec(arch="resnet20", width_mult=0.25), info))
+    plain = trainable(build_for(ModelSpec(arch="resnet20", width_mult=0.25, shortcuts=False), info))
+    assert set(plain) < set(short)  # the noshort network lacks the projection shortcuts
+    a, b = random_directions(short, 3, 0), random_directions(plain, 3, 0)
+    assert all(torch.equal(a[name], b[name]) for name in plain)

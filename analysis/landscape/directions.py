@@ -3,8 +3,9 @@
 A Gaussian direction ``d`` is drawn for every parameter, then each filter
 (conv: output channel; linear: output neuron) is rescaled to the norm of the
 weight's filter, ``d_f <- d_f / ||d_f|| * ||w_f||``. Raw directions depend only
-on the seed and the parameters' names and shapes, so runs of one architecture
-(dense and pruned) share them. Biases and BatchNorm parameters (every parameter
+on the seed and each parameter's own name and shape, so runs of one
+architecture (dense and pruned) share them, and so do two architectures where
+they share a parameter (a ResNet with and without shortcuts). Biases and BatchNorm parameters (every parameter
 of one dimension) get a zero direction by default; with ``include_bias_bn``
 their direction is the parameter itself, ``d = w``, as Li et al.'s reference code
 does (``net_plotter.normalize_directions_for_weights`` with ``ignore=''``): each
@@ -18,6 +19,8 @@ experiment on every device.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import torch
@@ -34,17 +37,21 @@ def trainable(model: nn.Module) -> Params:
 
 
 def random_directions(params: Params, seed: int, index: int) -> Params:
-    """Raw N(0, 1) directions for every parameter, seeded by (seed, index) only.
+    """Raw N(0, 1) directions for every parameter, seeded by (seed, index, name) only.
 
-    One generator walks the parameters in name order, so the draws depend only
-    on the seed, the direction index and the names and shapes.
+    Each parameter draws from its own generator, seeded by the seed, the
+    direction index and a CRC-32 of its name, so a parameter's direction
+    depends on nothing else: networks that share a parameter (its name and
+    shape) share its direction even when they differ elsewhere, e.g. a ResNet
+    with and without shortcuts, or the same network trained with another batch
+    size (Li et al. 2018's side-by-side Figures 5 and 7).
     """
-    entropy = np.random.SeedSequence([seed, index]).generate_state(2)
-    gen = torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
-    return {
-        name: torch.randn(p.shape, generator=gen, dtype=torch.float32)
-        for name, p in sorted(params.items())
-    }
+    out = {}
+    for name, p in sorted(params.items()):
+        entropy = np.random.SeedSequence([seed, index, zlib.crc32(name.encode())]).generate_state(2)
+        gen = torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
+        out[name] = torch.randn(p.shape, generator=gen, dtype=torch.float32)
+    return out
 
 
 def filter_normalize(

@@ -123,6 +123,8 @@ class LandscapeSpec:
     """
 
     kind: ClassVar[str] = "landscape"
+    #: 2: each parameter's direction is seeded by its own name (issue 17).
+    version: ClassVar[int] = 2
     run: RunSpec = field(default_factory=RunSpec)
     dims: int = 2
     grid: int = 31

@@ -169,6 +169,8 @@ class ConvexitySpec(_HessianBatch):
     """
 
     kind: ClassVar[str] = "convexity_map"
+    #: 2: its plane's directions are seeded per parameter name (as the surfaces').
+    version: ClassVar[int] = 2
     grid: int = 5
     span: float = 1.0
     direction_seed: int = 0
