@@ -108,12 +108,15 @@ def pool():
 
 
 def _strip_timing(value):
-    """A JSON document without its wall-clock fields (they differ run to run)."""
+    """A JSON document without its wall-clock fields (they differ run to run): times, and the
+    compression entry's measured latencies and their ratio."""
     if isinstance(value, dict):
         return {
             k: _strip_timing(v)
             for k, v in value.items()
-            if not k.endswith("seconds") and k != "rows_evaluated"
+            if not k.endswith("seconds")
+            and not k.startswith("latency")
+            and k not in ("rows_evaluated", "speedup")
         }
     if isinstance(value, list):
         return [_strip_timing(v) for v in value]
