@@ -26,6 +26,7 @@ from dashboard.figures.pairs import (
     ALIGNMENTS,  # noqa: F401
     PANELS_PER_ROW,
     empty_figure,
+    finish_path_grid,
     group_of,
     marker,
     method_tick,
@@ -123,15 +124,7 @@ def path_curves(
                 row=row + 1, col=col,
             )  # fmt: skip
             in_legend.add(name)
-    apply(fig, theme, title=title, height=100 + blocks * int(theme.height * 0.95))
-    for b in range(blocks):
-        fig.update_yaxes(title_text="Loss", row=2 * b + 1, col=1)
-        fig.update_yaxes(title_text="Acc. (%)", row=2 * b + 2, col=1)
-        for c in range(1, cols + 1):
-            fig.update_xaxes(title_text="alpha (0 = A, 1 = B)", row=2 * b + 2, col=c)
-    fig.update_annotations(font={"size": theme.font_size + 1})
-    fig.update_layout(legend={"y": -0.25 / blocks}, hovermode="closest")
-    return fig
+    return finish_path_grid(fig, theme, title, blocks, cols, "alpha (0 = A, 1 = B)")
 
 
 def barrier_bars(

@@ -19,6 +19,7 @@ from dashboard.figures.pairs import (
     ALIGNMENTS,
     PANELS_PER_ROW,
     empty_figure,
+    finish_path_grid,
     group_of,
     method_tick,
 )
@@ -121,15 +122,7 @@ def curve_paths(
                     row=row + 1, col=col,
                 )  # fmt: skip
                 in_legend.add(name)
-    apply(fig, theme, title=title, height=100 + blocks * int(theme.height * 0.95))
-    for b in range(blocks):
-        fig.update_yaxes(title_text="Loss", row=2 * b + 1, col=1)
-        fig.update_yaxes(title_text="Acc. (%)", row=2 * b + 2, col=1)
-        for c in range(1, cols + 1):
-            fig.update_xaxes(title_text="t (0 = A, 1 = B)", row=2 * b + 2, col=c)
-    fig.update_annotations(font={"size": theme.font_size + 1})
-    fig.update_layout(legend={"y": -0.25 / blocks}, hovermode="closest")
-    return fig
+    return finish_path_grid(fig, theme, title, blocks, cols, "t (0 = A, 1 = B)")
 
 
 def curve_barriers(

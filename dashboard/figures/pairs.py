@@ -106,3 +106,19 @@ def no_pairs_message(conn: dict) -> str:
     if not conn.get("pairs"):
         return "This study has no pairs of networks to connect."
     return "None of the shown runs has a computed pair: pick runs in the sidebar."
+
+
+def finish_path_grid(
+    fig: go.Figure, theme: Theme, title: str, blocks: int, cols: int, x_title: str
+) -> go.Figure:
+    """Title, size and axis titles of a grid of loss (top) / accuracy (bottom) panel pairs:
+    ``blocks`` rows of such pairs, ``cols`` columns, ``x_title`` under each accuracy panel."""
+    apply(fig, theme, title=title, height=100 + blocks * int(theme.height * 0.95))
+    for b in range(blocks):
+        fig.update_yaxes(title_text="Loss", row=2 * b + 1, col=1)
+        fig.update_yaxes(title_text="Acc. (%)", row=2 * b + 2, col=1)
+        for c in range(1, cols + 1):
+            fig.update_xaxes(title_text=x_title, row=2 * b + 2, col=c)
+    fig.update_annotations(font={"size": theme.font_size + 1})
+    fig.update_layout(legend={"y": -0.25 / blocks}, hovermode="closest")
+    return fig

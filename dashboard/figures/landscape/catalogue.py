@@ -80,27 +80,6 @@ def _surface_items(land: dict, load: Load, theme: Theme) -> list[FigureItem]:
     return items
 
 
-def _spectrum_items(spectra: dict, theme: Theme) -> list[FigureItem]:
-    """The Hessian density, per-layer sharpness and convexity maps (those computed)."""
-    said = [
-        ("density", "landscape-hessian-density", "Hessian eigenvalue density", spectral_density,
-         "The Hessian's eigenvalue density of each network's loss (stochastic Lanczos "
-         "quadrature, smoothed as PyHessian), on a log axis: the bulk near zero and the "
-         "outliers that set the sharpness."),
-        ("layers", "landscape-layer-sharpness", "Sharpness per layer", layer_sharpness,
-         "The top eigenvalue and the trace of each layer's own Hessian block: which layers "
-         "the sharpness lives in."),
-        ("convexity", "landscape-convexity", "Convexity map", convexity_map,
-         "Li et al. 2018's |λmin/λmax| over the 2-D surface's plane (scipy eigsh): near 0 "
-         "the loss is locally convex, larger values mean negative curvature."),
-    ]  # fmt: skip
-    return [
-        FigureItem("Landscape", name, title, text, draw(spectra, None, theme))
-        for part, name, title, draw, text in said
-        if spectrum_runs(spectra, None, part)
-    ]
-
-
 def _plane_items(land: dict, load: Load, theme: Theme) -> list[FigureItem]:
     """The trajectory and models planes, in groups of at most four."""
     methods = {r["label"]: r["method"] for r in land.get("runs", [])}
@@ -173,24 +152,3 @@ def catalogue(summary: dict, reader: Reader | None, theme: Theme = NORMAL) -> li
             )
         )  # fmt: skip
     return items + _spectrum_items(summary.get("spectrum") or {}, theme)
-
-
-def _spectrum_items(spectra: dict, theme: Theme) -> list[FigureItem]:
-    """The Hessian density, per-layer sharpness and convexity maps (those computed)."""
-    said = [
-        ("density", "landscape-hessian-density", "Hessian eigenvalue density", spectral_density,
-         "The Hessian's eigenvalue density of each network's loss (stochastic Lanczos "
-         "quadrature, smoothed as PyHessian), on a log axis: the bulk near zero and the "
-         "outliers that set the sharpness."),
-        ("layers", "landscape-layer-sharpness", "Sharpness per layer", layer_sharpness,
-         "The top eigenvalue and the trace of each layer's own Hessian block: which layers "
-         "the sharpness lives in."),
-        ("convexity", "landscape-convexity", "Convexity map", convexity_map,
-         "Li et al. 2018's |λmin/λmax| over the 2-D surface's plane (scipy eigsh): near 0 "
-         "the loss is locally convex, larger values mean negative curvature."),
-    ]  # fmt: skip
-    return [
-        FigureItem("Landscape", name, title, text, draw(spectra, None, theme))
-        for part, name, title, draw, text in said
-        if spectrum_runs(spectra, None, part)
-    ]
