@@ -162,6 +162,28 @@ def pick(
     return chosen
 
 
+def grouped(v: View) -> bool:
+    """The "Mean over seeds" toggle: every chart shows methods (mean, 95% band) or runs.
+
+    One choice for every page (the default: grouped when a method has several
+    seeds), mirrored as ``?seeds=each`` when runs are shown one by one.
+    """
+    from dashboard.figures.bands import several_seeds
+
+    if not several_seeds(v.runs):
+        return False
+    key, keep = "group_seeds", _KEEP + "group_seeds"
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(keep, st.query_params.get("seeds") != "each")
+    value = st.toggle(
+        "Mean over seeds", key=key,
+        help="One line per method and sparsity: the mean over seeds with its 95% band.",
+    )  # fmt: skip
+    st.session_state[keep] = value
+    _set_param("seeds", None if value else "each")
+    return value
+
+
 # -- the sidebar -------------------------------------------------------------------
 
 

@@ -32,13 +32,7 @@ if not done:
     st.info("None of the selected runs is computed yet: see the Compute page.")
     st.stop()
 
-several_seeds = len({r["seed"] for r in view.runs}) > 1
-grouped = several_seeds and st.toggle(
-    "Mean over seeds",
-    value=True,
-    key="group_seeds",
-    help="One point per method and sparsity: the mean over seeds with its 95% interval",
-)
+grouped = ui.grouped(view)
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
     if grouped:

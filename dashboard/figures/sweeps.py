@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from dashboard.figures.bands import alpha
 from dashboard.figures.theme import NORMAL, Theme, apply, method_color, method_symbol
 
 #: People's names of the metrics most asked for (any other: its summary name).
@@ -218,7 +219,7 @@ def _add_line(fig, method, rest, suffix, points, theme, style, axis) -> None:
                 x=xs + xs[::-1],
                 y=[c[1] for c in ci] + [c[0] for c in ci[::-1]],
                 fill="toself",
-                fillcolor=_alpha(color, 0.06 if reference else 0.15),
+                fillcolor=alpha(color, 0.06 if reference else 0.15),
                 line={"width": 0},
                 hoverinfo="skip",
                 showlegend=False,
@@ -286,9 +287,3 @@ def _x_axis(fig: go.Figure, axis: str, xs: list) -> None:
         values = sorted(set(numbers))
         fig.update_xaxes(type="log", tickvals=values, ticktext=[f"{v:g}" for v in values])
     fig.update_xaxes(title_text=title)
-
-
-def _alpha(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r}, {g}, {b}, {alpha})"

@@ -1,0 +1,156 @@
+"""Runs grouped by method: one line per method over seeds, its 95% interval as a band.
+
+Researchers compare methods, not seeds: a group is every run of one setting,
+method, sparsity and objective, whatever its seed. A curve of a group (accuracy
+per severity, loss along a path, a slice of a landscape) is the pointwise mean of
+its runs' curves with a Student-t 95% interval, the same interval the summary's
+``groups`` section gives scalars (``analysis.group_stats``), so a band on a page
+and a number in ``show --json`` agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import plotly.graph_objects as go
+from scipy import stats
+
+from dashboard.figures.theme import Theme, method_color, method_symbol
+
+#: Confidence of every band and interval drawn.
+LEVEL = 0.95
+
+
+class GroupKey(NamedTuple):
+    """What a group of runs shares: everything but the seed."""
+
+    setting: str
+    method: str
+    sparsity: float
+    objective: str
+
+
+def key_of(run: dict) -> GroupKey:
+    """The group of a summary run record."""
+    return GroupKey(
+        run.get("setting_label", ""), run["method"], run["requested_sparsity"], run["objective"]
+    )
+
+
+def by_method(runs: Iterable[dict]) -> dict[GroupKey, list[dict]]:
+    """Runs grouped by setting, method, sparsity and objective, in the runs' order."""
+    groups: dict[GroupKey, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(key_of(run), []).append(run)
+    return groups
+
+
+def several_seeds(runs: Iterable[dict]) -> bool:
+    """Whether any group of ``runs`` has more than one seed (grouping then means something)."""
+    return any(len(g) > 1 for g in by_method(runs).values())
+
+
+def group_name(key: GroupKey, keys: Sequence[GroupKey]) -> str:
+    """``magnitude 90%``, with the setting and objective named only when they vary."""
+    name = key.method if key.method == "dense" else f"{key.method} {100 * key.sparsity:g}%"
+    if len({k.objective for k in keys}) > 1:
+        name += f" · {key.objective}"
+    if len({k.setting for k in keys}) > 1 and key.setting:
+        name = f"{key.setting} · {name}"
+    return name
+
+
+def interval(values: np.ndarray | Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and Student-t 95% interval over axis 0 (the runs), NaNs left out per point.
+
+    Args:
+        values: ``(n_runs, ...)``; NaN where a run has no value.
+    Returns:
+        ``(mean, low, high)``, each ``values.shape[1:]``. With one value at a point
+        the interval is that value (no spread to show); with none, NaN.
+    Source: the t interval of ``scipy.stats.t``, as ``analysis.group_stats``.
+    """
+    v = np.asarray(values, dtype=float)
+    n = np.sum(~np.isnan(v), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(v, axis=0) if v.size else np.full(v.shape[1:], np.nan)
+        std = np.nanstd(v, axis=0, ddof=1) if len(v) > 1 else np.zeros(v.shape[1:])
+        half = stats.t.ppf(0.5 + LEVEL / 2, np.maximum(n - 1, 1)) * std / np.sqrt(n)
+    half = np.where(n > 1, half, 0.0)
+    return mean, mean - half, mean + half
+
+
+def alpha(hex_color: str, opacity: float) -> str:
+    """``#RRGGBB`` as ``rgba(r, g, b, opacity)``."""
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {opacity})"
+
+
+def add_band(
+    fig: go.Figure,
+    x: Sequence,
+    values: np.ndarray,
+    *,
+    key: GroupKey,
+    name: str,
+    theme: Theme,
+    dash: str = "solid",
+    showlegend: bool = True,
+    cell: tuple[int, int] | None = None,
+    markers: bool = True,
+) -> None:
+    """Add one group's mean line and (with 2+ runs) its 95% band to ``fig``.
+
+    Args:
+        x: the ``(n_points,)`` x values.
+        values: ``(n_runs, n_points)``; NaN where a run has no value.
+        key: the group (its method gives colour and marker).
+        cell: ``(row, col)`` of a subplot grid, or None.
+    """
+    mean, low, high = interval(values)
+    color = method_color(key.method)
+    where = {"row": cell[0], "col": cell[1]} if cell else {}
+    xs = list(x)
+    if len(values) > 1 and np.isfinite(low).any():
+        fig.add_trace(
+            go.Scatter(
+                x=xs + xs[::-1], y=list(high) + list(low[::-1]), fill="toself",
+                fillcolor=alpha(color, 0.18), line={"width": 0}, hoverinfo="skip",
+                showlegend=False, legendgroup=name,
+            ),
+            **where,
+        )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=xs, y=mean, mode="lines+markers" if markers else "lines", name=name,
+            legendgroup=name, showlegend=showlegend,
+            line={"color": color, "width": theme.line_width, "dash": dash},
+            marker={"symbol": method_symbol(key.method), "size": theme.marker_size * 0.8,
+                    "color": color},
+            customdata=np.stack([low, high], axis=-1),
+            hovertemplate=f"<b>{name}</b> (n {len(values)})<br>%{{x}}: %{{y:.4g}} "
+            "(95% %{customdata[0]:.4g} to %{customdata[1]:.4g})<extra></extra>",
+        ),
+        **where,
+    )  # fmt: skip
+
+
+def stack(runs: Sequence[dict], curve: Callable[[dict], Sequence | None], n: int) -> np.ndarray:
+    """``(n_runs, n)`` of each run's curve (NaN rows where a run has none or a shorter one)."""
+    out = np.full((len(runs), n), np.nan)
+    for i, run in enumerate(runs):
+        values = curve(run)
+        if values is not None:
+            values = np.asarray(values, dtype=float)[:n]
+            out[i, : len(values)] = values
+    return out
+
+
+def subtitle(groups: dict[GroupKey, list]) -> str:
+    """``mean over 3 seeds, band: 95% interval`` (or a range of seed counts)."""
+    counts = sorted({len(g) for g in groups.values()})
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"mean over {seeds} seeds, band: 95% interval (Student t)"
