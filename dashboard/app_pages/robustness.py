@@ -19,17 +19,19 @@ if not shown:
 
 # The summary first (one heatmap, quick to draw), then the summary numbers, then the
 # detail: a panel per corruption with a line per run.
+grouped = ui.grouped(view)
 metric = ui.choice("Heatmap of", fr.CE_METRICS, name="heat", default="accuracy")
-ui.plot(fr.corruption_heatmap(view.runs, items, metric, view.theme), view, key="heatmap")
+fig = fr.corruption_heatmap(view.runs, items, metric, view.theme, grouped=grouped)
+ui.plot(fig, view, key="heatmap")
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
     if any(i.get("mce") is not None for _, i in shown):
-        ui.plot(fr.mce_bars(view.runs, items, view.theme), view, key="mce")
+        ui.plot(fr.mce_bars(view.runs, items, view.theme, grouped=grouped), view, key="mce")
     else:
         st.info("mCE needs the dense run of the same seed: compute it to compare.")
 with right:
-    ui.plot(fr.noise_curves(view.runs, items, view.theme), view, key="noise")
-ui.plot(fr.corruption_curves(view.runs, items, view.theme), view, key="curves")
+    ui.plot(fr.noise_curves(view.runs, items, view.theme, grouped=grouped), view, key="noise")
+ui.plot(fr.corruption_curves(view.runs, items, view.theme, grouped=grouped), view, key="curves")
 
 st.subheader("What the corruptions look like")
 first = data.corruption_sample(view.loaded, 0)

@@ -101,6 +101,7 @@ def add_band(
     showlegend: bool = True,
     cell: tuple[int, int] | None = None,
     markers: bool = True,
+    spread: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Add one group's mean line and (with 2+ runs) its 95% band to ``fig``.
 
@@ -109,12 +110,16 @@ def add_band(
         values: ``(n_runs, n_points)``; NaN where a run has no value.
         key: the group (its method gives colour and marker).
         cell: ``(row, col)`` of a subplot grid, or None.
+        spread: ``(low, high)``, each ``(n_points,)``: a band of another meaning (e.g. one
+            run's ±1 std over noise draws) in place of the interval over runs.
     """
     mean, low, high = interval(values)
+    if spread is not None:
+        low, high = (np.asarray(b, dtype=float) for b in spread)
     color = method_color(key.method)
     where = {"row": cell[0], "col": cell[1]} if cell else {}
     xs = list(x)
-    if len(values) > 1 and np.isfinite(low).any():
+    if (len(values) > 1 or spread is not None) and np.isfinite(low).any():
         fig.add_trace(
             go.Scatter(
                 x=xs + xs[::-1], y=list(high) + list(low[::-1]), fill="toself",
