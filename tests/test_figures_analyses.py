@@ -13,6 +13,7 @@ from dashboard.figures import NORMAL, PRESENTATION
 from dashboard.figures import connectivity as fc
 from dashboard.figures import landscape as fl
 from dashboard.figures.items import FigureItem
+from dashboard.figures.pairs import STYLE_INK
 from dashboard.figures.theme import method_color
 
 ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -114,11 +115,19 @@ def test_shown_pairs_follow_the_sidebar(conn, runs):
 def test_path_curves_draw_loss_and_accuracy_per_alignment(conn, runs):
     fig = fc.path_curves(conn, runs, "test")
     # 3 panels (dense seeds, magnitude seeds, same-init), loss + accuracy per line
-    assert len(fig.data) == 2 * 7
-    legend = [t.name for t in fig.data if t.showlegend]
-    assert legend == ["naive (no alignment)", "weight matching", "activation matching"]
-    naive = [t for t in fig.data if t.name.startswith("naive")]
-    assert {t.line.color for t in naive} == {fc.ALIGNMENTS["naive"][1]}
+    drawn = [t for t in fig.data if t.showlegend is False]
+    assert len(drawn) == 2 * 7
+    keys = [t for t in fig.data if t.showlegend is not False]  # the legend explains styles
+    assert [t.name for t in keys] == [
+        "naive (no alignment)",
+        "weight matching",
+        "activation matching",
+    ]
+    assert {t.line.color for t in keys} == {STYLE_INK}  # no method's colour
+    assert [t.line.dash for t in keys] == ["dot", "solid", "dash"]
+    naive = [t for t in drawn if t.name.startswith("naive")]
+    assert {t.line.color for t in naive} == {method_color("dense"), method_color("magnitude")}
+    assert {t.line.dash for t in naive} == {"dot"}  # alignment told by line style
     loss = next(t for t in fig.data if t.name.startswith("naive") and t.yaxis == "y")
     assert max(loss.y) == pytest.approx(1.3)  # test loss: 0.3 + the bump
     acc = next(t for t in fig.data if t.name.startswith("naive") and t.yaxis != "y")
@@ -132,17 +141,36 @@ def test_path_curves_draw_loss_and_accuracy_per_alignment(conn, runs):
 
 def test_barrier_bars_per_method_and_alignment(conn, runs):
     fig = fc.barrier_bars(conn, runs, "barrier_entezari", "test")
-    by_name = {t.name: t for t in fig.data}
+    by_name = {t.name: t for t in fig.data if t.showlegend is False}
     assert set(by_name) == {"naive (no alignment)", "weight matching", "activation matching"}
     naive = by_name["naive (no alignment)"]
+    assert list(naive.marker.color) == [
+        method_color(p) for p in ("dense", "magnitude", "magnitude")
+    ]
+    assert (
+        naive.marker.pattern.shape == "x" and by_name["weight matching"].marker.pattern.shape == ""
+    )
     assert dict(zip(naive.y, naive.x, strict=True)) == {
         "dense · seeds": pytest.approx(1.0),
         "magnitude 90% · seeds": pytest.approx(0.5),
         "dense ~ magnitude 90%": pytest.approx(0.1),
     }
     acc = fc.barrier_bars(conn, runs, "accuracy_barrier", "train")
-    assert max(acc.data[-1].x) == pytest.approx(100 * 1.0 / 10 / 2)  # pp, train halves
+    drawn = [t for t in acc.data if t.showlegend is False]
+    assert max(drawn[-1].x) == pytest.approx(100 * 1.0 / 10 / 2)  # pp, train halves
     assert "Accuracy" in acc.layout.title.text
+
+
+def test_connectivity_grouped_by_method_over_pairs(conn, runs):
+    fig = fc.path_curves(conn, runs, "test", grouped=True)
+    assert "mean over the pairs of seeds" in fig.layout.title.text
+    lines = [t for t in fig.data if t.showlegend is False and t.mode == "lines+markers"]
+    assert len(lines) == 2 * 7  # one pair per panel and alignment here: a mean line each
+    bars = fc.barrier_bars(conn, runs, "barrier_entezari", "test", grouped=True)
+    naive = next(t for t in bars.data if t.name.startswith("naive") and t.showlegend is False)
+    assert naive.error_x.visible and dict(zip(naive.y, naive.x, strict=True))[
+        "magnitude 90% · seeds"
+    ] == pytest.approx(0.5)
 
 
 def test_instability_curve_is_sorted_by_rewind_step(conn, runs):

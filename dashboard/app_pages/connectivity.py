@@ -28,18 +28,27 @@ with middle:
 with right:
     mode = ui.choice("REPAIR", fr.REPAIR_MODES, name="repair", default="both")
 full, conn = conn, fr.with_repair(conn, mode)
+grouped = ui.grouped(view)
 pairs_shown = bool(fc.shown_pairs(conn, view.runs))
 if pairs_shown:
-    ui.plot(fc.path_curves(conn, view.runs, split, view.theme), view, key="paths")
+    ui.plot(fc.path_curves(conn, view.runs, split, view.theme, grouped=grouped), view, key="paths")
 else:
     st.info(fc.no_pairs_message(conn), icon=":material/link_off:")
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
     if pairs_shown:
-        ui.plot(fc.barrier_bars(conn, view.runs, barrier, split, view.theme), view, key="barriers")
+        ui.plot(
+            fc.barrier_bars(conn, view.runs, barrier, split, view.theme, grouped=grouped),
+            view,
+            key="barriers",
+        )
 with right:
     if stable:
-        ui.plot(fc.instability_curve(conn, view.runs, barrier, split, view.theme), view, key="inst")
+        ui.plot(
+            fc.instability_curve(conn, view.runs, barrier, split, view.theme, grouped=grouped),
+            view,
+            key="inst",
+        )
         st.caption(
             "Instability (Frankle et al. 2020): two copies trained from one rewind step with "
             "different data orders; near 0, the rest of training is stable to SGD noise."

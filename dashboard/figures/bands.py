@@ -102,6 +102,8 @@ def add_band(
     cell: tuple[int, int] | None = None,
     markers: bool = True,
     spread: tuple[np.ndarray, np.ndarray] | None = None,
+    symbol: str | None = None,
+    hover: str = "",
 ) -> None:
     """Add one group's mean line and (with 2+ runs) its 95% band to ``fig``.
 
@@ -133,11 +135,12 @@ def add_band(
             x=xs, y=mean, mode="lines+markers" if markers else "lines", name=name,
             legendgroup=name, showlegend=showlegend,
             line={"color": color, "width": theme.line_width, "dash": dash},
-            marker={"symbol": method_symbol(key.method), "size": theme.marker_size * 0.8,
-                    "color": color},
+            marker={"symbol": symbol or method_symbol(key.method),
+                    "size": theme.marker_size * 0.8, "color": color},
             customdata=np.stack([low, high], axis=-1),
             hovertemplate=f"<b>{name}</b> (n {len(values)})<br>%{{x}}: %{{y:.4g}} "
-            "(95% %{customdata[0]:.4g} to %{customdata[1]:.4g})<extra></extra>",
+            "(95% %{customdata[0]:.4g} to %{customdata[1]:.4g})"
+            f"<extra>{hover}</extra>",
         ),
         **where,
     )  # fmt: skip

@@ -15,9 +15,11 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.figures.bands import GroupKey, add_band, interval, stack
 from dashboard.figures.curves import catalogue_items as curve_items
 from dashboard.figures.ensembles import catalogue_items as ensemble_items
 from dashboard.figures.items import FigureItem
@@ -25,15 +27,17 @@ from dashboard.figures.pairs import (
     ALIGNMENT_SYMBOLS,  # noqa: F401  (re-exported: callers read the styles here too)
     ALIGNMENTS,  # noqa: F401
     PANELS_PER_ROW,
+    alignment_dash,  # noqa: F401
     empty_figure,
     finish_path_grid,
-    group_of,
     marker,
     method_tick,
     no_pairs_message,
     pair_groups,
     shown_pairs,
+    style_key,
     variant_of,
+    variant_pattern,
     variant_style,
 )
 from dashboard.figures.repair import catalogue_items as repair_items
@@ -43,7 +47,6 @@ from dashboard.figures.theme import (
     Theme,
     apply,
     method_color,
-    method_symbol,
 )
 
 if TYPE_CHECKING:  # the reader pulls in the analysis library; figures stay light
@@ -78,13 +81,23 @@ def _accuracy_like(barrier: str) -> bool:
 
 
 def path_curves(
-    conn: dict, runs: Sequence[dict], split: str = "test", theme: Theme = NORMAL
+    conn: dict,
+    runs: Sequence[dict],
+    split: str = "test",
+    theme: Theme = NORMAL,
+    *,
+    grouped: bool = False,
 ) -> go.Figure:
-    """Loss (top) and accuracy (bottom) against alpha: a panel per pair, a line per alignment."""
-    groups = pair_groups(shown_pairs(conn, runs))
+    """Loss (top) and accuracy (bottom) against alpha: a panel per method, a line style per
+    alignment; a line per pair, or (``grouped``) the mean over the pairs of seeds with a 95%
+    band. Colour is the method's."""
+    shown = shown_pairs(conn, runs)
+    groups = pair_groups(shown)
     title = f"Loss and accuracy along the straight path A → B ({SPLITS[split].lower()})"
     if not groups:
         return empty_figure(theme, title, no_pairs_message(conn))
+    if grouped:
+        title += "<br><sup>mean over the pairs of seeds, band: 95% interval (Student t)</sup>"
     cols = min(len(groups), PANELS_PER_ROW)
     blocks = math.ceil(len(groups) / cols)
     titles = []
@@ -97,34 +110,66 @@ def path_curves(
         rows=2 * blocks, cols=cols, subplot_titles=titles, shared_xaxes=True,
         horizontal_spacing=0.04, vertical_spacing=min(0.08, 0.4 / blocks),
     )  # fmt: skip
-    in_legend: set[str] = set()
     for k, pairs in enumerate(groups.values()):
         row, col = 2 * (k // cols) + 1, k % cols + 1
-        for p in pairs:
-            name, curve = variant_of(p), p["curve"]
-            common = dict(
-                x=curve["alphas"], mode="lines+markers", line=variant_style(p, theme),
-                marker=marker(p, theme), name=name, legendgroup=name,
-            )  # fmt: skip
-            b = p["barriers"][split]
-            fig.add_trace(
-                go.Scatter(
-                    y=curve[f"{split}_loss"], showlegend=name not in in_legend, **common,
-                    hovertemplate=f"<b>{name}</b><br>alpha %{{x:.2f}}<br>loss %{{y:.3f}}"
-                    f"<br>barrier {b['barrier_entezari']:.3f}<extra>{p['run_b']}</extra>",
-                ),
-                row=row, col=col,
-            )  # fmt: skip
-            fig.add_trace(
-                go.Scatter(
-                    y=[100 * a for a in curve[f"{split}_acc"]], showlegend=False, **common,
-                    hovertemplate=f"<b>{name}</b><br>alpha %{{x:.2f}}<br>accuracy %{{y:.1f}}%"
-                    f"<extra>{p['run_b']}</extra>",
-                ),
-                row=row + 1, col=col,
-            )  # fmt: skip
-            in_legend.add(name)
+        for variant in _by_variant(pairs).values():
+            if grouped:
+                _variant_band(fig, variant, split, theme, row, col)
+            else:
+                for p in variant:
+                    _pair_lines(fig, p, split, theme, row, col)
+    style_key(fig, shown, theme)
     return finish_path_grid(fig, theme, title, blocks, cols, "alpha (0 = A, 1 = B)")
+
+
+def _by_variant(pairs: Sequence[dict]) -> dict[str, list[dict]]:
+    """Pairs by alignment (+ REPAIR), in summary order."""
+    out: dict[str, list[dict]] = {}
+    for p in pairs:
+        out.setdefault(variant_of(p), []).append(p)
+    return out
+
+
+def _pair_lines(fig: go.Figure, p: dict, split: str, theme: Theme, row: int, col: int) -> None:
+    """One pair's loss and accuracy along alpha (out of the legend: style_key explains it)."""
+    name, curve = variant_of(p), p["curve"]
+    common = dict(
+        x=curve["alphas"], mode="lines+markers", line=variant_style(p, theme),
+        marker=marker(p, theme), name=name, legendgroup=name, showlegend=False,
+    )  # fmt: skip
+    b = p["barriers"][split]
+    fig.add_trace(
+        go.Scatter(
+            y=curve[f"{split}_loss"], **common,
+            hovertemplate=f"<b>{name}</b><br>alpha %{{x:.2f}}<br>loss %{{y:.3f}}"
+            f"<br>barrier {b['barrier_entezari']:.3f}<extra>{p['run_b']}</extra>",
+        ),
+        row=row, col=col,
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            y=[100 * a for a in curve[f"{split}_acc"]], **common,
+            hovertemplate=f"<b>{name}</b><br>alpha %{{x:.2f}}<br>accuracy %{{y:.1f}}%"
+            f"<extra>{p['run_b']}</extra>",
+        ),
+        row=row + 1, col=col,
+    )  # fmt: skip
+
+
+def _variant_band(
+    fig: go.Figure, ps: Sequence[dict], split: str, theme: Theme, row: int, col: int
+) -> None:
+    """The mean loss and accuracy of one alignment over a method's pairs, with 95% bands."""
+    first = ps[0]
+    alphas = first["curve"]["alphas"]
+    key = GroupKey("", first["method"], 0.0, "")
+    style = {"key": key, "name": variant_of(first), "theme": theme, "showlegend": False,
+             "dash": variant_style(first, theme)["dash"], "symbol": marker(first, theme)["symbol"],
+             "hover": f"{len(ps)} pairs"}  # fmt: skip
+    loss = stack(ps, lambda p: p["curve"][f"{split}_loss"], len(alphas))
+    acc = 100 * stack(ps, lambda p: p["curve"][f"{split}_acc"], len(alphas))
+    add_band(fig, alphas, loss, cell=(row, col), **style)
+    add_band(fig, alphas, acc, cell=(row + 1, col), **style)
 
 
 def barrier_bars(
@@ -133,45 +178,51 @@ def barrier_bars(
     barrier: str = "barrier_entezari",
     split: str = "test",
     theme: Theme = NORMAL,
+    *,
+    grouped: bool = False,
 ) -> go.Figure:
-    """The barrier per pair (a row, named in its method's colour) and alignment (bars)."""
-    groups = pair_groups(shown_pairs(conn, runs))
-    title = f"{BARRIERS[barrier]} ({split})<br><sup>{BARRIER_MEANING[barrier]}</sup>"
+    """The barrier per method (a row) and alignment (a bar pattern), in the method's colour:
+    per pair of seeds, or (``grouped``) the mean over pairs with its 95% interval."""
+    shown = shown_pairs(conn, runs)
+    groups = pair_groups(shown)
+    title = f"{BARRIERS[barrier]} ({split})<br><sup>{BARRIER_MEANING[barrier]}"
+    title += "; bars: mean over pairs of seeds, 95% interval</sup>" if grouped else "</sup>"
     if not groups:
         return empty_figure(theme, title, no_pairs_message(conn))
     scale = 100 if _accuracy_like(barrier) else 1
-    ticks = {n: method_tick(n, ps[0]["method"]) for n, ps in groups.items()}
-    by_variant: dict[str, list[dict]] = {}
-    for ps in groups.values():
-        for p in ps:
-            by_variant.setdefault(variant_of(p), []).append(p)
+    rows = _bar_rows(groups, grouped)
+    ticks = {y: method_tick(y, ps[0]["method"]) for y, ps in rows.items()}
+    variants = list(_by_variant(shown))
     fig = go.Figure()
     # Horizontal groups stack their first trace at the bottom: add in reverse, list in order.
-    for name, ps in reversed(by_variant.items()):
+    for name in reversed(variants):
+        cells = {y: [p for p in ps if variant_of(p) == name] for y, ps in rows.items()}
+        cells = {y: ps for y, ps in cells.items() if ps}
+        spread = [interval([scale * p["barriers"][split][barrier] for p in ps])
+                  for ps in cells.values()]  # fmt: skip
+        mean, low, high = (np.array([v[i] for v in spread], dtype=float) for i in range(3))
+        first = next(iter(cells.values()))[0]
         fig.add_trace(
             go.Bar(
-                y=[group_of(p) for p in ps],
-                x=[scale * p["barriers"][split][barrier] for p in ps],
-                orientation="h",
-                name=name,
-                marker={
-                    "color": variant_style(ps[0], theme)["color"],
-                    "pattern": {"shape": "/" if ps[0].get("repair") else "", "fgcolor": "white"},
-                },
-                customdata=[[p["run_a"], p["run_b"]] for p in ps],
-                texttemplate="%{x:.2f}",
-                textposition="outside",
-                cliponaxis=False,
+                y=list(cells), x=mean, orientation="h", name=name, legendgroup=name,
+                showlegend=False,
+                marker={"color": [method_color(ps[0]["method"]) for ps in cells.values()],
+                        "pattern": {"shape": variant_pattern(first), "fgcolor": "white"}},
+                error_x={"type": "data", "symmetric": False, "array": high - mean,
+                         "arrayminus": mean - low, "visible": grouped, "color": "#444444"},
+                customdata=[[len(ps), ps[0]["run_a"], ps[0]["run_b"]] for ps in cells.values()],
+                texttemplate="%{x:.2f}", textposition="outside", cliponaxis=False,
                 textfont={"size": max(theme.font_size - 2, 10)},
-                hovertemplate=f"<b>{name}</b><br>%{{customdata[0]}} ~ %{{customdata[1]}}"
+                hovertemplate=f"<b>{name}</b><br>%{{y}} · %{{customdata[0]}} pair(s)"
                 f"<br>{BARRIERS[barrier]} %{{x:.3f}}<extra></extra>",
             )
-        )
-    bars = sum(len(ps) for ps in by_variant.values())
+        )  # fmt: skip
+    style_key(fig, shown, theme, bars=True)
+    bars = sum(len(ps) for ps in rows.values()) if not grouped else len(rows) * len(variants)
     height = max(int(theme.height * 0.8), int(bars * theme.row_height * 0.9) + 6 * theme.title_size)
     apply(fig, theme, title=title, height=height)
     fig.update_layout(
-        barmode="group", bargap=0.2, legend={"traceorder": "reversed", "y": -0.2 - 90 / height},
+        barmode="group", bargap=0.2, legend={"y": -0.2 - 90 / height},
         uniformtext={"minsize": 9, "mode": "hide"}, margin={"t": theme.title_size * 5},
     )  # fmt: skip
     fig.update_yaxes(
@@ -182,50 +233,60 @@ def barrier_bars(
     return fig
 
 
+def _bar_rows(groups: dict[str, list[dict]], grouped: bool) -> dict[str, list[dict]]:
+    """Rows of the barrier chart: a method's panel (grouped), else one row per pair of seeds
+    where a panel has several (``magnitude 90% · seeds 0~2``)."""
+    if grouped:
+        return dict(groups)
+    rows: dict[str, list[dict]] = {}
+    for name, ps in groups.items():
+        several = len({tuple(p.get("seeds") or ()) for p in ps}) > 1
+        for p in ps:
+            seeds = "~".join(str(s) for s in p.get("seeds") or ())
+            rows.setdefault(f"{name} {seeds}" if several else name, []).append(p)
+    return rows
+
+
 def instability_curve(
     conn: dict,
     runs: Sequence[dict],
     barrier: str = "error_barrier",
     split: str = "test",
     theme: Theme = NORMAL,
+    *,
+    grouped: bool = False,
 ) -> go.Figure:
-    """Barrier between two copies trained from a rewind step, against the step (Frankle et al.)."""
+    """Barrier between two copies trained from a rewind step, against the step (Frankle et al.
+    2020): a line per run, or (``grouped``) per method over seeds with its 95% band."""
     labels = {r["label"] for r in runs}
     title = (
         f"Instability ({split})<br><sup>{BARRIERS[barrier]} between two copies"
-        " trained from each rewind step</sup>"
+        " trained from each rewind step" + ("; band: 95% interval over seeds" * grouped) + "</sup>"
     )
-    groups = [
+    shown = [
         g
         for g in conn.get("instability", [])
         if g["label"] in labels and any(p.get("status") == "cached" for p in g["points"])
     ]
-    if not groups:
+    if not shown:
         return empty_figure(theme, title, "No instability results for the shown runs.")
     scale = 100 if _accuracy_like(barrier) else 1
+    steps = sorted({p["rewind_step"] for g in shown for p in g["points"]})
+
+    def curve(g: dict) -> list[float]:
+        at = {p["rewind_step"]: p for p in g["points"] if p.get("status") == "cached"}
+        return [scale * at[s]["barriers"][split][barrier] if s in at else np.nan for s in steps]
+
+    lines: dict[str, list[dict]] = {}
+    for g in shown:
+        lines.setdefault(g["label"].rsplit(" s", 1)[0] if grouped else g["label"], []).append(g)
     fig = go.Figure()
-    for g in groups:
-        points = sorted(
-            (p for p in g["points"] if p.get("status") == "cached"), key=lambda p: p["rewind_step"]
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[p["rewind_step"] for p in points],
-                y=[scale * p["barriers"][split][barrier] for p in points],
-                mode="lines+markers",
-                name=g["label"],
-                line={
-                    "color": method_color(g["method"]),
-                    "width": theme.line_width,
-                    "dash": SEED_DASHES[int(g.get("seed", 0)) % len(SEED_DASHES)],
-                },
-                marker={"symbol": method_symbol(g["method"]), "size": theme.marker_size},
-                hovertemplate=f"<b>{g['label']}</b><br>rewind step %{{x}}"
-                f"<br>{BARRIERS[barrier]} %{{y:.3f}}<extra></extra>",
-            )
-        )
+    for name, gs in lines.items():
+        dash = "solid" if grouped else SEED_DASHES[int(gs[0].get("seed", 0)) % len(SEED_DASHES)]
+        values = np.array([curve(g) for g in gs])
+        add_band(fig, steps, values, key=GroupKey("", gs[0]["method"], 0.0, ""), name=name,
+                 theme=theme, dash=dash)  # fmt: skip
     apply(fig, theme, title=title)
-    steps = sorted({p["rewind_step"] for g in groups for p in g["points"]})
     fig.update_xaxes(
         title_text="Rewind step (optimizer steps)", tickvals=steps,
         range=[-0.05 * (steps[-1] or 1), 1.05 * (steps[-1] or 1)],

@@ -16,14 +16,14 @@ from plotly.subplots import make_subplots
 
 from dashboard.figures.items import FigureItem
 from dashboard.figures.pairs import (
-    ALIGNMENTS,
     PANELS_PER_ROW,
+    alignment_name,
     empty_figure,
     finish_path_grid,
     group_of,
     method_tick,
 )
-from dashboard.figures.theme import GREY, NORMAL, Theme, apply
+from dashboard.figures.theme import NORMAL, Theme, apply, method_color
 
 #: How each curve kind is named.
 CURVE_NAMES = {"bezier": "Bezier", "polychain": "chain"}
@@ -42,14 +42,14 @@ def shown_curves(conn: dict, runs: Sequence[dict]) -> list[dict]:
 def curve_name(c: dict) -> str:
     """'weight matching, Bezier (1 bend)'."""
     bends = f"{c['bends']} bend{'s' * (c['bends'] != 1)}"
-    return f"{ALIGNMENTS.get(c['alignment'], (c['alignment'],))[0]}, " + (
+    return f"{alignment_name(c['alignment'])}, " + (
         f"{CURVE_NAMES.get(c['curve_kind'], c['curve_kind'])} ({bends})"
     )
 
 
 def _line_name(c: dict) -> str:
     """'weight matching, straight line'."""
-    return f"{ALIGNMENTS.get(c['alignment'], (c['alignment'],))[0]}, straight line"
+    return f"{alignment_name(c['alignment'])}, straight line"
 
 
 def _groups(curves: Sequence[dict]) -> dict[str, list[dict]]:
@@ -64,8 +64,8 @@ def _traces(
     c: dict, split: str, theme: Theme, line: bool
 ) -> list[tuple[str, dict, list[float], list[float]]]:
     """(name, line style, loss, accuracy %) of the straight line (if ``line``), then the curve."""
-    color = ALIGNMENTS.get(c["alignment"], ("", GREY))[1]
-    drawn = [(curve_name(c), c["curve"], None)]
+    color = method_color(c["method"])
+    drawn = [(curve_name(c), c["curve"], None)]  # the straight line is the dotted one
     if line:
         drawn.insert(0, (_line_name(c), c["line"]["curve"], "dot"))
     out = []
@@ -143,7 +143,7 @@ def curve_barriers(
         fig.add_trace(
             go.Bar(
                 y=y, x=values, orientation="h", name=which,
-                marker={"color": [ALIGNMENTS.get(c["alignment"], ("", GREY))[1] for c in curves],
+                marker={"color": [method_color(c["method"]) for c in curves],
                         "pattern": {"shape": pattern, "fgcolor": "white"}},
                 texttemplate="%{x:.3f}", textposition="outside", cliponaxis=False,
                 hovertemplate=f"<b>{which}</b><br>%{{y}}<br>barrier %{{x:.3f}}<extra></extra>",
@@ -170,7 +170,7 @@ def curve_history(conn: dict, runs: Sequence[dict], theme: Theme = NORMAL) -> go
             go.Scatter(
                 x=[h["epoch"] for h in c["history"]], y=[h["loss"] for h in c["history"]],
                 mode="lines+markers", name=name,
-                line={"color": ALIGNMENTS.get(c["alignment"], ("", GREY))[1],
+                line={"color": method_color(c["method"]),
                       "width": theme.line_width,
                       "dash": "dash" if c["curve_kind"] == "polychain" else None},
                 hovertemplate=f"<b>{name}</b><br>epoch %{{x}}<br>loss %{{y:.3f}}<extra></extra>",

@@ -13,16 +13,25 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from dashboard.figures.theme import GREY, OKABE_ITO, Theme, apply, method_color
+from dashboard.figures.theme import GREY, Theme, apply, method_color
 
-#: (name, colour) of each alignment: one colour per alignment in every figure.
+#: Name of each alignment. Colour means method in every figure; an alignment is told
+#: by its line style, marker and bar pattern, so a pair's lines take its method's colour.
 ALIGNMENTS = {
-    "naive": ("naive (no alignment)", OKABE_ITO["vermillion"]),
-    "weight": ("weight matching", OKABE_ITO["blue"]),
-    "activation": ("activation matching", OKABE_ITO["bluish green"]),
+    "naive": "naive (no alignment)",
+    "weight": "weight matching",
+    "activation": "activation matching",
 }
-#: Marker per alignment, so lines that coincide (e.g. same-init pairs) still show each one.
+#: Line dash per alignment, and per alignment + REPAIR.
+ALIGNMENT_DASHES = {"naive": "dot", "weight": "solid", "activation": "dash"}
+REPAIR_DASHES = {"weight": "longdashdot", "activation": "dashdot", "naive": "longdash"}
+#: Marker per alignment (open with REPAIR), so lines that coincide still show each one.
 ALIGNMENT_SYMBOLS = {"naive": "x", "weight": "circle", "activation": "diamond"}
+#: Bar pattern per alignment (with REPAIR: its own), for bars in one method's colour.
+ALIGNMENT_PATTERNS = {"naive": "x", "weight": "", "activation": "/"}
+REPAIR_PATTERNS = {"naive": "-", "weight": "+", "activation": "\\"}
+#: The ink of legend keys that explain a style (not a method): no method has it.
+STYLE_INK = "#5A6270"
 #: Methods have at most this many path panels side by side before the grid wraps.
 PANELS_PER_ROW = 4
 
@@ -47,20 +56,34 @@ def group_of(pair: dict) -> str:
     return f"{base} · seeds"
 
 
+def alignment_name(alignment: str) -> str:
+    """'weight' -> 'weight matching' (an unknown alignment keeps its own name)."""
+    return ALIGNMENTS.get(alignment, alignment)
+
+
 def variant_of(pair: dict) -> str:
     """The alignment of a pair, with '+ REPAIR' when REPAIR was applied."""
-    name = ALIGNMENTS.get(pair["alignment"], (pair["alignment"], GREY))[0]
-    return name + (" + REPAIR" if pair.get("repair") else "")
+    return alignment_name(pair["alignment"]) + (" + REPAIR" if pair.get("repair") else "")
+
+
+def alignment_dash(alignment: str, repair: bool = False) -> str:
+    """The line dash of an alignment (``repair``: of its REPAIR variant)."""
+    return (REPAIR_DASHES if repair else ALIGNMENT_DASHES).get(alignment, "longdash")
 
 
 def variant_style(pair: dict, theme: Theme) -> dict:
-    """Line of a variant: the alignment's colour, dashed when REPAIR was applied."""
-    color = ALIGNMENTS.get(pair["alignment"], ("", GREY))[1]
+    """Line of a variant: its method's colour, the alignment's dash (REPAIR: another dash)."""
     return {
-        "color": color,
+        "color": method_color(pair["method"]),
         "width": theme.line_width,
-        "dash": "dash" if pair.get("repair") else None,
+        "dash": alignment_dash(pair["alignment"], bool(pair.get("repair"))),
     }
+
+
+def variant_pattern(pair: dict) -> str:
+    """Bar pattern of a variant: the alignment's, or its REPAIR variant's."""
+    patterns = REPAIR_PATTERNS if pair.get("repair") else ALIGNMENT_PATTERNS
+    return patterns.get(pair["alignment"], ".")
 
 
 def marker(pair: dict, theme: Theme) -> dict:
@@ -70,6 +93,26 @@ def marker(pair: dict, theme: Theme) -> dict:
         "symbol": symbol + ("-open" if pair.get("repair") else ""),
         "size": theme.marker_size * 0.6,
     }
+
+
+def style_key(fig: go.Figure, pairs: Sequence[dict], theme: Theme, *, bars: bool = False) -> None:
+    """Legend entries that explain each variant's line style (or bar pattern) in a neutral
+    ink; the drawn lines stay out of the legend (their colour names their method)."""
+    for p in {variant_of(p): p for p in pairs}.values():
+        name = variant_of(p)
+        if bars:
+            trace = go.Bar(
+                x=[None], y=[None], name=name, legendgroup=name, orientation="h",
+                marker={"color": "white", "line": {"color": STYLE_INK, "width": 1.5},
+                        "pattern": {"shape": variant_pattern(p), "fgcolor": STYLE_INK}},
+            )  # fmt: skip
+        else:
+            trace = go.Scatter(
+                x=[None], y=[None], mode="lines+markers", name=name, legendgroup=name,
+                line={**variant_style(p, theme), "color": STYLE_INK},
+                marker={**marker(p, theme), "color": STYLE_INK},
+            )  # fmt: skip
+        fig.add_trace(trace)
 
 
 def pair_groups(pairs: Sequence[dict]) -> dict[str, list[dict]]:

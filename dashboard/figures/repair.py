@@ -19,14 +19,14 @@ from plotly.subplots import make_subplots
 from dashboard.figures.items import FigureItem
 from dashboard.figures.pairs import (
     ALIGNMENT_SYMBOLS,
-    ALIGNMENTS,
     PANELS_PER_ROW,
+    alignment_name,
     empty_figure,
     method_tick,
     pair_groups,
     shown_pairs,
 )
-from dashboard.figures.theme import GREY, NORMAL, Theme, apply
+from dashboard.figures.theme import GREY, NORMAL, Theme, apply, method_color
 
 #: Which pairs the Connectivity page draws: both variants, or only one.
 REPAIR_MODES = {"both": "Both", "off": "Without REPAIR", "on": "With REPAIR"}
@@ -77,7 +77,7 @@ def variance_collapse(
         row, col = k // cols + 1, k % cols + 1
         for p in pairs:
             v = p["variance"]
-            label, color = ALIGNMENTS.get(p["alignment"], (p["alignment"], GREY))
+            label, color = alignment_name(p["alignment"]), method_color(p["method"])
             for when, dash in (("before", None), ("after", "dash")):
                 name = f"{label}, {when} REPAIR"
                 fig.add_trace(
