@@ -10,7 +10,13 @@ import streamlit as st
 
 from dashboard import ui
 
-st.set_page_config(page_title="prunescope", page_icon=":material/content_cut:", layout="wide")
+st.set_page_config(
+    page_title="prunescope",
+    page_icon=":material/content_cut:",
+    layout="wide",
+    # Presentation mode folds the sidebar away (its arrow brings it back).
+    initial_sidebar_state="collapsed" if ui.presenting() else "auto",
+)
 
 PAGES = {
     "Study": [

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -21,6 +20,7 @@ from analysis.errors import PrunescopeError
 from dashboard import data
 from dashboard.figures import Theme, theme_for
 from dashboard.jobs import JobView
+from dashboard.present import PRESENTATION_CSS, presenting, table  # noqa: F401  (pages: ui.*)
 
 _log = logging.getLogger(__name__)
 _VIEW = "_prunescope_view"
@@ -211,12 +211,15 @@ def sidebar() -> View:
         head = st.container()  # filled last, drawn first
         _leave_controls(cache_dir)
         st.divider()
-        if "present" not in st.session_state:
-            st.session_state["present"] = st.query_params.get("present") == "1"
+        st.session_state["present"] = presenting()
         presentation = st.toggle(
-            "Presentation mode", key="present", help="Large fonts and thick lines for a projector."
-        )
+            "Presentation mode", key="present",
+            help="For a projector: large type, thick lines, two panels per row, the sidebar "
+            "folded away (its arrow, top left, brings it back).",
+        )  # fmt: skip
         _set_param("present", "1" if presentation else None)
+        if presentation:
+            st.html(PRESENTATION_CSS)
         with head:
             view = _study_view()
     view = View(view.loaded, view.summary, view.runs, presentation, view.error)
@@ -370,28 +373,6 @@ def missing_note(summary: dict) -> None:
     st.page_link(
         "app_pages/compute.py", label="Compute the missing runs", icon=":material/play_arrow:"
     )
-
-
-TABLE_FORMATS = {
-    "Requested sparsity (%)": "%.1f%%",
-    "Achieved sparsity (%)": "%.2f%%",
-    "Test accuracy (%)": "%.2f%%",
-    "Test loss": "%.4f",
-    "Nonzero params": "localized",
-    "Seed": "%d",
-}
-
-
-def table(frame: pd.DataFrame) -> None:
-    """A read-only table with numbers formatted by column name."""
-    config = {
-        name: st.column_config.NumberColumn(name, format=fmt)
-        for name, fmt in TABLE_FORMATS.items()
-        if name in frame
-    }
-    # Up to 12 rows show whole; longer tables scroll, so the figures stay in sight.
-    height = "content" if len(frame) <= 12 else 12 * 35 + 38
-    st.dataframe(frame, hide_index=True, column_config=config, width="stretch", height=height)
 
 
 def part_failures(v: View, part: str) -> list[dict]:

@@ -161,4 +161,4 @@ def subtitle(groups: dict[GroupKey, list]) -> str:
     """``mean over 3 seeds, band: 95% interval`` (or a range of seed counts)."""
     counts = sorted({len(g) for g in groups.values()})
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-    return f"mean over {seeds} seeds, band: 95% interval (Student t)"
+    return f"mean over {seeds} seed{'s' * (seeds != '1')}, band: 95% interval (Student t)"

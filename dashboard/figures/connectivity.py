@@ -98,7 +98,7 @@ def path_curves(
         return empty_figure(theme, title, no_pairs_message(conn))
     if grouped:
         title += "<br><sup>mean over the pairs of seeds, band: 95% interval (Student t)</sup>"
-    cols = min(len(groups), PANELS_PER_ROW)
+    cols = min(len(groups), PANELS_PER_ROW, theme.max_cols)
     blocks = math.ceil(len(groups) / cols)
     titles = []
     for b in range(blocks):
@@ -314,7 +314,7 @@ def sparsity_paths(conn: dict, runs: Sequence[dict], theme: Theme = NORMAL) -> g
     groups = pair_groups(sparse_pairs(conn, runs))
     if not groups:
         return empty_figure(theme, title, "No shown pair has a sparse network.")
-    cols = min(len(groups), PANELS_PER_ROW)
+    cols = min(len(groups), PANELS_PER_ROW, theme.max_cols)
     rows = math.ceil(len(groups) / cols)
     fig = make_subplots(
         rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.03,

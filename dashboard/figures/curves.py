@@ -85,7 +85,7 @@ def curve_paths(
     groups = _groups(shown_curves(conn, runs))
     if not groups:
         return empty_figure(theme, title, "No trained curve of the shown runs.")
-    cols = min(len(groups), PANELS_PER_ROW)
+    cols = min(len(groups), PANELS_PER_ROW, theme.max_cols)
     blocks = math.ceil(len(groups) / cols)
     titles: list[str] = []
     for b in range(blocks):

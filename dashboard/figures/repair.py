@@ -65,7 +65,7 @@ def variance_collapse(
     groups = pair_groups(variance_pairs(conn, runs))
     if not groups:
         return empty_figure(theme, title, "No REPAIR pair of the shown runs is computed.")
-    cols = min(len(groups), PANELS_PER_ROW)
+    cols = min(len(groups), PANELS_PER_ROW, theme.max_cols)
     rows = math.ceil(len(groups) / cols)
     fig = make_subplots(
         rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.03,

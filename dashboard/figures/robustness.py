@@ -91,7 +91,7 @@ def corruption_curves(
     ``grouped``) per method over seeds with its 95% band (severity 0 = clean)."""
     shown = rows(runs, items, grouped)
     names = corruptions_of([i for r in shown for i in r.items])
-    cols = max(1, min(cols, len(names) or 1))
+    cols = max(1, min(cols, theme.max_cols, len(names) or 1))
     n_rows = max(1, math.ceil(len(names) / cols))
     fig = make_subplots(
         rows=n_rows, cols=cols, subplot_titles=[n.replace("_", " ") for n in names] or None,

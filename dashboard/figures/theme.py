@@ -83,6 +83,7 @@ class Theme:
     marker_size: int
     row_height: int  # pixels per row of a heatmap
     height: int  # default figure height in pixels
+    max_cols: int = 5  # most panels side by side in one figure
     font_family: str = "Inter, 'Source Sans Pro', 'Helvetica Neue', Arial, sans-serif"
     text_color: str = "#1F2328"
     grid_color: str = "#E3E6EA"
@@ -106,6 +107,7 @@ PRESENTATION = Theme(
     marker_size=15,
     row_height=40,
     height=600,
+    max_cols=2,  # a projector's 1280x720: two panels per row stay readable
     text_color="#000000",
     grid_color="#D0D4D9",
 )
