@@ -38,7 +38,10 @@ PAGES = {
         st.Page("app_pages/methods.py", title="Methods", icon=":material/account_tree:"),
         st.Page("app_pages/anatomy.py", title="Anatomy", icon=":material/biotech:"),
     ],
-    "Share": [st.Page("app_pages/export.py", title="Export", icon=":material/download:")],
+    "Share": [
+        st.Page("app_pages/slide.py", title="Slide", icon=":material/slideshow:"),
+        st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
+    ],
 }
 
 page = st.navigation(PAGES)

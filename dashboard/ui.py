@@ -173,7 +173,11 @@ def grouped(v: View) -> bool:
     if not several_seeds(v.runs):
         return False
     key, keep = "group_seeds", _KEEP + "group_seeds"
-    if key not in st.session_state:
+    if key in st.session_state:
+        # Re-set as the app's own value: the toggle of another page (another widget) then
+        # starts from it instead of its default (Streamlit's pattern for multipage state).
+        st.session_state[key] = st.session_state[key]
+    else:
         st.session_state[key] = st.session_state.get(keep, st.query_params.get("seeds") != "each")
     value = st.toggle(
         "Mean over seeds", key=key,

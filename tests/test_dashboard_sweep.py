@@ -108,3 +108,36 @@ def test_the_sidebar_filters_a_sweep_by_setting(app):
     assert all(run.startswith("width 32") for run in app.dataframe[0].value["Run"])
     figure = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if c.key == "accuracy")
     assert all("width 32" in t["name"] for t in figure["data"])  # the means follow the filter
+
+
+@pytest.mark.slow
+def test_connectivity_is_grouped_by_method_and_the_choice_follows_every_page(app):
+    app.run()
+    app.switch_page("app_pages/connectivity.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.toggle(key="group_seeds").value is True
+    charts = {c.key: json.loads(c.proto.spec) for c in app.get("plotly_chart")}
+    assert "mean over the pairs of seeds" in charts["paths"]["layout"]["title"]["text"]
+    keys = [t["name"] for t in charts["paths"]["data"] if t.get("showlegend") is not False]
+    assert keys == ["naive (no alignment)", "weight matching"]  # the legend explains styles
+    app.toggle(key="group_seeds").set_value(False).run()
+    assert app.query_params.get("seeds") == "each"
+    app.switch_page("app_pages/overview.py").run()
+    assert app.toggle(key="group_seeds").value is False  # one choice for every page
+
+
+@pytest.mark.slow
+def test_the_slide_shows_one_figure_with_its_title_and_caption(app):
+    app.query_params["present"] = "1"
+    app.query_params["section"] = "Connectivity"
+    app.run()
+    app.switch_page("app_pages/slide.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.selectbox(key="select_section").value == "Connectivity"
+    assert app.selectbox(key="select_screen").value == "1280x720"
+    (chart,) = app.get("plotly_chart")
+    figure = json.loads(chart.proto.spec)
+    assert figure["layout"]["height"] == 500
+    assert figure["layout"]["font"]["size"] == 20  # the presentation theme
+    assert any(m.value.startswith("## ") for m in app.markdown)
+    assert app.caption and app.caption[-1].value.endswith(".")
