@@ -21,6 +21,8 @@ GREY = (0x57, 0x60, 0x6A)
 TITLE_LAYOUT, TITLE_ONLY_LAYOUT = 0, 5
 WIDTH_IN, HEIGHT_IN = 13.333, 7.5
 MARGIN_IN = 0.4
+#: Inches of a table's leading columns (the names); the metrics share the rest.
+LEAD_COLUMNS = {"Setting": 1.7, "Method": 1.7, "Seeds": 0.8}
 
 
 def _style(frame, size: int, *, bold: bool = False, color=None) -> None:
@@ -48,7 +50,12 @@ def _place(shape, box: tuple) -> None:
     shape.left, shape.top, shape.width, shape.height = box
 
 
-def _title(slide, text: str, size: int = 28) -> None:
+def title_size(text: str) -> int:
+    """Points of a slide title: smaller as it gets longer, so it keeps to one line."""
+    return 28 if len(text) <= 42 else 24 if len(text) <= 56 else 20
+
+
+def _title(slide, text: str) -> None:
     """The slide's title placeholder: ``text`` across the top, left-aligned, one or two lines."""
     from pptx.enum.text import MSO_ANCHOR, PP_ALIGN
     from pptx.util import Inches
@@ -59,7 +66,7 @@ def _title(slide, text: str, size: int = 28) -> None:
     title.text_frame.vertical_anchor = MSO_ANCHOR.MIDDLE
     for paragraph in title.text_frame.paragraphs:
         paragraph.alignment = PP_ALIGN.LEFT
-    _style(title.text_frame, size, bold=True)
+    _style(title.text_frame, title_size(text), bold=True)
 
 
 def _title_slide(deck, summary: dict, notes: Sequence[str]) -> None:
@@ -123,6 +130,11 @@ def _table_slide(deck, item: TableItem) -> None:
         Inches(WIDTH_IN - 2 * MARGIN_IN), row_h * n_rows,
     )  # fmt: skip
     size = 14 if n_cols <= 6 else 12 if n_cols <= 8 else 10
+    lead = sum(1 for h in item.header if h in LEAD_COLUMNS)
+    narrow = [LEAD_COLUMNS.get(h, 0.0) for h in item.header[:lead]]
+    wide = (WIDTH_IN - 2 * MARGIN_IN - sum(narrow)) / max(n_cols - lead, 1)
+    for c, inches in enumerate(narrow + [wide] * (n_cols - lead)):
+        shape.table.columns[c].width = Inches(inches)
     for r, values in enumerate([item.header, *item.rows]):
         for c, value in enumerate(values):
             cell = shape.table.cell(r, c)

@@ -86,7 +86,10 @@ def sweeps(summary: dict, theme: Theme, barrier: str) -> list[FigureItem]:
     metrics = fsweep.metrics_of(summary)
     barriers = _barrier_metrics(metrics, barrier)
     items = []
+    groups = summary.get("groups", [])
     for axis in fsweep.axes_of(summary):
+        if axis != "sparsity" and len({str(g["setting"].get(axis)) for g in groups}) < 2:
+            continue  # the filters keep one value of this axis
         slug, name = axis.split(".")[-1], fsweep.AXIS_NAMES.get(axis, axis)
         if "test_acc" in metrics:
             items.append(
@@ -119,7 +122,8 @@ def _cell(row, name: str) -> str:
     mean = row.get(name)
     if mean is None or mean != mean:
         return "—"
-    text = f"{frank.human(mean)} [{row.get(f'{name}: 95%', '—')}]"
+    interval = row.get(f"{name}: 95%", "—")
+    text = frank.human(mean) + (f" [{interval}]" if interval != "—" else "")
     diff = row.get(f"{name}: vs dense")
     if diff is not None and diff == diff:
         text += f"\nvs dense {frank.human(diff)}{' *' if row.get(f'{name}: sig.') else ''}"

@@ -46,7 +46,8 @@ def _parts(item: FigureItem, figures: Sequence[tuple[go.Figure, str]]) -> list[F
         replace(
             item,
             name=f"{item.name}-{k}",
-            title=f"{item.title} ({k}/{n}: {what})",
+            title=f"{item.title} ({k}/{n})",
+            caption=f"Part {k} of {n}: {what}. {item.caption}",
             figure=fig,
         )
         for k, (fig, what) in enumerate(figures, 1)
