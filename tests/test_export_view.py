@@ -237,3 +237,29 @@ def test_every_slide_title_is_a_title_placeholder_and_tables_are_tables():
     cells = [[c.text for c in row.cells] for row in shape.table.rows]
     assert cells[0] == list(table.header) and cells[2][2] == "0.8\nvs dense -0.1 *"
     assert sum(c.width for c in shape.table.columns) <= deck.slide_width
+
+
+def test_a_heatmap_of_many_runs_is_split_by_rows_on_one_colour_scale():
+    from dashboard.figures.runs import layer_sparsity_heatmap
+
+    runs = [
+        {**_run("magnitude", 0.9, s, 0.8), "label": f"r{s}", "layer_sparsity": {"fc": s / 42}}
+        for s in range(42)
+    ]
+    item = FigureItem("Overview", "overview-layers", "Sparsity per layer", "words", go.Figure())
+    parts = split.run_parts(item, runs, layer_sparsity_heatmap)
+    assert len(parts) == 3 and [p.name for p in parts] == [
+        f"overview-layers-{k}" for k in (1, 2, 3)
+    ]
+    rows = [y for p in parts for y in p.figure.data[0].y]
+    assert rows == [r["label"] for r in runs]  # every run once, in order
+    assert {(p.figure.data[0].zmin, p.figure.data[0].zmax) for p in parts} == {(0, 100)}
+    assert parts[0].caption.startswith("Part 1 of 3: r0 … r13.")
+
+
+def test_accuracy_against_sparsity_is_not_drawn_twice_when_grouped(summary):
+    from dashboard.export import sections
+
+    each = [i.name for i in sections.sweeps(summary, NORMAL, "barrier_entezari", grouped=False)]
+    assert each == ["sweeps-accuracy-sparsity"]  # no pair computed: no barrier figure
+    assert sections.sweeps(summary, NORMAL, "barrier_entezari", grouped=True) == []

@@ -37,7 +37,7 @@ def _sections(
     """Every section in deck order: the export's own, then the figures' catalogue's others."""
     own: dict[str, Callable[[dict], list[FigureItem]]] = {
         "Overview": lambda s: sections.overview(s, reader, theme, grouped),
-        "Sweeps": lambda s: sections.sweeps(s, theme, barrier),
+        "Sweeps": lambda s: sections.sweeps(s, theme, barrier, grouped),
         "Ranking": lambda s: sections.ranking(s, theme, barrier),
         "Representations": lambda s: sections.representations(s, reader, theme),
         "Connectivity": lambda s: sections.connectivity(s, theme, barrier),

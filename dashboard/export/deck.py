@@ -22,7 +22,7 @@ TITLE_LAYOUT, TITLE_ONLY_LAYOUT = 0, 5
 WIDTH_IN, HEIGHT_IN = 13.333, 7.5
 MARGIN_IN = 0.4
 #: Inches of a table's leading columns (the names); the metrics share the rest.
-LEAD_COLUMNS = {"Setting": 1.7, "Method": 1.7, "Seeds": 0.8}
+LEAD_COLUMNS = {"Setting": 1.7, "Method": 1.7, "Seeds": 1.0}
 
 
 def _style(frame, size: int, *, bold: bool = False, color=None) -> None:

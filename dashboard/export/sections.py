@@ -16,7 +16,14 @@ from dataclasses import dataclass, replace
 
 import plotly.graph_objects as go
 
-from dashboard.export.split import BAR_GROUPS, chunks, cka_parts, path_parts, same_bar_range
+from dashboard.export.split import (
+    BAR_GROUPS,
+    chunks,
+    cka_parts,
+    path_parts,
+    run_parts,
+    same_bar_range,
+)
 from dashboard.figures import connectivity as fconn
 from dashboard.figures import ranking as frank
 from dashboard.figures import representations as frep
@@ -25,6 +32,7 @@ from dashboard.figures.catalogue import EMBEDDING_PANELS
 from dashboard.figures.catalogue import overview as overview_items
 from dashboard.figures.curves import shown_curves
 from dashboard.figures.items import FigureItem
+from dashboard.figures.runs import cached, layer_sparsity_heatmap
 from dashboard.figures.theme import Theme, apply
 from dashboard.results import Reader
 
@@ -58,15 +66,18 @@ def barrier_words(barrier: str) -> str:
 
 def overview(summary: dict, reader: Reader, theme: Theme, grouped: bool) -> list[FigureItem]:
     """The Overview figures; grouped: accuracy as the mean over seeds per method (95% band)."""
-    items = overview_items(summary, reader, theme)
-    if not grouped:
-        return items
-    mean = fsweep.metric_vs_axis(summary, ["test_acc"], "sparsity", theme)
-    words = "Mean test accuracy over seeds per method; band and bars: 95% interval (Student t)."
-    return [
-        replace(item, figure=mean, caption=words) if item.name == "overview-accuracy" else item
-        for item in items
-    ]
+    out: list[FigureItem] = []
+    layered = [r for r in cached(summary["runs"]) if r.get("layer_sparsity")]
+    for item in overview_items(summary, reader, theme):
+        if item.name == "overview-layers":
+            out += run_parts(item, layered, lambda runs: layer_sparsity_heatmap(runs, theme))
+        elif item.name == "overview-accuracy" and grouped:
+            mean = fsweep.metric_vs_axis(summary, ["test_acc"], "sparsity", theme)
+            words = "Mean test accuracy over seeds per method; band and bars: 95% interval."
+            out.append(replace(item, figure=mean, caption=words))
+        else:
+            out.append(item)
+    return out
 
 
 def _barrier_metrics(available: Sequence[str], barrier: str) -> list[str]:
@@ -81,8 +92,11 @@ def _barrier_metrics(available: Sequence[str], barrier: str) -> list[str]:
     return naive + aligned[:1]
 
 
-def sweeps(summary: dict, theme: Theme, barrier: str) -> list[FigureItem]:
-    """Test accuracy and the barrier (naive and aligned) against sparsity and each swept axis."""
+def sweeps(summary: dict, theme: Theme, barrier: str, grouped: bool) -> list[FigureItem]:
+    """Test accuracy and the barrier (naive and aligned) against sparsity and each swept axis.
+
+    Grouped, accuracy against sparsity is Overview's accuracy figure already: not repeated.
+    """
     metrics = fsweep.metrics_of(summary)
     barriers = _barrier_metrics(metrics, barrier)
     items = []
@@ -91,7 +105,7 @@ def sweeps(summary: dict, theme: Theme, barrier: str) -> list[FigureItem]:
         if axis != "sparsity" and len({str(g["setting"].get(axis)) for g in groups}) < 2:
             continue  # the filters keep one value of this axis
         slug, name = axis.split(".")[-1], fsweep.AXIS_NAMES.get(axis, axis)
-        if "test_acc" in metrics:
+        if "test_acc" in metrics and not (grouped and axis == "sparsity"):
             items.append(
                 FigureItem(
                     "Sweeps", f"sweeps-accuracy-{slug}", f"Test accuracy against {name}",

@@ -28,6 +28,8 @@ CKA_RUNS = 8
 PATH_PANELS = 4
 #: Most pair groups of a barrier bar chart on one slide (each a few bars, one per alignment).
 BAR_GROUPS = 6
+#: Most runs of a runs x layers heatmap on one slide (a row each, its label readable).
+HEATMAP_RUNS = 14
 
 
 def chunks(n: int, most: int) -> list[range]:
@@ -152,5 +154,30 @@ def path_parts(
         [
             (fig, f"{names[r[0]]} … {names[r[-1]]}")
             for fig, r in zip(figures, chunks(len(names), most), strict=True)
+        ],
+    )
+
+
+def run_parts(
+    item: FigureItem,
+    runs: Sequence[dict],
+    draw: Callable[[Sequence[dict]], go.Figure],
+    most: int = HEATMAP_RUNS,
+) -> list[FigureItem]:
+    """A figure with a row per run (``draw(runs)``) in parts of at most ``most`` runs, all on
+    the first part's colour range (a heatmap's ``zmin``/``zmax``, when it sets them)."""
+    if len(runs) <= most:
+        return [item]
+    parts = chunks(len(runs), most)
+    figures = [draw([runs[i] for i in part]) for part in parts]
+    scale = {k: getattr(figures[0].data[0], k, None) for k in ("zmin", "zmax")}
+    for fig in figures:
+        if all(v is not None for v in scale.values()):
+            fig.update_traces(**scale)
+    return _parts(
+        item,
+        [
+            (fig, f"{runs[r[0]]['label']} … {runs[r[-1]]['label']}")
+            for fig, r in zip(figures, parts, strict=True)
         ],
     )
