@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dashboard.export.view as views
 from analysis.atomic import write_atomic
 from analysis.errors import PrunescopeError, SpecError
 from analysis.store import Store
 from analysis.study import StudySpec
-from dashboard.export import view as views
 from dashboard.export.catalogue import check_barrier, export_catalogue, listing, pick
 from dashboard.export.common import (
     DECK,

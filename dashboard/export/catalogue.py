@@ -11,8 +11,8 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Sequence
 
+import dashboard.export.sections as sections
 from analysis.errors import PrunescopeError, SpecError
-from dashboard.export import sections
 from dashboard.export.common import Progress, no_progress
 from dashboard.figures import connectivity as fconn
 from dashboard.figures.catalogue import sections as figure_sections
