@@ -131,18 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write a study's figures: HTML report, PNG/SVG files, PPTX deck (read-only)"
     )
     p.add_argument("study", help="study TOML file")
-    p.add_argument("--out", required=True, help="folder to write into (created if needed)")
-    p.add_argument(
-        "--format",
-        default="html,png,svg,pptx",
-        help="comma-separated subset of html,png,svg,pptx (default: all; PNG/SVG/PPTX need "
-        "Chromium or Chrome)",
-    )
-    p.add_argument(
-        "--presentation",
-        action="store_true",
-        help="large fonts and thick lines in the HTML and images too (the deck always has them)",
-    )
+    _export_options(p)
     _common(p)
     p = sub.add_parser("dashboard", help="open the web dashboard of a study (on 127.0.0.1)")
     p.add_argument(
@@ -417,26 +406,46 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return _start_server(args).serve()
 
 
+def _export_options(p: argparse.ArgumentParser) -> None:
+    """The export's view: the sidebar's filters (or a copied link), figures, barrier."""
+    p.add_argument("--out", help="folder to write into (created if needed)")
+    p.add_argument("--format", default="html,png,svg,pptx", help="html,png,svg,pptx (default: all)")
+    p.add_argument("--presentation", action="store_true", help="large fonts in HTML, images too")
+    for name in ("setting", "method", "sparsity", "seed", "objective"):
+        p.add_argument(f"--{name}", action="append", help=f"only these {name}s (a,b)")
+    p.add_argument("--view", help="a dashboard link ('?method=a&seed=0'): export that view")
+    p.add_argument("--figures", default="", help="names, sections or globs (see --list)")
+    p.add_argument("--list", action="store_true", help="list the view's figures and stop")
+    p.add_argument("--barrier", default="barrier_entezari", help="barrier definition drawn")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a study's cached figures (never computes); say what is missing and where it went."""
-    from dashboard.export import check_formats, export_study
+    from dashboard import export
     from dashboard.figures import theme_for
 
-    formats = check_formats(args.format.split(","))
+    filters = export.filters_of(args.view, **{n: getattr(args, n) for n in export.FILTER_NAMES})
     study = _study(args, args.study)
+    if args.list:
+        print("\n".join(export.figure_list(study, _store(args), filters, args.barrier)))
+        return 0
 
     def progress(task: str, done: float, total: float) -> None:
         """One line per step (quiet: none)."""
         if not args.quiet and done < total:
             print(f"[{int(done) + 1}/{int(total)}] {task}", flush=True)
 
-    report = export_study(
+    report = export.export_study(
         study,
         _store(args),
         args.out,
-        formats,
+        args.format.split(","),
         theme=theme_for(args.presentation),
         progress=progress,
+        filters=filters,
+        figures=args.figures.split(","),
+        barrier=args.barrier,
+        strict=args.view is None,  # a link keeps the dashboard's leniency with old values
     )
     for line in report.missing:
         print(f"not computed, left out: {line}", file=sys.stderr)

@@ -41,7 +41,7 @@ from analysis.study import (
     with_available_data,
 )
 from dashboard import export
-from dashboard.figures import Theme
+from dashboard.figures import NORMAL, Theme
 from dashboard.jobs import JobBoard, JobView
 from dashboard.results import Reader
 
@@ -442,16 +442,42 @@ def export_left_out(summary: dict) -> list[str]:
     return export.missing_parts(summary)
 
 
+@st.cache_data(show_spinner="Listing the figures...", max_entries=16)
+def _export_figures(
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, state: str,
+    labels: tuple[str, ...], barrier: str, grouped: bool,
+) -> list[tuple[str, str]]:  # fmt: skip
+    """(name, 'Section: title') of every figure the export can make of the runs ``labels``."""
+    summary = _summary(study_path, mtime_ns, cache_dir, data_root, state)
+    runs = tuple(r for r in summary["runs"] if r["label"] in labels)
+    choice = export.Choice(runs=runs, barrier=barrier, grouped=grouped)
+    reader = _reader(study_path, mtime_ns, cache_dir, data_root)
+    _, items, _ = export.chosen_items(summary, reader, NORMAL, choice)
+    return [(i.name, f"{i.section}: {i.title}") for i in items]
+
+
+def export_figures(
+    loaded: Loaded, runs: Sequence[dict], barrier: str, grouped: bool
+) -> list[tuple[str, str]]:
+    """(name, 'Section: title') of every figure the export can make of ``runs``."""
+    labels = tuple(r["label"] for r in runs)
+    return _export_figures(*_key(loaded), store_state(loaded), labels, barrier, grouped)
+
+
 def build_export(
-    loaded: Loaded, summary: dict, formats: Sequence[str], *, theme: Theme, progress
+    loaded: Loaded, summary: dict, formats: Sequence[str], *, theme: Theme, progress, **choice
 ) -> export.Export:
     """The export's files in memory (read-only: nothing is computed, nothing written).
 
-    Never raises for what a user can cause: a format that could not be made is in
-    ``Export.failed`` with its one-line reason (all of them, when nothing could).
+    ``choice``: the fields of :class:`dashboard.export.Choice` (runs, figures, barrier,
+    grouped). Never raises for what a user can cause: a format that could not be made is
+    in ``Export.failed`` with its one-line reason (all of them, when nothing could).
     """
     try:
-        return export.build_export(summary, reader(loaded), formats, theme=theme, progress=progress)
+        return export.build_export(
+            summary, reader(loaded), formats, theme=theme, progress=progress,
+            choice=export.Choice(**choice),
+        )  # fmt: skip
     except PrunescopeError as err:
         reason = str(err).splitlines()[0]
         return export.Export(failed=dict.fromkeys(formats, reason))

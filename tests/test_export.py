@@ -308,6 +308,32 @@ def test_export_page_offers_the_html_download(filled, compute_forbidden, monkeyp
     assert any("figures ready" in s.value for s in at.success)
 
 
+def test_export_page_exports_the_sidebar_view_and_the_figures_picked(
+    filled, compute_forbidden, monkeypatch
+):
+    from streamlit.testing.v1 import AppTest
+
+    study, cache = filled
+    monkeypatch.setenv("PRUNESCOPE_STUDY", str(study))
+    monkeypatch.setenv("PRUNESCOPE_CACHE", str(cache))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["method"] = "magnitude"  # a copied link: the sidebar shows magnitude only
+    at.run()
+    at.switch_page("app_pages/export.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    picker = at.multiselect(key="export_figures")
+    assert any(o.endswith("(overview-accuracy)") for o in picker.options)
+    at.multiselect(key="export_figures").set_value(["overview-accuracy", "overview-layers"]).run()
+    at.multiselect(key="formats").set_value(["html"]).run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    built = at.session_state["export_built"][1]
+    page = built.report.decode()
+    assert re.findall(r"<figure id='([^']+)'", page) == ["overview-accuracy", "overview-layers"]
+    assert "Runs: 1 of 2 runs: method magnitude" in page and "dense s0" not in page
+    assert "Barrier: Loss barrier (Entezari)" in page
+
+
 def test_export_page_says_when_there_is_no_browser(
     filled, compute_forbidden, monkeypatch, tmp_path
 ):

@@ -1,8 +1,9 @@
-"""Export: the study's computed figures as an HTML report, PNG/SVG files and a PPTX deck."""
+"""Export: what the sidebar shows as an HTML report, PNG/SVG images and a PPTX deck."""
 
 import streamlit as st
 
 from dashboard import data, ui
+from dashboard.figures.connectivity import BARRIERS
 
 view = ui.view()
 st.title("Export")
@@ -12,33 +13,48 @@ if not view.summary["counts"]["cached"]:
     st.page_link("app_pages/compute.py", label="Compute the runs", icon=":material/play_arrow:")
     st.stop()
 st.caption(
-    "Every computed figure of the study, read from the store: an HTML report that opens "
-    "offline (one file, interactive), PNG and SVG images, and a 16:9 PPTX deck with one figure "
-    "per slide in the presentation theme. A single figure can also be saved from any page: "
-    "hover it and click the camera button in its toolbar (a high-resolution PNG)."
+    "The runs the sidebar shows, read from the store: an HTML report that opens offline (one "
+    "file, interactive), PNG and SVG images, and a 16:9 PPTX deck with one figure per slide in "
+    "the presentation theme (figures too large for a slide are split). A single figure can also "
+    "be saved from any page: hover it and click the camera button in its toolbar."
 )
+if not any(r["status"] == "cached" for r in view.runs):
+    st.info("None of the runs the sidebar shows is computed: widen the filters.")
+    st.stop()
+st.caption(f"{len(view.runs)} of {len(view.summary['runs'])} runs, as filtered in the sidebar.")
 ui.missing_note(view.summary)
 left_out = data.export_left_out(view.summary)
 if left_out:
     with st.expander(f"Left out: {len(left_out)} part(s) not computed"):
         st.markdown("\n".join(f"- {line}" for line in left_out))
 
+grouped = ui.grouped(view)
+barrier = ui.choice("Barrier (every figure)", BARRIERS, name="barrier", default="barrier_entezari")
+figures = data.export_figures(view.loaded, view.runs, barrier, grouped)
+titles = dict(figures)
+if "export_figures" in st.session_state:  # the filters changed: keep the names still there
+    st.session_state["export_figures"] = [n for n in st.session_state.export_figures if n in titles]
+picked = st.multiselect(
+    "Figures (none: all)", list(titles), format_func=lambda n: f"{titles[n]} ({n})",
+    key="export_figures",
+)  # fmt: skip
+
 browser, no_browser = data.export_browser()
 if browser is None:
     st.warning(no_browser, icon=":material/warning:")
-labels = {
-    "html": "HTML report",
-    "png": "PNG images",
-    "svg": "SVG images",
-    "pptx": "PPTX deck",
-}
+labels = {"html": "HTML report", "png": "PNG images", "svg": "SVG images", "pptx": "PPTX deck"}
 default = list(labels) if browser else ["html"]
 formats = st.multiselect("Formats", list(labels), default, format_func=labels.get, key="formats")
 st.caption(
     f"HTML and images use the {'presentation' if view.presentation else 'screen'} theme "
     "(switch it in the sidebar)."
 )
-signature = (tuple(formats), view.theme.name, data.store_state(view.loaded))
+runs = tuple(view.runs)
+choice = {"runs": runs, "figures": tuple(picked), "barrier": barrier, "grouped": grouped}
+signature = (
+    tuple(formats), view.theme.name, data.store_state(view.loaded),
+    tuple(r["label"] for r in runs), tuple(picked), barrier, grouped,
+)  # fmt: skip
 if st.button("Build the export", type="primary", icon=":material/build:", disabled=not formats):
     bar = st.progress(0.0, text="Drawing the figures...")
 
@@ -47,7 +63,7 @@ if st.button("Build the export", type="primary", icon=":material/build:", disabl
         bar.progress(min(done / total, 1.0) if total else 0.0, text=task)
 
     built = data.build_export(
-        view.loaded, view.summary, formats, theme=view.theme, progress=progress
+        view.loaded, view.summary, formats, theme=view.theme, progress=progress, **choice
     )
     st.session_state["export_built"] = (signature, built)
 

@@ -2,8 +2,8 @@
 
 Used by ``prunescope export STUDY.toml --out DIR`` and by the dashboard's Export
 page; no streamlit here. Everything is read from the store (never computed): the
-figures come from :func:`dashboard.figures.catalogue.study_catalogue`, the same
-builders the pages draw with.
+figures come from :func:`.catalogue.export_catalogue`, the same builders the
+pages draw with, for the runs a view shows (:mod:`.view`) and the figures picked.
 
 Each format stands on its own. The HTML report is built (and, by
 :func:`export_study`, written) before any browser starts; a format that fails (no
@@ -19,14 +19,16 @@ import io
 import os
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dashboard.export.view as views
 from analysis.atomic import write_atomic
 from analysis.errors import PrunescopeError, SpecError
 from analysis.store import Store
 from analysis.study import StudySpec
+from dashboard.export.catalogue import check_barrier, export_catalogue, listing, pick
 from dashboard.export.common import (
     DECK,
     FIGURES,
@@ -39,7 +41,7 @@ from dashboard.export.common import (
 from dashboard.export.deck import pptx_deck
 from dashboard.export.images import IMAGE_WIDTH, Job, Outcome, render_each, require_browser
 from dashboard.export.report import html_report
-from dashboard.figures.catalogue import study_catalogue
+from dashboard.export.sections import DEFAULT_BARRIER, TableItem, barrier_words
 from dashboard.figures.items import FigureItem
 from dashboard.figures.theme import NORMAL, PRESENTATION, Theme
 from dashboard.results import Reader
@@ -103,7 +105,71 @@ def check_formats(formats: Iterable[str]) -> list[str]:
     return [f for f in FORMATS if f in formats]
 
 
+# -- what to export ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    """What of a study to export: its runs, its figures, the barrier, seeds grouped or not.
+
+    ``runs``: the run records shown (None: every run; see :mod:`.view`).
+    ``figures``: names, sections or globs (``prunescope export --list``; empty: all).
+    ``barrier``: the one barrier definition every figure uses.
+    ``grouped``: methods as the mean over seeds (None: when a method has several seeds).
+    """
+
+    runs: tuple[dict, ...] | None = None
+    figures: tuple[str, ...] = ()
+    barrier: str = DEFAULT_BARRIER
+    grouped: bool | None = None
+
+    def __post_init__(self) -> None:
+        """Reject an unknown barrier at once, before any figure is drawn."""
+        check_barrier(self.barrier)
+
+
+def chosen_items(
+    summary: dict,
+    reader: Reader,
+    theme: Theme,
+    choice: Choice = Choice(),
+    progress: Progress = no_progress,
+) -> tuple[dict, list[FigureItem], list[str]]:
+    """(the summary narrowed to the chosen runs, the chosen figures, the words that say so).
+
+    Raises:
+        SpecError: a figure name that names nothing, or an unknown barrier.
+    """
+    runs = list(summary["runs"] if choice.runs is None else choice.runs)
+    narrow = views.narrowed(summary, runs)
+    several = views.grouped(views.Filters(grouped=choice.grouped), runs)
+    items = export_catalogue(
+        narrow, reader, theme, barrier=choice.barrier, grouped=several, progress=progress
+    )
+    notes = [f"Runs: {views.describe(summary, runs)}"]
+    if several:
+        notes.append("Methods: mean over seeds, 95% interval (Student t)")
+    notes.append(f"Barrier: {barrier_words(choice.barrier)}")
+    return narrow, pick(items, choice.figures), notes
+
+
 # -- building ------------------------------------------------------------------------
+
+
+def _something_computed(summary: dict, choice: Choice) -> None:
+    """Raise PrunescopeError when none of the study's (or the chosen) runs is computed."""
+    counts, info = summary["counts"], summary["study"]
+    if not counts["cached"]:
+        raise PrunescopeError(
+            f"nothing to export: none of the {counts['runs']} runs of study "
+            f"{info['name']!r} is computed in {info['cache_dir']}; "
+            "run `prunescope compute STUDY.toml` first"
+        )
+    if choice.runs is not None and not any(r["status"] == "cached" for r in choice.runs):
+        raise PrunescopeError(
+            f"nothing to export: none of the {len(choice.runs)} runs chosen is computed "
+            f"({counts['cached']} of the study's {counts['runs']} are); widen the filters"
+        )
 
 
 @dataclass
@@ -174,6 +240,7 @@ def _render_formats(
     *,
     summary: dict,
     deck_items: list[FigureItem],
+    notes: list[str],
     browser: str,
     progress: Progress,
     offset: int,
@@ -192,7 +259,7 @@ def _render_formats(
         elif fmt == "pptx":
             progress("pptx deck", offset + len(owner), total)
             try:
-                deck = pptx_deck(deck_items, summary, results[fmt])  # type: ignore[arg-type]
+                deck = pptx_deck(deck_items, summary, results[fmt], notes=notes)  # type: ignore[arg-type]
             except (PrunescopeError, OSError) as err:
                 formats.fail(fmt, f"building the deck failed: {_first_line(err)}")
                 return
@@ -230,9 +297,11 @@ def _image_jobs(
     """The images each static format needs: PNG/SVG in ``theme``'s width, the deck's PNGs wider."""
     width = IMAGE_WIDTH[theme.name]
     groups = {f: [(i.name, i.figure, f, width) for i in items] for f in static if f != "pptx"}
-    if "pptx" in static:
+    if "pptx" in static:  # a table is a native table on its slide: no image
         width = IMAGE_WIDTH["presentation"]
-        groups["pptx"] = [(i.name, i.figure, "png", width) for i in deck_items]
+        groups["pptx"] = [
+            (i.name, i.figure, "png", width) for i in deck_items if not isinstance(i, TableItem)
+        ]
     return groups
 
 
@@ -245,27 +314,24 @@ def build_export(
     progress: Progress = no_progress,
     browser: str | None = None,
     keep: Keep | None = None,
+    choice: Choice = Choice(),
 ) -> Export:
     """Build every requested format (read-only: nothing is computed); each failure is its own.
 
+    ``choice`` says which runs and figures, in which barrier (default: all, Entezari's).
     HTML, PNG and SVG use ``theme``; the deck always uses the presentation theme.
     ``keep(format, files)`` hears each format as soon as it is done (the HTML report
     before any browser starts). A format that could not be made is in
     ``Export.failed`` with its one-line reason; the others are still made.
 
     Raises:
-        SpecError: an unknown format.
-        PrunescopeError: nothing of the study is computed, so there is nothing to export.
+        SpecError: an unknown format, or a figure name that names no figure.
+        PrunescopeError: nothing of the study (or of the chosen runs) is computed.
     """
     formats = check_formats(formats)
-    counts = summary["counts"]
-    if not counts["cached"]:
-        raise PrunescopeError(
-            f"nothing to export: none of the {counts['runs']} runs of study "
-            f"{summary['study']['name']!r} is computed in {summary['study']['cache_dir']}; "
-            "run `prunescope compute STUDY.toml` first"
-        )
-    out = Export(missing=missing_parts(summary))
+    _something_computed(summary, choice)
+    narrow, items, notes = chosen_items(summary, reader, theme, choice, progress)
+    out = Export(missing=missing_parts(narrow))
     sink = _Formats(out, keep)
     static = [f for f in formats if f in STATIC]
     if static:
@@ -275,22 +341,22 @@ def build_export(
             for fmt in static:
                 sink.fail(fmt, err)
             static = []
-    items = study_catalogue(summary, reader, theme, progress)
     out.figures = len(items)
     deck_items: list[FigureItem] = []
     if "pptx" in static:
-        deck_items = items if theme == PRESENTATION else study_catalogue(
-            summary, reader, PRESENTATION
-        )  # fmt: skip
+        deck_items = items if theme == PRESENTATION else chosen_items(
+            summary, reader, PRESENTATION, choice
+        )[1]  # fmt: skip
     groups = _image_jobs(static, items, deck_items, theme)
     n_jobs = sum(len(g) for g in groups.values())
     total = n_jobs + ("html" in formats) + ("pptx" in static)
     if "html" in formats:
         progress("html report", 0, total)
-        sink.done("html", {REPORT: html_report(items, summary, missing=out.missing).encode()})
+        page = html_report(items, narrow, missing=out.missing, notes=notes)
+        sink.done("html", {REPORT: page.encode()})
     if groups:
         _render_formats(
-            groups, sink, summary=summary, deck_items=deck_items, browser=browser,
+            groups, sink, summary=narrow, deck_items=deck_items, notes=notes, browser=browser,
             progress=progress, offset=int("html" in formats), total=total,
         )  # fmt: skip
     out.failed = {f: out.failed[f] for f in FORMATS if f in out.failed}
@@ -313,34 +379,88 @@ class ExportReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def choose(
+    summary: dict,
+    filters: views.Filters | None = None,
+    figures: Sequence[str] = (),
+    barrier: str = DEFAULT_BARRIER,
+    *,
+    strict: bool = True,
+) -> Choice:
+    """The :class:`Choice` of the runs ``filters`` keep (see :func:`.view.select`).
+
+    Raises:
+        SpecError: ``strict`` and a filter value the study does not have, or an unknown barrier.
+    """
+    filters = filters or views.Filters()
+    runs = views.select(summary, filters, strict=strict)
+    every = len(runs) == len(summary["runs"])
+    return Choice(
+        runs=None if every else tuple(runs), figures=tuple(figures), barrier=barrier,
+        grouped=filters.grouped,
+    )  # fmt: skip
+
+
+def _summary(study: StudySpec | str | os.PathLike, store: Store, data_root: str | None):
+    """(the study, its summary); a study file is loaded with its dataset fallback."""
+    from analysis import plan
+    from analysis.study import load_study, with_available_data
+
+    if not isinstance(study, StudySpec):
+        study, _ = with_available_data(load_study(study), data_root)
+    return study, plan.summarize(study, store)
+
+
+def figure_list(
+    study: StudySpec | str | os.PathLike,
+    store: Store,
+    filters: views.Filters | None = None,
+    barrier: str = DEFAULT_BARRIER,
+    *,
+    data_root: str | None = None,
+) -> list[str]:
+    """One line per figure the view can export (``prunescope export --list``): name, title.
+
+    Raises:
+        SpecError: a filter value the study does not have, or an unknown barrier.
+    """
+    study, summary = _summary(study, store, data_root)
+    choice = choose(summary, filters, (), barrier)
+    return listing(chosen_items(summary, Reader(study, store), NORMAL, choice)[1])
+
+
 def export_study(
     study: StudySpec | str | os.PathLike,
     store: Store,
-    out_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None,
     formats: Iterable[str] = FORMATS,
     *,
     theme: Theme = NORMAL,
     progress: Progress = no_progress,
     data_root: str | None = None,
     browser: str | None = None,
+    filters: views.Filters | None = None,
+    figures: Sequence[str] = (),
+    barrier: str = DEFAULT_BARRIER,
+    strict: bool = True,
 ) -> ExportReport:
     """Export a study's cached results to ``out_dir``, writing each format as soon as it is done.
 
-    A study file is loaded with its dataset fallback. A format that fails (see
-    :func:`build_export`), including one whose files cannot be written (disk full,
-    read-only folder), is in ``ExportReport.failed``; the others are written.
+    ``filters`` keep runs as the dashboard's sidebar does (``strict``: a value the
+    study does not have is an error); ``figures`` picks figures by name, section or
+    glob; ``barrier`` is the one barrier definition of every figure. A format that
+    fails (see :func:`build_export`), including one whose files cannot be written
+    (disk full, read-only folder), is in ``ExportReport.failed``; the others are written.
 
     Raises:
-        SpecError: an unknown format.
-        PrunescopeError: nothing of the study is computed.
+        SpecError: no ``out_dir``; an unknown format, figure, barrier or filter value.
+        PrunescopeError: nothing of the study (or of the chosen runs) is computed.
     """
-    from analysis import plan
-    from analysis.study import load_study, with_available_data
-
+    if out_dir is None:
+        raise SpecError("out", "a folder to write into (or --list)", None, owner="export")
     start = time.perf_counter()
-    if not isinstance(study, StudySpec):
-        study, _ = with_available_data(load_study(study), data_root)
-    summary = plan.summarize(study, store)
+    study, summary = _summary(study, store, data_root)
+    choice = choose(summary, filters, figures, barrier, strict=strict)
     out = Path(out_dir)
     written: list[Path] = []
 
@@ -351,7 +471,7 @@ def export_study(
 
     built = build_export(
         summary, Reader(study, store), formats, theme=theme, progress=progress, browser=browser,
-        keep=write,
+        keep=write, choice=choice,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     return ExportReport(out, written, built.missing, built.figures, seconds, built.failed)

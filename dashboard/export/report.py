@@ -53,8 +53,9 @@ def _runs_html(summary: dict) -> str:
     )
 
 
-def _header(summary: dict, missing: list[str]) -> list[str]:
-    """The title block: study, dataset, model, seeds, what is computed, what was left out."""
+def _header(summary: dict, missing: list[str], notes: list[str]) -> list[str]:
+    """The title block: study, dataset, model, seeds, what is computed and shown, what was
+    left out."""
     info, counts = summary["study"], summary["counts"]
     esc = html.escape
     body = [
@@ -66,6 +67,7 @@ def _header(summary: dict, missing: list[str]) -> list[str]:
     ]
     if info.get("description"):
         body.append(f"<p>{esc(info['description'])}</p>")
+    body += [f"<p class='meta'>{esc(note)}</p>" for note in notes]
     body.append("</header>")
     if missing:
         body.append(
@@ -96,13 +98,22 @@ def _figure(item: FigureItem) -> str:
     )
 
 
-def html_report(items: Sequence[FigureItem], summary: dict, *, missing: Iterable[str] = ()) -> str:
-    """One self-contained HTML page: plotly.js inlined once, a title block, runs, sections."""
+def html_report(
+    items: Sequence[FigureItem],
+    summary: dict,
+    *,
+    missing: Iterable[str] = (),
+    notes: Iterable[str] = (),
+) -> str:
+    """One self-contained HTML page: plotly.js inlined once, a title block, runs, sections.
+
+    ``notes``: lines for the title block (the runs shown, the barrier definition).
+    """
     esc = html.escape
     sections: dict[str, list[FigureItem]] = {}
     for item in items:
         sections.setdefault(item.section, []).append(item)
-    body = _header(summary, list(missing))
+    body = _header(summary, list(missing), list(notes))
     body.append("<nav><ul><li><a href='#runs'>Runs</a></li>")
     body += [f"<li><a href='#{_slug(s)}'>{esc(s)}</a></li>" for s in sections]
     body.append("</ul></nav>")
