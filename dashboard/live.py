@@ -36,6 +36,12 @@ def running(cache_dir: str | Path) -> list[Live]:
     return live_files.running(cache_dir)
 
 
+def computing(loaded: data.Loaded, lives: list[Live] | None = None) -> bool:
+    """Whether a pass computes the study now (``lives``: the store's passes, if read already)."""
+    lives = running(loaded.source.cache_dir) if lives is None else lives
+    return loaded.study is not None and any(lv.study == loaded.study.name for lv in lives)
+
+
 def fingerprint(lives: list[Live], state: str | None) -> tuple:
     """What a page was drawn from: the passes running and, while any runs, the store's state.
 
@@ -143,7 +149,8 @@ def passes(loaded: data.Loaded) -> list[Live]:
 
 def running_note(summary: dict) -> bool:
     """Overview's note while a pass computes into the study's store (False: none runs)."""
-    lives = running(summary["study"]["cache_dir"])
+    info = summary["study"]
+    lives = [lv for lv in running(info["cache_dir"]) if lv.study == info["name"]]
     if not lives:
         return False
     now = time.time()

@@ -80,6 +80,16 @@ def test_a_dead_terminals_file_is_not_shown(empty_app):
     assert not at.button(key="start_runs").disabled
 
 
+def test_another_studys_pass_in_the_store_is_shown_and_blocks_nothing(empty_app):
+    at, cache = empty_app
+    fake_pass(cache, study="other")
+    at.run()
+    assert any("2 missing of 2 runs" in w.value for w in at.warning)  # not this study's work
+    at.switch_page("app_pages/compute.py").run()
+    assert any("Computing other" in m.value for m in at.markdown)
+    assert not at.button(key="start_runs").disabled
+
+
 def test_overview_shows_the_progress_instead_of_missing_runs(empty_app):
     at, cache = empty_app
     at.run()

@@ -21,7 +21,7 @@ st.caption(
     f"and every result is saved to `{view.loaded.source.cache_dir}` as soon as it is done."
 )
 started = data.compute_job(view.loaded)
-busy = bool(started and started.running) or bool(live.running(view.loaded.source.cache_dir))
+busy = bool(started and started.running) or live.computing(view.loaded)
 device = st.columns([1, 3])[0].selectbox(
     "Device",
     data.device_choices(),
@@ -37,7 +37,7 @@ def status() -> None:
     """The passes under way, then each part's status and its start button."""
     job = data.compute_job(view.loaded)
     lives = live.passes(view.loaded)
-    if (bool(job and job.running) or bool(lives)) != busy:
+    if (bool(job and job.running) or live.computing(view.loaded, lives)) != busy:
         st.rerun()  # a pass started (here, elsewhere, in a terminal) or ended: the app follows
     if job:
         live.job_outcome(job)
@@ -62,7 +62,7 @@ def status() -> None:
             + (f" (retrying {len(failed)} failed)" if failed else ""),
             key=f"start_{part}",
             disabled=busy,
-            help="A computation is under way in this store: it can be stopped above."
+            help="This study is being computed: that computation can be stopped above."
             if busy
             else None,
             type="primary",
