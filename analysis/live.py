@@ -266,6 +266,7 @@ class LiveFile:
         )  # fmt: skip
         self._steps: dict[str, Step] = {}
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # one write at a time (the thread, a forced flush)
         self._stop = threading.Event()
         self._dirty = True
         self._written = -math.inf
@@ -320,14 +321,15 @@ class LiveFile:
             self._dirty = False
         doc = json.dumps(self.snapshot().to_json()).encode()
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(doc)
-            os.replace(tmp, self.path)
-            self._written = now
-        except OSError:  # best effort: a read-only store loses the live view, not the work
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        with self._writing:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(doc)
+                os.replace(tmp, self.path)
+                self._written = now
+            except OSError:  # best effort: a read-only store loses the live view, not the work
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
 
     def _beat(self) -> None:
         """Writer thread: flush every tick until stopped."""

@@ -204,3 +204,12 @@ def test_cancel_stops_a_pools_workers_at_once(tmp_path):
         stopped = time.monotonic()
     assert stopped - asked[0] < 5  # not waiting for the workers' 10 s jobs
     assert not any(api.exists(s, store) for s in specs)
+
+
+def test_a_store_that_cannot_be_written_costs_the_live_view_not_the_work(tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store's folder would be")
+    with LiveFile(blocked, study="s") as tracker:
+        tracker("study", 0, 1)
+        tracker.flush(force=True)
+    assert live_mod.running(blocked) == []
