@@ -1,7 +1,7 @@
 """Live progress of a compute pass, in a small JSON file of the store that any process reads.
 
 Every compute pass (:func:`analysis.plan.compute_study`: ``prunescope compute``
-and ``demo``, and the dashboard's background job) writes ``<store>/live/<id>.json``:
+and ``demo``, and the dashboard's background job) writes ``<store>/.live/<id>.json``:
 the study, the process (host, pid, command), when it started, the results done
 of all asked and how many were computed (not found cached), and the sub-steps
 under way (task, k of N, when first seen), from which a reader estimates the time
@@ -49,7 +49,7 @@ from pathlib import Path
 from analysis.errors import PrunescopeError
 
 #: Folder of the live files, under the store's root.
-LIVE_DIR = "live"
+LIVE_DIR = ".live"
 #: Least seconds between two writes of one pass's file.
 WRITE_INTERVAL = 1.0
 #: Most seconds between two writes (the heartbeat that tells a slow step from a dead process).
