@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.api import Progress, no_progress
 from analysis.group_stats import group_statistics
+from analysis.live import LiveFile
 from analysis.parts import PARTS
 from analysis.store import Store
 from analysis.study import StudySpec
@@ -59,13 +60,20 @@ def compute_study(
     """Compute (or find cached) every spec of the study; failures are reported, not fatal.
 
     ``executor`` (default: in this process, one job at a time) runs the specs
-    and everything they depend on; see :mod:`analysis.executor`.
+    and everything they depend on; see :mod:`analysis.executor`. While it runs,
+    its progress is in the store's live file (:mod:`analysis.live`), which the
+    dashboard reads, and a cancel request there stops it.
+
+    Raises:
+        Cancelled: a cancel request reached it (a ``KeyboardInterrupt``); every
+            result finished before it stays in the store.
     """
     from analysis.executor import InProcess
 
     executor = executor if executor is not None else InProcess()
     specs = study_specs(study, only)
-    result = executor.run(specs, store, progress=progress, log=log)
+    with LiveFile(store.root, study=study.name, part=only, progress=progress, log=log) as live:
+        result = executor.run(specs, store, progress=live, log=live.log)
     report = Report(seconds=result.seconds)
     for key in dict.fromkeys(result.asked):
         outcome = result.jobs[key]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.api import Progress
+from analysis.live import Cancelled, origin
 
 #: Most log lines a job keeps (the newest).
 MAX_LOG = 200
@@ -28,7 +29,7 @@ class JobView:
     """A consistent copy of a job's state for drawing."""
 
     title: str
-    state: str  # "running" | "done" | "failed"
+    state: str  # "running" | "done" | "failed" | "cancelled"
     tasks: dict[str, tuple[float, float]]  # task -> (done, total); total 0 = unknown
     log: list[str]
     landed: int  # results computed (or failed) so far
@@ -87,12 +88,14 @@ class Job:
             del self.log_lines[:-MAX_LOG]
             self.landed += 1
 
-    def finish(self, *, result: Any = None, error: str | None = None) -> None:
-        """Mark the job done (or failed, with the reason)."""
+    def finish(
+        self, *, result: Any = None, error: str | None = None, cancelled: bool = False
+    ) -> None:
+        """Mark the job done (or failed, with the reason, or cancelled)."""
         with self._lock:
             self.result = result
             self.error = error
-            self.state = "failed" if error else "done"
+            self.state = "cancelled" if cancelled else "failed" if error else "done"
             self.finished = time.time()
             self.tasks = {k: v for k, v in self.tasks.items() if k == "study"}
 
@@ -157,9 +160,16 @@ class JobBoard:
 
 
 def _run(job: Job, work: Work) -> None:
-    """Thread body: run the work, record how it ended; never let an error escape silently."""
+    """Thread body: run the work, record how it ended; never let an error escape silently.
+
+    The work's compute passes say they come from the dashboard in their live files
+    (:mod:`analysis.live`); a cancel request there ends the job as ``cancelled``.
+    """
     try:
-        result = work(job.progress, job.log)
+        with origin("dashboard"):
+            result = work(job.progress, job.log)
+    except Cancelled:
+        job.finish(cancelled=True)
     except BaseException as err:  # a job's end must always be recorded
         first = f"{type(err).__name__}: {err}".splitlines()[0]
         job.log("".join(traceback.format_exception_only(err)).strip())

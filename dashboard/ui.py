@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.errors import PrunescopeError
-from dashboard import data
+from dashboard import data, live
 from dashboard.figures import Theme, theme_for
 from dashboard.jobs import JobView
 from dashboard.present import PRESENTATION_CSS, presenting, table  # noqa: F401  (pages: ui.*)
@@ -226,6 +226,7 @@ def sidebar() -> View:
             st.html(PRESENTATION_CSS)
         with head:
             view = _study_view()
+        live.watch(view.loaded)  # reruns the page when a result lands (draws nothing)
     view = View(view.loaded, view.summary, view.runs, presentation, view.error)
     st.session_state[_VIEW] = view
     return view
@@ -363,7 +364,7 @@ def failures(items: Sequence[dict], *, part_names: bool = True) -> None:
 def missing_note(summary: dict) -> None:
     """Say which runs are not computed yet and point to the Compute page."""
     counts = summary["counts"]
-    if not counts["missing"] and not counts["failed"]:
+    if not counts["missing"] and not counts["failed"] or live.running_note(summary):
         return
     absent = [r["label"] for r in summary["runs"] if r["status"] != "cached"]
     shown = ", ".join(absent[:8]) + (f" and {len(absent) - 8} more" if len(absent) > 8 else "")

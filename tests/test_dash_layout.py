@@ -17,8 +17,15 @@ DASHBOARD = ROOT / "dashboard"
 MAX_LINES = 500
 #: Files over MAX_LINES that their owner is splitting (issue #11); remove when done.
 BEING_SPLIT: set[str] = set()
-#: What a page may import: streamlit, and the dashboard's data, ui and figures.
-PAGE_IMPORTS = ("streamlit", "dashboard.data", "dashboard.ui", "dashboard.figures")
+#: What a page may import: streamlit, and the dashboard's data, ui, live (the work under way
+#: in the store, drawn) and figures.
+PAGE_IMPORTS = (
+    "streamlit",
+    "dashboard.data",
+    "dashboard.ui",
+    "dashboard.live",
+    "dashboard.figures",
+)
 
 
 def module_name(path: Path) -> str:

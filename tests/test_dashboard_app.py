@@ -17,6 +17,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from analysis import plan  # noqa: E402
+from analysis.live import LiveFile  # noqa: E402
 from analysis.store import Store  # noqa: E402
 from analysis.study import load_study  # noqa: E402
 
@@ -225,12 +226,14 @@ def test_compute_button_runs_in_the_background(filled, compute_forbidden, monkey
     release, started = threading.Event(), threading.Event()
 
     def fake_compute(study, store, *, only=None, progress, log, executor=None):
-        progress("study", 0, 1)
-        progress("random 50% s0: train", 3, 12)
-        started.set()
-        assert release.wait(60), "the test never released the job"
-        log("[1/1] run random 50% s0: done")
-        progress("study", 1, 1)
+        with LiveFile(store.root, study=study.name, progress=progress, log=log) as live:
+            live("study", 0, 1)
+            live("random 50% s0: train", 3, 12)
+            live.flush(force=True)  # the page reads the pass's live file
+            started.set()
+            assert release.wait(60), "the test never released the job"
+            live.log("[1/1] run random 50% s0: done")
+            live("study", 1, 1)
         return plan.Report(done=1)
 
     monkeypatch.setattr(plan, "compute_study", fake_compute)
@@ -241,7 +244,9 @@ def test_compute_button_runs_in_the_background(filled, compute_forbidden, monkey
     at.run()
     assert not at.exception
     bars = [p.text for p in at.get("progress")]
-    assert any("Study: 0 of 1" in t for t in bars) and any("train: 3 of 12" in t for t in bars)
+    assert any("0 of 1 results" in m.value for m in at.markdown)
+    assert any(t and t.startswith("random 50% s0: train: 3 of 12") for t in bars), bars
+    assert any("from the dashboard" in c.value for c in at.caption)
     assert at.button(key="start_runs").disabled  # one computation of a study at a time
     release.set()
     from dashboard import data

@@ -113,6 +113,15 @@ class ProcessPool(Executor):
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def _abandon(self) -> None:
+        """Stop the workers at once (their jobs commit nothing); a fresh pool starts on demand."""
+        if self._pool is not None:
+            for proc in pool_processes(self._pool).values():
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
     def _lost(self, handles: list[Any]) -> list[Any]:
         """Every other running job went down with the broken pool."""
         return handles

@@ -150,7 +150,30 @@ class Executor(ABC):
         progress: Progress = no_progress,
         log: Callable[[str], None] = lambda _msg: None,
     ) -> RunResult:
-        """Compute ``specs`` and their dependencies; a failure never stops the others."""
+        """Compute ``specs`` and their dependencies; a failure never stops the others.
+
+        Interrupted (Ctrl+C, or a cancel request: ``analysis.live.Cancelled``, raised
+        by ``progress``), the running jobs are abandoned (:meth:`_abandon`) and the
+        interrupt goes on up: nothing of theirs is committed, all finished before stays.
+        """
+        try:
+            return self._schedule(specs, store, progress=progress, log=log)
+        except KeyboardInterrupt:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """Stop the jobs running now, after an interrupt (in this process: nothing left to do)."""
+
+    def _schedule(
+        self,
+        specs: Iterable[Any],
+        store: Store,
+        *,
+        progress: Progress,
+        log: Callable[[str], None],
+    ) -> RunResult:
+        """The schedule of :meth:`run`."""
         start = time.perf_counter()
         specs = list(specs)
         result = RunResult(asked=[spec_key(s) for s in specs])

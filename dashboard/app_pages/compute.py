@@ -1,14 +1,16 @@
-"""Compute: what each part of the study has cached, missing or failed; start the missing work.
+"""Compute: the work under way in the store, what each part has cached, missing or failed.
 
-The work runs on a background thread (``data.start_compute``) shared by every
-browser session; this page only polls it: once a second while a job runs
-(whoever started it), every few seconds otherwise, so a job started from another
-session is followed too. Counts are read afresh as results land.
+Any compute pass writing into the study's store is shown (``dashboard.live``): the
+background job started here (``data.start_compute``, shared by every browser
+session) and a ``prunescope compute`` or ``demo`` running in a terminal, each
+with its sub-steps, the time left and a Stop button. The page polls once a
+second while one runs, every few seconds otherwise; counts are read afresh as
+results land.
 """
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, live, ui
 from dashboard.figures import status_table
 
 view = ui.view()
@@ -19,25 +21,26 @@ st.caption(
     f"and every result is saved to `{view.loaded.source.cache_dir}` as soon as it is done."
 )
 started = data.compute_job(view.loaded)
-polling = bool(started and started.running)
+busy = bool(started and started.running) or live.computing(view.loaded)
 device = st.columns([1, 3])[0].selectbox(
     "Device",
     data.device_choices(),
     key="compute_device",
-    disabled=polling,
+    disabled=busy,
     help="Where new work runs: auto picks CUDA, then MPS, then the CPU. Results are the same "
     "experiment on every device, and what one device computed is served on all of them.",
 )
 
 
-@st.fragment(run_every=ui.POLL_RUNNING_S if polling else ui.POLL_IDLE_S)
+@st.fragment(run_every=ui.POLL_RUNNING_S if busy else ui.POLL_IDLE_S)
 def status() -> None:
-    """Progress of the running job, then each part's status and its start button."""
+    """The passes under way, then each part's status and its start button."""
     job = data.compute_job(view.loaded)
-    if bool(job and job.running) != polling:
-        st.rerun()  # a job started (here or elsewhere) or ended: the whole app follows it
+    lives = live.passes(view.loaded)
+    if (bool(job and job.running) or live.computing(view.loaded, lives)) != busy:
+        st.rerun()  # a pass started (here, elsewhere, in a terminal) or ended: the app follows
     if job:
-        ui.job_progress(job)
+        live.job_outcome(job)
         if job.landed != st.session_state.get("landed_seen"):
             st.session_state["landed_seen"] = job.landed
             data.refresh()  # a result landed: summaries and statuses are read afresh
@@ -58,7 +61,10 @@ def status() -> None:
             f"Compute {len(todo)} missing"
             + (f" (retrying {len(failed)} failed)" if failed else ""),
             key=f"start_{part}",
-            disabled=polling,
+            disabled=busy,
+            help="This study is being computed: that computation can be stopped above."
+            if busy
+            else None,
             type="primary",
             icon=":material/play_arrow:",
         ):
