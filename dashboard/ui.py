@@ -19,7 +19,6 @@ import streamlit as st
 from analysis.errors import PrunescopeError
 from dashboard import data, live
 from dashboard.figures import Theme, theme_for
-from dashboard.jobs import JobView
 from dashboard.present import PRESENTATION_CSS, presenting, table  # noqa: F401  (pages: ui.*)
 
 _log = logging.getLogger(__name__)
@@ -413,32 +412,3 @@ def plot(fig: go.Figure, v: View, *, key: str | None = None, select: bool = Fals
         )  # fmt: skip
     st.plotly_chart(fig, theme=None, config=config, key=key, width="stretch")
     return None
-
-
-def job_progress(job: JobView) -> None:
-    """A background job's progress: one bar per task the backend reports, then its log."""
-    if job.running:
-        done, total = job.study
-        count = f" · {done:.0f} of {total:.0f} results" if total else ""
-        st.markdown(f"**Computing {job.title}** · {job.seconds:.0f} s{count}")
-        if job.current:
-            st.caption(f"Now: {job.current}")
-    for task, (done, total) in sorted(job.tasks.items(), key=lambda kv: kv[0] != "study"):
-        name = "Study" if task == "study" else task
-        if total:
-            text = f"{name}: {done:.0f} of {total:.0f}" + (" results" if task == "study" else "")
-            st.progress(min(done / total, 1.0), text=text)
-        else:
-            st.caption(f"{name}: {done:.0f}")
-    if job.state == "failed":
-        st.error(f"The computation stopped: {job.error}", icon=":material/error:")
-    elif job.state == "done" and job.result is not None:
-        r = job.result
-        st.success(
-            f"Finished in {job.seconds:.0f} s: {r.done} computed, {r.cached} already cached, "
-            f"{len(r.failed)} failed.",
-            icon=":material/check_circle:",
-        )
-    if job.log:
-        with st.expander(f"Log ({len(job.log)} lines)", expanded=False):
-            st.code("\n".join(job.log[-50:]), language=None)
