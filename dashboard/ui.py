@@ -91,14 +91,18 @@ def _filter(
     label: str, name: str, options: Sequence[Any], fmt: Callable[[Any], str] = str
 ) -> list[Any]:
     """A multiselect over ``options`` mirrored in the URL as ``?name=a&name=b`` (all: omitted)."""
-    key = f"filter_{name}"
+    key, seen = f"filter_{name}", f"_seen_{name}"
     encode = repr if options and isinstance(options[0], float) else str
     if key not in st.session_state:
         wanted = _from_url(name, options, encode)
         st.session_state[key] = list(options) if wanted is None else wanted
-    elif any(v not in options for v in st.session_state[key]):
-        # The study changed under the widget: drop the values it no longer has.
-        st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    else:
+        # The study changed under the widget: drop the values it no longer has, and show
+        # the ones it gained (a new sparsity level was never deselected).
+        before = st.session_state.get(seen, options)
+        kept = [v for v in st.session_state[key] if v in options]
+        st.session_state[key] = kept + [v for v in options if v not in before and v not in kept]
+    st.session_state[seen] = list(options)
     if len(options) > 1:
         chosen = st.multiselect(label, options, format_func=fmt, key=key)
     else:
@@ -207,10 +211,18 @@ def sidebar() -> View:
     upload = st.session_state["upload"]
     cache_dir = data.source(upload).cache_dir
     if upload and data.upload_path(cache_dir, upload) is None:
-        st.session_state["upload"] = None  # an unknown or malformed id in the URL: ignored
+        st.session_state["upload"] = None  # an unknown or malformed id in the URL: said once
+        st.session_state["_study_unknown"] = upload
     _set_param("study", st.session_state["upload"])
     with st.sidebar:
         st.markdown("### Study")
+        if unknown := st.session_state.pop("_study_unknown", None):
+            st.warning(
+                f"The study of this link ({unknown[:40]}) is not available here (opened "
+                "studies live in the store of the dashboard that opened them): showing the "
+                "default study.",
+                icon=":material/link_off:",
+            )
         head = st.container()  # filled last, drawn first
         _leave_controls(cache_dir)
         st.divider()
@@ -279,8 +291,26 @@ def _upload(cache_dir: str) -> None:
             st.error(f"Not opened: {error}", icon=":material/error:")
 
 
+def _reset_filters_for(study: str) -> None:
+    """Opening another study shows all its runs: the filters (and their URL) start afresh.
+
+    The first study of a session keeps the URL's filters (a shared link).
+    """
+    if st.session_state.get("_filters_study", study) != study:
+        for name in FILTERS:
+            st.session_state.pop(f"filter_{name}", None)
+            st.session_state.pop(f"_seen_{name}", None)
+            _set_param(name, None)
+    st.session_state["_filters_study"] = study
+
+
+#: The sidebar's run filters, by URL name.
+FILTERS = ("setting", "method", "sparsity", "seed", "objective")
+
+
 def _study_sidebar(loaded: data.Loaded, summary: dict) -> View:
     """Study name, dataset, fallback note and the run filters."""
+    _reset_filters_for(loaded.source.study_path)
     info = summary["study"]
     counts = summary["counts"]
     st.markdown(f"**{info['name']}**")

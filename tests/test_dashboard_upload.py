@@ -110,6 +110,8 @@ def test_unknown_or_path_like_study_id_is_ignored(app, bad):
     assert not at.exception and not at.error
     assert "the-default" in sidebar_text(at)
     assert "study" not in at.query_params
+    (said,) = at.sidebar.warning  # not silently: the link's study is not here
+    assert "not available here" in said.value and "default study" in said.value
 
 
 def _breaks(monkeypatch, where: str) -> None:
