@@ -52,9 +52,11 @@ with left:
 with right:
     rel = ui.choice("Margin for other metrics", verdicts.RELATIVE, name="diff", default="0.05")
 margin = verdicts.Margin(points=float(pts), relative=float(rel))
+wide = {"Metric": st.column_config.TextColumn("Metric", width="large")}
 if mode == "methods":
     frame = cm.methods_table(summary, sides[0][2], sides[1][2], margin)
-    st.dataframe(cm.styled(frame), hide_index=True, width="stretch", height="content")
+    st.dataframe(cm.styled(frame), hide_index=True, width="stretch", height="content",
+                 column_config=wide)  # fmt: skip
     st.caption(
         "B − A: the mean of the differences over the seeds both have (paired), with its 95% "
         "interval (Student t). Seed std: each side's seed-to-seed spread, the yardstick for a "
@@ -63,7 +65,8 @@ if mode == "methods":
     )
 else:
     frame = fc.judged(fc.metrics_table(summary, a["label"], b["label"]), margin)
-    st.dataframe(fc.styled(frame), hide_index=True, width="stretch", height="content")
+    st.dataframe(fc.styled(frame), hide_index=True, width="stretch", height="content",
+                 column_config=wide)  # fmt: skip
     st.caption("One run each: B − A is judged against the margin, with no interval.")
 pair_runs = [groups.get(side[1], []) for side in sides] if mode == "methods" else [[a], [b]]
 first = [runs[0] for runs in pair_runs]  # the first seed of each side

@@ -139,6 +139,8 @@ def methods_table(
         (ma, sa), (mb, sb) = spread(list(a.values())), spread(list(b.values()))
         diff, ci, how = difference(a, b)
         verdict = judge(key[1], better, ma, mb, diff, ci, margin)
+        if ci is None and verdict.startswith(("B ", "changed")):
+            verdict += " (no interval)"  # one seed (or pair): the difference itself was judged
         low, high = ci if ci else (math.nan, math.nan)
         rows.append([*key, ma, sa, mb, sb, diff, low, high, how, verdict])
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -150,8 +152,11 @@ def styled(frame: pd.DataFrame):
     texts = []
     for _, row in frame.iterrows():
         low, high = row["95% low"], row["95% high"]
-        if in_percent(row["Metric"]) and math.isfinite(low):
-            texts.append(f"{human(low, sign=True)} to {human(high, sign=True)} points")
+        unit = " points" if in_percent(row["Metric"]) else ""
+        if math.isfinite(low) and low == high:
+            texts.append(f"{human(low, sign=True)}{unit} (no spread)")
+        elif math.isfinite(low):
+            texts.append(f"{human(low, sign=True)} to {human(high, sign=True)}{unit}")
         else:
             texts.append(interval_text(low, high))
     shown.insert(7, "95% interval of B − A", texts)
@@ -296,6 +301,7 @@ def training_groups(
     groups = {key: runs for _, key, runs in sides}
     title = f"Training curves, A (solid) and B (dashed)<br><sup>{bands.subtitle(groups)}</sup>"
     apply(fig, theme, title=title)
+    fig.update_layout(margin={"t": theme.title_size * 5})  # title, subtitle, then panel titles
     fig.update_xaxes(title_text="Epoch")
     fig.update_annotations(font={"size": theme.font_size + 1})
     return fig

@@ -31,6 +31,18 @@ NUMBERS = {
     "flips_lost": ("Flips lost vs dense", False),
     "flips_gained": ("Flips gained vs dense", False),
 }
+#: The values a number can take: an interval is clipped to them (with 2 seeds, t = 12.7
+#: reaches far past them).
+BOUNDS = {
+    "knn_acc": (0.0, 1.0),
+    "silhouette": (-1.0, 1.0),
+    "cka_to_dense": (0.0, 1.0),
+    "trustworthiness_2d": (0.0, 1.0),
+    "flips_lost": (0.0, math.inf),
+    "flips_gained": (0.0, math.inf),
+}
+#: Panels per row of the figure.
+PER_ROW = 3
 
 Values = dict[str, float]
 
@@ -75,12 +87,23 @@ def _seeds(numbers: Mapping[str, list[float]]) -> int:
     return max((len(v) for v in numbers.values()), default=0)
 
 
-def _cell(values: Sequence[float], in_percent: bool) -> str:
+def summary_of(metric: str, values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high) over seeds, the 95% interval clipped to the number's range, in the
+    units shown (a fraction in %)."""
+    if not values:
+        return math.nan, math.nan, math.nan
+    mean, low, high = (float(v) for v in bands.interval(np.asarray(values, dtype=float)))
+    lo, hi = BOUNDS[metric]
+    scale = 100.0 if NUMBERS[metric][1] else 1.0
+    return scale * mean, scale * max(low, lo), scale * min(high, hi)
+
+
+def _cell(metric: str, values: Sequence[float]) -> str:
     """``93.1% (92.0 to 94.2)``: the mean over seeds and its 95% interval (``—`` for none)."""
     if not values:
         return "—"
-    scale = 100.0 if in_percent else 1.0
-    mean, low, high = (scale * float(v) for v in bands.interval(np.asarray(values)))
+    in_percent = NUMBERS[metric][1]
+    mean, low, high = summary_of(metric, values)
     text = human(mean) + ("%" if in_percent else "")
     return text + (f" ({human(low)} to {human(high)})" if len(values) > 1 else "")
 
@@ -93,7 +116,7 @@ def group_table(groups: Mapping[bands.GroupKey, Mapping[str, list[float]]]) -> p
     for key in keys:
         row = {"Method": bands.group_name(key, keys), "Seeds": _seeds(groups[key])}
         for metric in used:
-            row[NUMBERS[metric][0]] = _cell(groups[key][metric], NUMBERS[metric][1])
+            row[NUMBERS[metric][0]] = _cell(metric, groups[key][metric])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -105,16 +128,14 @@ def group_figure(
     keys = list(groups)
     metrics = [m for m in NUMBERS if any(groups[k][m] for k in keys)]
     names = [bands.group_name(k, keys) for k in keys]
+    rows = max(-(-len(metrics) // PER_ROW), 1)
     fig = make_subplots(
-        rows=1, cols=max(len(metrics), 1), horizontal_spacing=0.05,
+        rows=rows, cols=min(len(metrics), PER_ROW) or 1, horizontal_spacing=0.07,
+        vertical_spacing=0.3 / rows + 0.1,
         subplot_titles=[NUMBERS[m][0] + (" (%)" if NUMBERS[m][1] else "") for m in metrics],
     )  # fmt: skip
-    for col, metric in enumerate(metrics, 1):
-        scale = 100.0 if NUMBERS[metric][1] else 1.0
-        stats = np.array([
-            [scale * float(v) for v in bands.interval(np.asarray(groups[k][metric]))]
-            if groups[k][metric] else [np.nan] * 3 for k in keys
-        ])  # fmt: skip
+    for i, metric in enumerate(metrics):
+        stats = np.array([summary_of(metric, groups[k][metric]) for k in keys]).reshape(-1, 3)
         mean, low, high = stats[:, 0], stats[:, 1], stats[:, 2]
         fig.add_trace(
             go.Bar(
@@ -127,7 +148,7 @@ def group_figure(
                 hovertemplate="<b>%{x}</b><br>%{y:.4g} (95% %{customdata[0]:.4g} to "
                 "%{customdata[1]:.4g})<extra></extra>",
             ),
-            row=1, col=col,
+            row=i // PER_ROW + 1, col=i % PER_ROW + 1,
         )  # fmt: skip
     counts = sorted({_seeds(v) for v in groups.values()}) or [0]
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
@@ -135,8 +156,9 @@ def group_figure(
         "Representation numbers per method<br><sup>mean over "
         f"{seeds} seeds, error bars: 95% interval (Student t)</sup>"
     )
-    apply(fig, theme, title=title)
-    fig.update_xaxes(tickangle=-35, ticks="", type="category")
+    apply(fig, theme, title=title, height=int(theme.height * (0.75 + 0.55 * (rows - 1))))
+    fig.update_layout(margin={"t": theme.title_size * 5})  # title, subtitle, then panel titles
+    fig.update_xaxes(tickangle=-30, ticks="", type="category")
     fig.update_annotations(font={"size": theme.font_size})
     return fig
 

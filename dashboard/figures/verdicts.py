@@ -101,31 +101,31 @@ def _side(b_higher: bool, better: str) -> str:
 
 def color(verdict: str) -> str:
     """The background of a verdict cell (``""``: none)."""
-    if verdict == "B better":
+    if verdict.startswith("B better"):
         return BETTER
-    if verdict == "B worse":
+    if verdict.startswith("B worse"):
         return WORSE
-    return NEUTRAL if verdict == "changed" else ""
+    return NEUTRAL if verdict.startswith("changed") else ""
 
 
 def style(frame: pd.DataFrame, numbers: dict[str, str]):
-    """``frame`` as a pandas Styler: verdicts coloured, numbers for people.
+    """``frame`` as text for people, verdicts coloured (a pandas Styler).
+
+    Every number becomes text here (``87.4``, ``11.1k``, ``+0.52 points``, ``—``):
+    a table cell left NaN reads "None" in the browser whatever the Styler says.
 
     Args:
         frame: a table with ``Metric`` and ``Verdict`` columns.
         numbers: column -> ``value`` (means, spreads: ``87.4``) or ``diff``
             (signed; in points on a percentage's row: ``+0.52 points``).
     """
-    percent_rows = frame.index[frame["Metric"].map(in_percent)]
-    styler = frame.style.apply(
+    shown = frame.copy()
+    for column, kind in numbers.items():
+        shown[column] = [
+            human(v) if kind == "value" else points(v) if in_percent(m) else human(v, sign=True)
+            for m, v in zip(frame["Metric"], frame[column], strict=True)
+        ]
+    return shown.style.apply(
         lambda column: [f"background-color: {color(v)}" if color(v) else "" for v in column],
         subset=["Verdict"],
     )
-    for column, kind in numbers.items():
-        if kind == "value":
-            styler = styler.format(human, subset=[column])
-        else:
-            styler = styler.format(lambda v: human(v, sign=True), subset=[column])
-            rows = pd.IndexSlice[percent_rows, [column]]
-            styler = styler.format(points, subset=rows)
-    return styler
