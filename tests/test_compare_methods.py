@@ -96,7 +96,8 @@ def test_methods_are_compared_over_their_seeds_by_default(app, two_seeds):
     row = table.loc["Test accuracy (%)"]
     assert row["Seeds"] == "2 paired"
     assert row["B − A"] == points(np.mean(diffs))  # the mean paired difference, in points
-    assert row["A seed std"] == human(np.std([acc["dense", s] for s in (0, 1)], ddof=1))
+    dense = [acc["dense", s] for s in (0, 1)]
+    assert row["A ± seed std"] == f"{human(np.mean(dense))} ± {human(np.std(dense, ddof=1))}"
     low, high = bands.interval(np.array(diffs)[:, None])[1:]
     assert row["95% interval of B − A"] == (
         f"{human(low[0], sign=True)} to {human(high[0], sign=True)} points"
@@ -195,7 +196,8 @@ def test_differences_are_paired_by_seed():
     assert np.isnan(barrier["95% low"])
     shown = cm.styled(table.reset_index()).data.set_index("Metric")
     assert shown.loc["Test accuracy (%)", "B − A"] == "-1.7 points"
-    assert shown.loc["Test loss barrier between seeds, weight", "A seed std"] == "—"
+    assert shown.loc["Test loss barrier between seeds, weight", "A ± seed std"] == "0.1"
+    assert shown.loc["Test accuracy (%)", "A ± seed std"] == "91 ± 1"
 
 
 def test_groups_without_shared_seeds_are_compared_unpaired():

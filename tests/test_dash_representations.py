@@ -177,7 +177,7 @@ def test_run_table_formats_numbers_for_people():
     assert list(table.index) == ["magnitude 90% s1", "dense s0"]
     assert table.loc["magnitude 90% s1", "k-NN accuracy"] == "60%"
     assert table.loc["magnitude 90% s1", "CKA to dense"] == "0.7"
-    assert table.loc["dense s0", "Trustworthiness of 2-D UMAP"] == "—"
+    assert table.loc["dense s0", "Trustworthiness (2-D)"] == "—"
 
 
 def test_cka_range_and_clicks():

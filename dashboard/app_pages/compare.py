@@ -52,7 +52,7 @@ with left:
 with right:
     rel = ui.choice("Margin for other metrics", verdicts.RELATIVE, name="diff", default="0.05")
 margin = verdicts.Margin(points=float(pts), relative=float(rel))
-wide = {"Metric": st.column_config.TextColumn("Metric", width="large")}
+wide = {"Metric": st.column_config.TextColumn("Metric", width="medium")}
 if mode == "methods":
     frame = cm.methods_table(summary, sides[0][2], sides[1][2], margin)
     st.dataframe(cm.styled(frame), hide_index=True, width="stretch", height="content",

@@ -25,11 +25,11 @@ from dashboard.figures.theme import NORMAL, Theme, apply, method_color
 #: Number -> (column title, whether it is a fraction shown in %).
 NUMBERS = {
     "knn_acc": ("k-NN accuracy", True),
-    "silhouette": ("Silhouette by class", False),
+    "silhouette": ("Silhouette", False),
     "cka_to_dense": ("CKA to dense", False),
-    "trustworthiness_2d": ("Trustworthiness of 2-D UMAP", False),
-    "flips_lost": ("Flips lost vs dense", False),
-    "flips_gained": ("Flips gained vs dense", False),
+    "trustworthiness_2d": ("Trustworthiness (2-D)", False),
+    "flips_lost": ("Flips lost", False),
+    "flips_gained": ("Flips gained", False),
 }
 #: The values a number can take: an interval is clipped to them (with 2 seeds, t = 12.7
 #: reaches far past them).
