@@ -11,6 +11,7 @@ from analysis import plan
 from analysis.store import Store
 from analysis.study import load_study
 from dashboard.figures import compare as fc
+from dashboard.figures.verdicts import Margin
 from tests.test_export import prefilled
 
 PAGE = "app_pages/compare.py"
@@ -60,9 +61,12 @@ def test_compare_page_draws_every_analysis_of_two_runs(app, filled):
     expected |= {"sharpness"} if has["landscape"] else set()
     assert set(figures) == expected
     assert "B: magnitude 50% s0" in names(figures["curves"])
+    assert app.radio(key="choice_mode").value == "runs"  # one seed: runs are compared
     table = app.dataframe[0].value.set_index("Metric")
-    assert table.loc["Achieved sparsity (%)", "B"] == pytest.approx(50.0, abs=0.5)
-    assert table.loc["Achieved sparsity (%)", "B − A"] == pytest.approx(50.0, abs=0.5)
+    assert float(table.loc["Achieved sparsity (%)", "B"]) == pytest.approx(50.0, abs=0.5)
+    assert table.loc["Achieved sparsity (%)", "B − A"].endswith(" points")
+    assert table.loc["Achieved sparsity (%)", "Verdict"] == "changed"
+    assert "e+" not in " ".join(table["A"]) + " ".join(table["B"])  # numbers for people
     for part in ("representations", "robustness", "connectivity", "landscape"):
         lacking = [
             r for r in ("dense s0", "magnitude 50% s0") if not fc.available(summary, r)[part]
@@ -87,13 +91,14 @@ def test_changing_run_b_changes_the_figures(app):
 
 
 def test_url_reopens_the_comparison(app):
-    app.query_params = {"a": "magnitude 50% s0", "b": "dense s0", "diff": "0.25"}
+    app.query_params = {"a": "magnitude 50% s0", "b": "dense s0", "diff": "0.25", "points": "2"}
     app.run()
     app.switch_page(PAGE).run()
     assert not app.exception
     assert app.selectbox(key="select_a").value == "magnitude 50% s0"
     assert app.selectbox(key="select_b").value == "dense s0"
     assert app.radio(key="choice_diff").value == "0.25"
+    assert app.radio(key="choice_points").value == "2"
 
 
 # -- pure functions ----------------------------------------------------------------
@@ -174,18 +179,20 @@ def test_metrics_table_lines_up_both_runs():
     assert np.isnan(rows.loc["Top Hessian eigenvalue", "A"])
 
 
-def test_differences_are_coloured_by_which_side_is_better():
-    frame = fc.metrics_table(SUMMARY, "dense s0", "magnitude 90% s0").set_index("Metric")
-    colors = dict(zip(frame.index, fc.difference_colors(frame.reset_index()), strict=True))
-    assert colors["Test accuracy (%)"] == fc.WORSE  # lower accuracy
-    assert colors["mCE (% of dense)"] == fc.BETTER  # lower mCE
-    assert colors["Achieved sparsity (%)"] == fc.NEUTRAL  # changed, neither side better
-    assert colors["Nonzero parameters"] == ""  # equal
-    assert colors["Top Hessian eigenvalue"] == ""  # one side missing: nothing to compare
-    small = fc.metrics_table(SUMMARY, "dense s0", "magnitude 90% s0")
-    assert not fc.differs(small, threshold=0.5)[small["Metric"] == "Test accuracy (%)"].any()
-    html = fc.styled(small).to_html()
-    assert fc.WORSE.lower() in html.lower() and fc.BETTER.lower() in html.lower()
+def test_each_difference_gets_a_verdict_against_the_margin():
+    frame = fc.metrics_table(SUMMARY, "dense s0", "magnitude 90% s0")
+    verdicts = fc.judged(frame, Margin(points=0.5, relative=0.05)).set_index("Metric")["Verdict"]
+    assert verdicts["Test accuracy (%)"] == "B worse"  # 10 points lower
+    assert verdicts["mCE (% of dense)"] == "B better"  # lower mCE
+    assert verdicts["Achieved sparsity (%)"] == "changed"  # neither side better
+    assert verdicts["Nonzero parameters"] == "within 5%"  # equal
+    assert verdicts["Top Hessian eigenvalue"] == ""  # one side missing: nothing to compare
+    wide = fc.judged(frame, Margin(points=20.0)).set_index("Metric")["Verdict"]
+    assert wide["Test accuracy (%)"] == "within 20 points"
+    shown = fc.styled(fc.judged(frame)).data.set_index("Metric")
+    assert shown.loc["Test accuracy (%)", "B − A"] == "-10 points"
+    assert shown.loc["Test loss", "B − A"] == "+0.2" and shown.loc["Test loss", "A"] == "0.3"
+    assert shown.loc["Top Hessian eigenvalue", "A"] == "—"
 
 
 def test_missing_analyses_are_reported_not_raised():

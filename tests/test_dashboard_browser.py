@@ -27,7 +27,7 @@ PAGES = [
     ("overview", "/", 3),
     ("compute", "/compute", 0),
     ("representations", "/representations", 5),
-    ("representations-3d", "/representations?dims=3&color=flip", 5),
+    ("representations-3d", "/representations?dims=3&color=flip", 4),  # + the linked 3-D scenes
     ("robustness", "/robustness", 5),
     ("connectivity", "/connectivity", 5),  # + the variance collapse of the REPAIR pairs
     ("connectivity-presentation", "/connectivity?present=1&barrier=accuracy_barrier", 5),

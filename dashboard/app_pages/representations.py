@@ -1,8 +1,10 @@
-"""Representations: aligned embeddings of 2-4 runs, CKA, geometry per class, flipped samples."""
+"""Representations: aligned embeddings of 2-4 runs (one sample ringed in each, ``?sample=``),
+CKA, the numbers per run or per method, geometry per class, flipped samples."""
 
 import streamlit as st
 
 from dashboard import data, ui
+from dashboard.figures import representation_numbers as rn
 from dashboard.figures import representations as fr
 
 view = ui.view()
@@ -41,27 +43,39 @@ left, right = st.columns(2)
 with left:
     color_by = ui.choice("Colour by", fr.COLOR_BY, name="color", default="class")
 with right:
-    dims = ui.choice("Embedding", {"2": "2-D", "3": "3-D"}, name="dims", default="2")
-
-plot_col, sample_col = st.columns([4, 1]) if not view.presentation else (st.container(),) * 2
-with plot_col:
-    fig = fr.embedding_scatter(rep, chosen, color_by, view.theme, dims=int(dims))
-    event = ui.plot(fig, view, key="embedding", select=dims == "2")
-points = (event.selection.points if event else None) or []
-if points and "customdata" in points[0]:
-    st.session_state["sample"] = int(points[0]["customdata"][0])
-with sample_col:
-    positions = list(range(len(rep["labels"])))
-    pos = st.selectbox(
-        "Show sample #",
-        positions,
-        format_func=lambda p: str(int(rep["indices"][p])),
-        key="sample",
-        help="Or click a point in the 2-D plot.",
+    dims = ui.choice(
+        "Embedding", {"2": "2-D", "3": "3-D (cameras linked)"}, name="dims", default="2"
     )
-    ui.plot(fr.sample_view(rep, pos, chosen, view.theme), view, key="sample_image")
+
+# A click on a point (the chart's state, read before it is drawn again) chooses the sample.
+indices = [str(int(i)) for i in rep["indices"]]
+clicked = fr.clicked_index(st.session_state.get("embedding"))
+if clicked in indices and clicked != st.session_state.get("_sample_clicked"):
+    st.session_state["_sample_clicked"] = clicked
+    st.session_state["select_sample"] = clicked
+plot_col, sample_col = st.columns([4, 1]) if not view.presentation else (st.container(),) * 2
+with sample_col:
+    index = ui.select("Sample (dataset index)", indices, name="sample", default=indices[0])
+    pos = fr.sample_position(rep, index)
+    st.caption("Click a point in the 2-D plot: it is ringed in every panel.")
+    if "images" in rep:
+        ui.plot(fr.sample_view(rep, pos, chosen, view.theme), view, key="sample_image")
+with plot_col:
+    fig = fr.embedding_scatter(rep, chosen, color_by, view.theme, dims=int(dims), sample=pos)
+    if dims == "2":
+        ui.plot(fig, view, key="embedding", select=True)
+    else:
+        html = fr.linked_embedding_html(fig, presentation=view.presentation)
+        st.iframe(html, height=int(fig.layout.height) + 20, alt="3-D embeddings")
+        st.caption("Drag one scene: the others turn with it (the toolbar's home button resets).")
 
 ui.plot(fr.cka_heatmap(rep, chosen if len(chosen) > 1 else None, view.theme), view, key="cka")
+if ui.grouped(view):
+    groups = rn.group_values(rep["summary"], view.runs)
+    ui.plot(rn.group_figure(groups, view.theme), view, key="numbers")
+    ui.table(rn.group_table(groups))
+else:
+    ui.table(rn.run_table(rep["summary"], [lab for lab in labels if lab in shown]))
 ui.plot(fr.geometry_bars(rep, chosen, view.theme), view, key="geometry")
 pruned = [r for r in chosen if fr.reference_of(rep, r) != r]
 if pruned:

@@ -17,14 +17,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply, method_color, method_symbol
+from dashboard.figures.verdicts import Margin, judge, style
 
 #: Line dash and bar pattern of run A and run B, so the two stay apart when they
 #: share a method (and so a colour).
 DASH = {"A": "solid", "B": "dash"}
 PATTERN = {"A": "", "B": "/"}
-#: Colours of a difference: B better, B worse, and a change with no better side.
-BETTER, WORSE, NEUTRAL = "#D4EFE6", "#F7D9C4", "#FFF4B8"
-DEFAULT_THRESHOLD = 0.05  # relative change that counts as a difference
+DEFAULT_MARGIN = Margin()
 
 
 def run(summary: Mapping[str, Any], label: str) -> dict | None:
@@ -194,37 +193,18 @@ def metrics_table(summary: Mapping[str, Any], a: str, b: str) -> pd.DataFrame:
     return frame
 
 
-def differs(frame: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.Series:
-    """True where |B − A| is at least ``threshold`` of the larger of |A| and |B|."""
-    scale = np.maximum(frame["A"].abs(), frame["B"].abs()).replace(0, np.nan)
-    return ((frame["B − A"].abs() / scale) >= threshold).fillna(False).astype(bool)
+def judged(frame: pd.DataFrame, margin: Margin = DEFAULT_MARGIN) -> pd.DataFrame:
+    """The metrics table with a ``Verdict`` on each ``B − A`` (one run each: no interval)."""
+    verdicts = [
+        judge(row["Metric"], row["Better"], row["A"], row["B"], row["B − A"], None, margin)
+        for _, row in frame.iterrows()
+    ]
+    return frame.drop(columns="Better").assign(Verdict=verdicts)
 
 
-def difference_colors(frame: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> list[str]:
-    """Background of each row's B − A cell: B better, B worse, changed (no better side), none."""
-    out = []
-    for (_, row), big in zip(frame.iterrows(), differs(frame, threshold), strict=True):
-        if not big:
-            out.append("")
-        elif not row["Better"]:
-            out.append(NEUTRAL)
-        else:
-            b_higher = row["B − A"] > 0
-            out.append(BETTER if b_higher == (row["Better"] == "higher") else WORSE)
-    return out
-
-
-def styled(frame: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD):
-    """The metrics table with differences beyond ``threshold`` coloured (a pandas Styler)."""
-    colors = difference_colors(frame, threshold)
-
-    def paint(column: pd.Series) -> list[str]:
-        """CSS of the B − A column's cells."""
-        return [f"background-color: {c}" if c else "" for c in colors]
-
-    return frame.style.apply(paint, subset=["B − A"]).format(
-        {"A": "{:.4g}", "B": "{:.4g}", "B − A": "{:+.3g}"}, na_rep="–"
-    )
+def styled(frame: pd.DataFrame):
+    """A judged table for people: verdicts coloured, numbers as 87.4, 11.1k, +0.5 points."""
+    return style(frame, {"A": "value", "B": "value", "B − A": "diff"})
 
 
 # -- figures -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from dashboard.figures.landscape.camera import linked_html
 from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply, method_color
 
 #: Class colours: Paul Tol's "muted" qualitative scheme (9 colours, built for colour-blind
@@ -129,11 +130,13 @@ def embedding_scatter(
     color_by: str = "class",
     theme: Theme = NORMAL,
     dims: int = 2,
+    sample: int | None = None,
 ) -> go.Figure:
     """The chosen runs' aligned UMAP embeddings side by side in one frame (same axis ranges).
 
     ``dims`` 2 draws Scatter panels, 3 draws Scatter3d scenes; points are coloured
     by class, by correctness, or by flip against the run's dense reference.
+    ``sample``: position (in the subset) of a sample ringed in every panel.
     """
     labels = run_labels(rep)
     emb = np.asarray(rep[f"embedding_{dims}d"])[list(chosen)] if chosen else np.zeros((0, 0, dims))
@@ -174,6 +177,8 @@ def embedding_scatter(
                 )  # fmt: skip
             fig.add_trace(trace, row=1, col=col)
             in_legend.add(name)
+        if sample is not None:
+            fig.add_trace(_ring(rep, emb[col - 1][sample], sample, col == 1, theme), row=1, col=col)
     title = (
         f"UMAP {dims}-D of the features, aligned onto {rep['summary'].get('reference', labels[0])}"
     )
@@ -197,6 +202,52 @@ def embedding_scatter(
     return fig
 
 
+#: The ring around the chosen sample: a neutral dark grey (no class or method colour).
+RING_COLOR = "#3B3B3B"
+
+
+def _ring(rep: Mapping[str, Any], xyz: np.ndarray, pos: int, first: bool, theme: Theme):
+    """A ring marker around sample ``pos`` at ``xyz`` (2 or 3 coordinates) in one panel."""
+    name = f"sample #{int(rep['indices'][pos])}"
+    common = dict(
+        name=name, legendgroup="sample", showlegend=first, mode="markers", hoverinfo="skip",
+        customdata=[[pos, int(rep["indices"][pos])]],
+    )  # fmt: skip
+    if len(xyz) == 3:
+        marker = {"symbol": "circle-open", "size": theme.marker_size * 1.4, "color": RING_COLOR,
+                  "line": {"width": 4, "color": RING_COLOR}}  # fmt: skip
+        return go.Scatter3d(x=[xyz[0]], y=[xyz[1]], z=[xyz[2]], marker=marker, **common)
+    marker = {"symbol": "circle-open", "size": theme.marker_size * 2.2, "color": RING_COLOR,
+              "line": {"width": 3, "color": RING_COLOR}}  # fmt: skip
+    return go.Scatter(x=[xyz[0]], y=[xyz[1]], marker=marker, **common)
+
+
+def sample_position(rep: Mapping[str, Any], index: int | str | None) -> int | None:
+    """The position in the subset of the sample with dataset index ``index`` (None: not there)."""
+    try:
+        found = np.flatnonzero(np.asarray(rep["indices"]) == int(index))
+    except (TypeError, ValueError):
+        return None
+    return int(found[0]) if len(found) else None
+
+
+def clicked_index(state: Any) -> str | None:
+    """The dataset index of the point clicked in an embedding chart's selection state, if any.
+
+    ``state``: the chart's ``st.session_state`` value (``{"selection": {"points": [...]}}``);
+    each point's ``customdata`` holds (position, dataset index, ...).
+    """
+    points = ((state or {}).get("selection") or {}).get("points") or []
+    data = points[0].get("customdata") if points else None
+    return str(int(data[1])) if data is not None and len(data) > 1 else None
+
+
+def linked_embedding_html(fig: go.Figure, *, presentation: bool = False) -> str:
+    """The 3-D embeddings as an HTML page whose scenes turn together (as the landscape's do)."""
+    png = {"toImageButtonOptions": {"format": "png", "scale": 3 if presentation else 2}}
+    return linked_html(fig, config=png)
+
+
 def _symbol3d(symbol: str) -> str:
     """The nearest marker symbol Scatter3d knows."""
     return {"triangle-up": "diamond-open", "x": "x", "square": "square"}.get(symbol, "circle")
@@ -205,20 +256,26 @@ def _symbol3d(symbol: str) -> str:
 def cka_heatmap(
     rep: Mapping[str, Any], chosen: Sequence[int] | None = None, theme: Theme = NORMAL
 ) -> go.Figure:
-    """Linear CKA between every pair of runs (runs x runs, annotated, 0..1)."""
+    """Linear CKA between every pair of runs (runs x runs, annotated).
+
+    The colour scale spans the shown values' range (min..max, said in the title),
+    not 0..1: CKA between networks of one study is often above 0.9, where a 0..1
+    scale shows one colour.
+    """
     labels = run_labels(rep)
     idx = list(range(len(labels))) if chosen is None else list(chosen)
     cka = np.asarray(rep["summary"]["cka"], dtype=float)[np.ix_(idx, idx)]
     names = [labels[i] for i in idx]
+    zmin, zmax = cka_range(cka)
     fig = go.Figure(
         go.Heatmap(
             z=cka,
             x=names,
             y=names,
-            zmin=0,
-            zmax=1,
+            zmin=zmin,
+            zmax=zmax,
             colorscale="Viridis",
-            colorbar={"title": {"text": "CKA", "side": "right"}},
+            colorbar={"title": {"text": "CKA (data range)", "side": "right"}},
             texttemplate="%{z:.2f}" if len(idx) <= 20 else None,
             textfont={"size": max(theme.font_size - 2, 10)},
             hovertemplate="<b>%{y}</b> vs <b>%{x}</b><br>linear CKA %{z:.3f}<extra></extra>",
@@ -229,12 +286,24 @@ def cka_heatmap(
     height = max(
         int(theme.height * 0.8), theme.row_height * 1.6 * len(idx) + 4 * theme.title_size + 80
     )
-    apply(
-        fig, theme, title="Linear CKA of the features (Kornblith et al. 2019)", height=int(height)
+    title = (
+        "Linear CKA of the features (Kornblith et al. 2019)<br><sup>colour scale: the shown "
+        f"values' range, {zmin:.3f} to {zmax:.3f} (not 0 to 1)</sup>"
     )
+    apply(fig, theme, title=title, height=int(height))
     fig.update_xaxes(showgrid=False, ticks="", tickangle=-30)
     fig.update_yaxes(showgrid=False, ticks="", autorange="reversed")
     return fig
+
+
+def cka_range(cka: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite CKA values; widened by 0.001 below when they are all equal."""
+    values = np.asarray(cka, dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return 0.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    return (lo - 1e-3, hi) if hi - lo < 1e-3 else (lo, hi)
 
 
 GEOMETRY = {
