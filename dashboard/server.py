@@ -51,7 +51,7 @@ STREAMLIT_FLAGS = {
     "client.toolbarMode": "viewer",
     "runner.magicEnabled": "false",
     "theme.base": "light",
-    "theme.primaryColor": "#0072B2",
+    "theme.primaryColor": "#2E3440",  # slate ink: no method's colour,
 }
 #: Host headers the server accepts (protects the loopback server from DNS rebinding).
 ALLOWED_HOSTS = ("127.0.0.1", "localhost")

@@ -53,7 +53,7 @@ def test_numbers_for_people_and_the_direction_of_better():
         "11.1k",
         "2.3M",
         "0.8731",
-        "123",
+        "123.4",
         "—",
     ]
     assert fr.lower_is_better("mce") and fr.lower_is_better("barrier.weight.test.barrier_entezari")

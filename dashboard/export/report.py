@@ -28,7 +28,7 @@ PLOT_CONFIG = {
 _CSS = """
 body { font-family: Inter, 'Source Sans Pro', 'Helvetica Neue', Arial, sans-serif;
        color: #1F2328; margin: 0 auto; max-width: 1280px; padding: 24px 32px; }
-header { border-bottom: 2px solid #0072B2; margin-bottom: 16px; }
+header { border-bottom: 2px solid #2E3440; margin-bottom: 16px; }
 h1 { margin-bottom: 4px; } h2 { margin-top: 40px; border-bottom: 1px solid #E3E6EA; }
 .meta { color: #57606A; } nav ul { columns: 2; } figure { margin: 24px 0 40px; }
 figcaption { color: #444; max-width: 900px; } .note { background: #FFF8E1; padding: 8px 12px; }

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures.theme import NORMAL, Theme, apply, method_color
+from dashboard.figures.theme import NORMAL, PALE, SLATE, Theme, apply, method_color
 
 #: The lottery family in the order the controls chart reads: the ticket, then what each
 #: control changes (init, mask, magnitudes), then the criteria.
@@ -144,7 +144,7 @@ def movement_bars(pair: dict, theme: Theme = NORMAL, side: str = "a_by_b") -> go
     stats = pair[side]
     layers = list(stats)
     fig = go.Figure()
-    for part, color in (("kept", "#0072B2"), ("pruned", "#7F7F7F")):
+    for part, color in (("kept", SLATE), ("pruned", PALE)):
         fig.add_trace(
             go.Bar(
                 x=layers,

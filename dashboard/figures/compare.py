@@ -16,7 +16,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply, method_color, method_symbol
+from dashboard.figures.theme import (
+    INK,
+    NORMAL,
+    PALE,
+    Theme,
+    apply,
+    method_color,
+    method_symbol,
+)
 from dashboard.figures.verdicts import Margin, judge, style
 
 #: Line dash and bar pattern of run A and run B, so the two stay apart when they
@@ -320,11 +328,7 @@ def robustness_compare(
             y=diff,
             name="B − A",
             showlegend=False,
-            marker={
-                "color": [
-                    OKABE_ITO["bluish green"] if d >= 0 else OKABE_ITO["vermillion"] for d in diff
-                ]
-            },
+            marker={"color": [INK if d >= 0 else PALE for d in diff]},
             hovertemplate="%{x}: B − A %{y:+.1f} points<extra></extra>",
         ),
         row=2,
@@ -358,8 +362,8 @@ def flip_bars(rep: Mapping[str, Any], ia: int, ib: int, theme: Theme = NORMAL) -
     cka = float(np.asarray(rep["summary"]["cka"], dtype=float)[ia, ib])
     fig = go.Figure()
     for key, name, color in (
-        ("lost", "A right, B wrong", OKABE_ITO["vermillion"]),
-        ("gained", "A wrong, B right", OKABE_ITO["bluish green"]),
+        ("lost", "A right, B wrong", PALE),
+        ("gained", "A wrong, B right", INK),
     ):
         fig.add_trace(
             go.Bar(

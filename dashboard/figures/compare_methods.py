@@ -28,7 +28,7 @@ from dashboard.figures.bands import GroupKey
 from dashboard.figures.compare import _corruption_means, flips_between, robustness_item, run_metrics
 from dashboard.figures.numbers import human
 from dashboard.figures.numbers import interval as interval_text
-from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply, method_color
+from dashboard.figures.theme import INK, NORMAL, PALE, Theme, apply, method_color
 from dashboard.figures.verdicts import Margin, in_percent, judge, style
 
 #: The order of the table's sections.
@@ -245,7 +245,7 @@ def robustness_groups(
     common = [s for s in per[0] if s in per[1]]
     diffs = [[per[1][s][n] - per[0][s][n] for n in names] for s in common]
     mean, low, high = bands.interval(diffs) if common else (np.zeros(len(names)),) * 3
-    colors = [OKABE_ITO["bluish green"] if d >= 0 else OKABE_ITO["vermillion"]
+    colors = [INK if d >= 0 else PALE
               for d in np.nan_to_num(mean)]  # fmt: skip
     fig.add_trace(
         go.Bar(
@@ -281,8 +281,8 @@ def flip_bars_groups(
     cka = np.asarray(rep["summary"]["cka"], dtype=float)
     mean_cka = float(np.mean([cka[ia, ib] for ia, ib in pairs])) if pairs else math.nan
     fig = go.Figure()
-    for key, name, color in (("lost", "A right, B wrong", OKABE_ITO["vermillion"]),
-                             ("gained", "A wrong, B right", OKABE_ITO["bluish green"])):  # fmt: skip
+    for key, name, color in (("lost", "A right, B wrong", PALE),
+                             ("gained", "A wrong, B right", INK)):  # fmt: skip
         mean, low, high = bands.interval([f[key] for f in flips])
         fig.add_trace(go.Bar(
             x=classes, y=mean, name=f"{name} ({float(np.sum(mean)):.1f} per seed)",

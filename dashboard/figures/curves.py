@@ -80,7 +80,7 @@ def curve_paths(
     conn: dict, runs: Sequence[dict], split: str = "test", theme: Theme = NORMAL
 ) -> go.Figure:
     """Loss (top) and accuracy (bottom) along each trained curve (solid) and the straight
-    line between the same ends (dotted): a panel per pair, a colour per alignment."""
+    line between the same ends (dotted): a panel per pair, a marker per alignment."""
     title = f"Curve against straight line ({split}) · Garipov et al. 2018"
     groups = _groups(shown_curves(conn, runs))
     if not groups:

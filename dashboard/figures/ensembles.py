@@ -22,7 +22,7 @@ from dashboard.figures.pairs import (
     variant_of,
     variant_style,
 )
-from dashboard.figures.theme import GREY, NORMAL, Theme, apply
+from dashboard.figures.theme import NORMAL, SLATE, Theme, apply
 
 
 def ensemble_pairs(conn: dict, runs: Sequence[dict]) -> list[dict]:
@@ -55,7 +55,7 @@ def ensemble_vs_midpoint(
     fig.add_trace(
         go.Scatter(
             x=[a for _, a in ends], y=[g for g, _ in ends], mode="markers", name="the two ends",
-            marker={"color": GREY, "symbol": "line-ns-open", "size": size * 1.6,
+            marker={"color": SLATE, "symbol": "line-ns-open", "size": size * 1.6,
                     "line": {"width": 2}},
             hovertemplate="<b>an end</b><br>%{y}<br>accuracy %{x:.1f}%<extra></extra>",
         )

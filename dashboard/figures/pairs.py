@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from dashboard.figures.theme import GREY, Theme, apply, method_color
+from dashboard.figures.theme import SLATE, Theme, apply, method_color
 
 #: Name of each alignment. Colour means method in every figure; an alignment is told
 #: by its line style, marker and bar pattern, so a pair's lines take its method's colour.
@@ -31,7 +31,7 @@ ALIGNMENT_SYMBOLS = {"naive": "x", "weight": "circle", "activation": "diamond"}
 ALIGNMENT_PATTERNS = {"naive": "x", "weight": "", "activation": "/"}
 REPAIR_PATTERNS = {"naive": "-", "weight": "+", "activation": "\\"}
 #: The ink of legend keys that explain a style (not a method): no method has it.
-STYLE_INK = "#5A6270"
+STYLE_INK = SLATE
 #: Methods have at most this many path panels side by side before the grid wraps.
 PANELS_PER_ROW = 4
 
@@ -133,7 +133,7 @@ def empty_figure(theme: Theme, title: str, message: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(
         text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-        font={"size": theme.font_size + 1, "color": GREY},
+        font={"size": theme.font_size + 1, "color": SLATE},
     )  # fmt: skip
     apply(fig, theme, title=title, height=int(theme.height * 0.6))
     fig.update_xaxes(visible=False)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from dashboard.figures import numbers
 from dashboard.figures.sweeps import bounded, metric_name
 
 #: Metrics shown by default, where the study has them.
@@ -45,17 +46,8 @@ def lower_is_better(metric: str) -> bool:
 
 
 def human(value: float | None) -> str:
-    """A number for people: 0.8731, 12.4, 11.1k, 2.3M; an em dash for none."""
-    if value is None:
-        return "—"
-    size = abs(value)
-    if size >= 1e6:
-        return f"{value / 1e6:.1f}M"
-    if size >= 1e4:
-        return f"{value / 1e3:.1f}k"
-    if size >= 100:
-        return f"{value:.0f}"
-    return f"{value:.4g}"
+    """A number for people with 4 significant digits (``dashboard.figures.numbers.human``)."""
+    return numbers.human(value, digits=4)
 
 
 def ranking_table(

@@ -26,7 +26,7 @@ from dashboard.figures.pairs import (
     pair_groups,
     shown_pairs,
 )
-from dashboard.figures.theme import GREY, NORMAL, Theme, apply, method_color
+from dashboard.figures.theme import NORMAL, SLATE, Theme, apply, method_color
 
 #: Which pairs the Connectivity page draws: both variants, or only one.
 REPAIR_MODES = {"both": "Both", "off": "Without REPAIR", "on": "With REPAIR"}
@@ -94,7 +94,7 @@ def variance_collapse(
                     row=row, col=col,
                 )  # fmt: skip
                 in_legend.add(name)
-            fig.add_hline(y=1.0, line={"color": GREY, "width": 1}, row=row, col=col)
+            fig.add_hline(y=1.0, line={"color": SLATE, "width": 1}, row=row, col=col)
     apply(fig, theme, title=title, height=80 + rows * int(theme.height * 0.8))
     fig.update_yaxes(rangemode="tozero")
     for r in range(1, rows + 1):

@@ -21,7 +21,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from dashboard.figures.landscape.camera import linked_html
-from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply, method_color
+from dashboard.figures.theme import INK, NORMAL, PALE, SLATE, Theme, apply, method_color
 
 #: Class colours: Paul Tol's "muted" qualitative scheme (9 colours, built for colour-blind
 #: readers) and its pale grey: 10 classes, no repeats, and none of the method palette's
@@ -44,14 +44,14 @@ COLOR_BY = {"class": "True class", "correct": "Correct / wrong", "flip": "Flip v
 #: (name, colour, symbol) of each outcome when colouring by correctness or flips.
 OUTCOMES = {
     "correct": [
-        ("correct", OKABE_ITO["sky blue"], "circle"),
-        ("wrong", OKABE_ITO["vermillion"], "x"),
+        ("correct", PALE, "circle"),
+        ("wrong", INK, "x"),
     ],
     "flip": [
         ("right in both", "#C8CCD0", "circle"),
-        ("lost (dense right, this wrong)", OKABE_ITO["vermillion"], "x"),
-        ("gained (dense wrong, this right)", OKABE_ITO["bluish green"], "triangle-up"),
-        ("wrong in both", OKABE_ITO["black"], "square"),
+        ("lost (dense right, this wrong)", INK, "x"),
+        ("gained (dense wrong, this right)", SLATE, "triangle-up"),
+        ("wrong in both", PALE, "square"),
     ],
 }
 PATTERNS = ["", "/", "x", "."]

@@ -13,12 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply
+from dashboard.figures.theme import NORMAL, SLATE, Theme, apply
 
-#: One colour per layer, in network order (the same layer keeps its colour in every panel).
-LAYER_COLORS = [c for name, c in OKABE_ITO.items() if name != "yellow"]
+#: Layers are coloured by depth on a sequential scale (Cividis: colour-blind safe, readable
+#: in greyscale), never from the method palette: colour means method elsewhere.
+LAYER_SCALE = "Cividis"
+#: Layers per full sweep of the scale (deeper networks wrap round).
+LAYER_STEPS = 8
 
 CRITERION_TITLES = {
     "smallest": "Smallest L1 removed",
@@ -29,7 +33,7 @@ CRITERION_TITLES = {
 
 def layer_color(index: int) -> str:
     """The colour of the ``index``-th layer."""
-    return LAYER_COLORS[index % len(LAYER_COLORS)]
+    return sample_colorscale(LAYER_SCALE, [(index % LAYER_STEPS) / (LAYER_STEPS - 1) * 0.9])[0]
 
 
 def layer_name(weight: str) -> str:
@@ -57,7 +61,7 @@ def path_figure(item: dict, theme: Theme = NORMAL) -> go.Figure:
         )
     stop = item.get("stop_epoch")
     if stop is not None:
-        fig.add_vline(x=stop, line={"dash": "dash", "color": "#7F7F7F"})
+        fig.add_vline(x=stop, line={"dash": "dash", "color": SLATE})
         fig.add_annotation(
             x=stop, y=1.0, yref="paper", text=f"stop: epoch {stop}", showarrow=False,
             xanchor="left", yanchor="bottom", font={"size": theme.font_size - 1},

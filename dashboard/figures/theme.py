@@ -26,6 +26,12 @@ OKABE_ITO = {
     "reddish purple": "#CC79A7",
 }
 GREY = "#7F7F7F"
+#: Neutral colours for what is not a method (right/wrong, gained/lost, a trained
+#: network's marker, legend keys of line styles): slate greys that no method has,
+#: told apart by lightness, so they also read in greyscale.
+INK = "#2E3440"
+SLATE = "#5A6270"
+PALE = "#BCC3CC"
 
 #: Fixed colours of the registered methods. Dense is the reference (black) and
 #: random the naive baseline (grey); yellow, weak on white, goes to the method
