@@ -224,3 +224,58 @@ def test_landscape_cameras_turn_together(server, browser):
         page.screenshot(path=str(SHOTS / "landscape-turned.png"))
     finally:
         context.close()
+
+
+#: Every page with presentation mode on, as a projector shows it.
+PROJECTED = [
+    "/", "/representations", "/robustness", "/connectivity", "/landscape", "/compare",
+    "/sweeps", "/ranking", "/slide?section=Robustness", "/export",
+]  # fmt: skip
+
+#: Titles below which a chart's plot area starts, and 3-D scenes inside their chart
+#: (pixels of slack): the overlap and clipping checks of a projected page.
+LAYOUT_PROBLEMS = """() => {
+  const out = [];
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const box = plot.getBoundingClientRect();
+    const title = plot.querySelector('.gtitle');
+    const areas = [...plot.querySelectorAll('.nsewdrag')].map(e => e.getBoundingClientRect());
+    if (title && areas.length) {
+      const top = Math.min(...areas.map(a => a.top));
+      const bottom = title.getBoundingClientRect().bottom;
+      if (bottom > top + 2) out.push(`title overlaps the plot: ${title.textContent}`);
+    }
+    for (const scene of plot.querySelectorAll('.gl-container > div')) {
+      const s = scene.getBoundingClientRect();
+      if (s.right > box.right + 2 || s.bottom > box.bottom + 2) out.push('3-D scene clipped');
+    }
+  }
+  if (document.documentElement.scrollWidth > window.innerWidth + 2) out.push('page scrolls sideways');
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)], ids=["720p", "1080p"])
+def test_every_page_projects(server, browser, size):
+    """Presentation mode at projector sizes: sidebar folded, no overlaps, a screenshot each."""
+    url, _ = server
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    problems: dict[str, list[str]] = {}
+    try:
+        for path in PROJECTED:
+            page.goto(url + path + ("&" if "?" in path else "?") + "present=1")
+            settle(page, 0)
+            page.wait_for_timeout(1500)
+            sidebar = page.locator("[data-testid=stSidebar]")
+            assert sidebar.get_attribute("aria-expanded") == "false", path
+            assert page.locator("[data-testid=stException]").count() == 0, path
+            if found := page.evaluate(LAYOUT_PROBLEMS):
+                problems[path] = found
+            name = path.strip("/").split("?")[0] or "overview"
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"projected-{name}-{width}.png"), full_page=True)
+    finally:
+        context.close()
+    assert not problems, problems
