@@ -124,7 +124,7 @@ def add_band(
     if (len(values) > 1 or spread is not None) and np.isfinite(low).any():
         fig.add_trace(
             go.Scatter(
-                x=xs + xs[::-1], y=list(high) + list(low[::-1]), fill="toself",
+                x=xs + xs[::-1], y=list(high) + list(low[::-1]), mode="lines", fill="toself",
                 fillcolor=alpha(color, 0.18), line={"width": 0}, hoverinfo="skip",
                 showlegend=False, legendgroup=name,
             ),
