@@ -309,6 +309,12 @@ def histories(loaded: Loaded, keys: Sequence[str]) -> dict[str, list[dict]]:
     return out
 
 
+def lineages(loaded: Loaded, keys: Sequence[str]) -> dict[str, list[dict]]:
+    """``Reader.lineage`` of the computed runs among ``keys`` (cached by the shared reader)."""
+    read = reader(loaded)
+    return {key: lineage for key in keys if (lineage := read.lineage(key))}
+
+
 def refresh() -> None:
     """Forget summaries and statuses (new results landed)."""
     _summary.clear()

@@ -8,13 +8,15 @@ caller can say what is missing instead of failing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from analysis import api
 from analysis.errors import PrunescopeError
-from analysis.specs import spec_key
+from analysis.sparsity import get_method
+from analysis.sparsity.finetune import PruneTrainedDense
+from analysis.specs import RunSpec, spec_key
 from analysis.store import Store
 from analysis.study import StudySpec
 
@@ -25,16 +27,54 @@ class Reader:
 
     study: StudySpec
     store: Store
+    _lineages: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _run(self, key: str) -> RunSpec | None:
+        """The study's run with content key ``key`` (None if the study has none)."""
+        return next((s for s in self.study.runs() if spec_key(s) == key), None)
 
     def history(self, key: str) -> list[dict] | None:
         """The per-epoch history of the run with content key ``key``."""
-        spec = next((s for s in self.study.runs() if spec_key(s) == key), None)
+        spec = self._run(key)
         if spec is None:
             return None
         try:
             return api.get(spec, store=self.store, compute=False).history
         except PrunescopeError:
             return None
+
+    def lineage(self, key: str) -> list[dict] | None:
+        """The trainings that made the run ``key``, first to last: dense training, then each phase.
+
+        Follows each run's first prerequisite that is a run of the same seed
+        (``Method.prerequisites``: magnitude's is the dense run, lottery round r's
+        round r - 1, round 1's the dense run) and stops at a run with none. Each
+        entry is the run's identity (``RunSpec.identity``, with ``requested_sparsity``)
+        plus ``key``, ``phase`` (a short name: "dense training", "prune + fine-tune",
+        "round 2", ...), ``start_step`` (the global optimizer step its training
+        resumes from: a lottery round's rewind step, else 0) and ``history`` (its
+        per-epoch records, whose ``step`` counts from ``start_step``).
+
+        Returns None when the run is not in the study or not computed; a chain
+        whose earlier entry is missing from the store starts after the gap (and is
+        not cached). Complete chains are cached per key (entries never change).
+        """
+        if key in self._lineages:
+            return self._lineages[key]
+        spec = self._run(key)
+        chain: list[dict] = []
+        while spec is not None:
+            try:
+                history = api.get(spec, store=self.store, compute=False).history
+            except PrunescopeError:
+                break
+            chain.insert(0, _entry(spec, history))
+            spec = _parent(spec)
+        if not chain or chain[-1]["key"] != key:
+            return None
+        if spec is None:
+            self._lineages[key] = chain
+        return chain
 
     def histories(self, keys: list[str]) -> dict[str, list[dict]]:
         """Histories of the cached runs among ``keys``."""
@@ -109,3 +149,33 @@ class Reader:
         except PrunescopeError:
             return None
         return {name: np.asarray(arrays[name]) for name in arrays}
+
+
+def _parent(spec: RunSpec) -> RunSpec | None:
+    """The first prerequisite of ``spec`` that is a run of the same seed (None if none)."""
+    before = get_method(spec.sparsity.method).prerequisites(spec)
+    return next((p for p in before if isinstance(p, RunSpec) and p.seed == spec.seed), None)
+
+
+def _phase(spec: RunSpec, root: bool) -> str:
+    """The short name of the training that made ``spec`` (``root``: from initialisation)."""
+    method = get_method(spec.sparsity.method)
+    if method.name == "dense":
+        return "dense training"
+    if isinstance(method, PruneTrainedDense):
+        return "prune + fine-tune"
+    if method.name == "lottery":
+        return f"round {spec.sparsity.opt('rounds')}"
+    return f"{method.name} training" if root else method.name
+
+
+def _entry(spec: RunSpec, history: list[dict]) -> dict:
+    """One link of a lineage (see :meth:`Reader.lineage`)."""
+    return {
+        **spec.identity(),
+        "key": spec_key(spec),
+        "requested_sparsity": spec.sparsity.sparsity,
+        "phase": _phase(spec, root=_parent(spec) is None),
+        "start_step": int(spec.sparsity.opt("rewind_step", 0)),
+        "history": history,
+    }

@@ -13,9 +13,9 @@ from dashboard.figures import (
     layer_sparsity_heatmap,
     runs_table,
     status_table,
-    training_curves,
 )
 from dashboard.figures.theme import METHOD_COLORS, OKABE_ITO, method_color, method_symbol
+from dashboard.figures.timeline import training_timeline
 
 LAYERS = ("body.fc0.weight", "head.weight")
 
@@ -126,25 +126,6 @@ def test_layer_sparsity_heatmap_is_runs_by_layers(runs):
     assert (heat.zmin, heat.zmax) == (0, 100)
 
 
-def test_training_curves_one_line_per_run(runs):
-    histories = {
-        r["key"]: [
-            {"epoch": e, "test_acc": r["test_acc"] - 0.1 / e, "test_loss": 1 / e} for e in (1, 2, 3)
-        ]
-        for r in runs
-        if r["status"] == "cached"
-    }
-    fig = training_curves(runs, histories, "acc")
-    assert len(fig.data) == 6
-    assert [t.showlegend for t in fig.data].count(True) == 2  # one legend entry per method
-    by_label = {t.customdata[0][0]: t for t in fig.data}
-    assert list(by_label["dense s1"].y) == pytest.approx([88.0, 93.0, 94.666667])
-    assert by_label["dense s0"].line.dash != by_label["dense s1"].line.dash
-    loss = training_curves(runs, histories, "loss")
-    assert list(loss.data[0].y) == pytest.approx([1.0, 0.5, 1 / 3])
-    assert "loss" in loss.layout.yaxis.title.text.lower()
-
-
 def test_presentation_theme_is_larger(runs):
     for build in (accuracy_vs_sparsity, layer_sparsity_heatmap):
         normal, big = build(runs, NORMAL), build(runs, PRESENTATION)
@@ -166,7 +147,7 @@ def test_method_colours_are_okabe_ito_and_stable():
 
 def test_empty_input_gives_empty_figures():
     assert len(accuracy_vs_sparsity([]).data) == 0
-    assert len(training_curves([], {}).data) == 0
+    assert len(training_timeline([], {}).data) == 0
     assert len(runs_table([])) == 0
 
 

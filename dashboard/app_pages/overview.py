@@ -8,9 +8,9 @@ from dashboard.figures import (
     layer_sparsity_heatmap,
     runs_table,
     sweeps,
-    training_curves,
 )
 from dashboard.figures.runs import cached
+from dashboard.figures.timeline import training_timeline
 
 view = ui.view()
 st.title("Overview")
@@ -53,5 +53,6 @@ with right:
 metric = ui.choice(
     "Training curve", {"acc": "Test accuracy", "loss": "Test loss"}, name="curve", default="acc"
 )
-curves = data.histories(view.loaded, [r["key"] for r in done])
-ui.plot(training_curves(view.runs, curves, metric, view.theme), view, key="curves")
+lineages = data.lineages(view.loaded, [r["key"] for r in done])
+figure = training_timeline(view.runs, lineages, metric, view.theme, grouped=grouped)
+ui.plot(figure, view, key="curves")

@@ -68,7 +68,7 @@ def overview(summary: dict, reader: Reader, theme: Theme, grouped: bool) -> list
     """The Overview figures; grouped: accuracy as the mean over seeds per method (95% band)."""
     out: list[FigureItem] = []
     layered = [r for r in cached(summary["runs"]) if r.get("layer_sparsity")]
-    for item in overview_items(summary, reader, theme):
+    for item in overview_items(summary, reader, theme, grouped=grouped):
         if item.name == "overview-layers":
             out += run_parts(item, layered, lambda runs: layer_sparsity_heatmap(runs, theme))
         elif item.name == "overview-accuracy" and grouped:

@@ -5,7 +5,6 @@ from dashboard.figures.runs import (
     layer_sparsity_heatmap,
     runs_table,
     status_table,
-    training_curves,
 )
 from dashboard.figures.theme import NORMAL, PRESENTATION, Theme, theme_for
 
@@ -18,5 +17,4 @@ __all__ = [
     "runs_table",
     "status_table",
     "theme_for",
-    "training_curves",
 ]

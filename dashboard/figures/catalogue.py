@@ -21,9 +21,9 @@ from dashboard.figures.runs import (
     accuracy_vs_sparsity,
     cached,
     layer_sparsity_heatmap,
-    training_curves,
 )
 from dashboard.figures.theme import NORMAL, Theme
+from dashboard.figures.timeline import training_timeline
 from dashboard.results import Reader
 
 Catalogue = Callable[[dict, Reader, Theme], list[FigureItem]]
@@ -32,13 +32,18 @@ Catalogue = Callable[[dict, Reader, Theme], list[FigureItem]]
 EMBEDDING_PANELS = 4
 
 
-def overview(summary: dict, reader: Reader, theme: Theme = NORMAL) -> list[FigureItem]:
-    """Accuracy vs sparsity, sparsity per layer and the training curves of the cached runs."""
+def overview(
+    summary: dict, reader: Reader, theme: Theme = NORMAL, *, grouped: bool = False
+) -> list[FigureItem]:
+    """Accuracy vs sparsity, sparsity per layer and the training curves of the cached runs.
+
+    ``grouped``: the training curves as the mean over seeds per method (95% band).
+    """
     runs = summary["runs"]
     done = cached(runs)
     if not done:
         return []
-    histories = reader.histories([r["key"] for r in done])
+    lineages = {r["key"]: lin for r in done if (lin := reader.lineage(r["key"]))}
     items = [
         FigureItem(
             "Overview",
@@ -56,15 +61,16 @@ def overview(summary: dict, reader: Reader, theme: Theme = NORMAL) -> list[Figur
             layer_sparsity_heatmap(runs, theme),
         ),
     ]
-    if histories:
+    if lineages:
         items.append(
             FigureItem(
                 "Overview",
                 "overview-curves",
                 "Test accuracy during training",
-                "Test accuracy after every epoch; colour is the method, the dash the seed. "
-                "Methods that prune a trained network show their fine-tuning epochs.",
-                training_curves(runs, histories, "acc", theme),
+                "Test accuracy after every epoch of every phase, on one axis of total training: "
+                "dense training, then pruning and fine-tuning or each lottery round. Colour is "
+                "the method; " + ("bands: 95% interval over seeds." if grouped else "dash: seed."),
+                training_timeline(runs, lineages, "acc", theme, grouped=grouped),
             )
         )
     return items

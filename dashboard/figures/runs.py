@@ -1,4 +1,4 @@
-"""Figures of the trained runs: the runs table, accuracy vs sparsity, layer sparsity, curves.
+"""Figures of the trained runs: the runs table, accuracy vs sparsity, sparsity per layer.
 
 Every function takes run records as in ``prunescope show --json`` (the ``runs``
 list of the summary, docs/summary.md) and a :class:`~dashboard.figures.theme.Theme`;
@@ -8,14 +8,13 @@ none imports streamlit, so the dashboard and the export draw the same figures.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.theme import (
     NORMAL,
-    SEED_DASHES,
     Theme,
     apply,
     method_color,
@@ -251,64 +250,3 @@ def layer_sparsity_heatmap(runs: Sequence[dict], theme: Theme = NORMAL) -> go.Fi
     fig.update_xaxes(title_text="Layer (prunable weight)", showgrid=False, ticks="")
     fig.update_yaxes(title_text="", autorange="reversed", showgrid=False, ticks="")
     return fig
-
-
-CURVE_METRICS = {
-    "acc": ("test_acc", "Test accuracy (%)", 100.0, "Test accuracy during training"),
-    "loss": ("test_loss", "Test loss (cross-entropy)", 1.0, "Test loss during training"),
-}
-
-
-def training_curves(
-    runs: Sequence[dict],
-    histories: Mapping[str, list[dict]],
-    metric: str = "acc",
-    theme: Theme = NORMAL,
-) -> go.Figure:
-    """Test accuracy (or loss) per epoch, one line per run (histories keyed by run key).
-
-    Colour is the method, the dash pattern the seed. Methods that prune a trained
-    network (magnitude, l1-structured) record their fine-tuning epochs.
-    """
-    field, axis_title, scale, title = CURVE_METRICS[metric]
-    seeds = sorted({r.get("seed", 0) for r in runs})
-    several = len({r.get("objective", "ce") for r in runs}) > 1
-    in_legend: set[str] = set()
-    fig = go.Figure()
-    for r in cached(runs):
-        points = [h for h in histories.get(r["key"], []) if h.get(field) is not None]
-        if not points:
-            continue
-        dash = SEED_DASHES[seeds.index(r.get("seed", 0)) % len(SEED_DASHES)]
-        name = _series_name(r["method"], r.get("objective", "ce"), several)
-        fig.add_trace(
-            go.Scatter(
-                x=[h["epoch"] for h in points],
-                y=[scale * h[field] for h in points],
-                mode="lines+markers",
-                line={"color": method_color(r["method"]), "width": theme.line_width, "dash": dash},
-                marker={"symbol": method_symbol(r["method"]), "size": theme.marker_size * 0.6},
-                name=name,
-                legendgroup=name,
-                showlegend=name not in in_legend,
-                customdata=[[r["label"], h.get("phase") or "train", h.get("step")] for h in points],
-                hovertemplate="<b>%{customdata[0]}</b><br>epoch %{x} (%{customdata[1]}, step "
-                "%{customdata[2]})<br>"
-                + axis_title.split(" (")[0].lower()
-                + (" %{y:.2f}%" if metric == "acc" else " %{y:.4f}")
-                + "<extra></extra>",
-            )
-        )
-        in_legend.add(name)
-    if len(seeds) > 1:
-        dashes = ", ".join(f"{d} = seed {s}" for s, d in zip(seeds, SEED_DASHES, strict=False))
-        title = f"{title}<br><sup>one line per run; {dashes}</sup>"
-    apply(fig, theme, title=title)
-    fig.update_xaxes(title_text="Epoch", dtick=1 if _max_epoch(histories) <= 20 else None)
-    fig.update_yaxes(title_text=axis_title)
-    return fig
-
-
-def _max_epoch(histories: Mapping[str, list[dict]]) -> int:
-    """The largest epoch number in any history (0 if none)."""
-    return max((h.get("epoch", 0) for hs in histories.values() for h in hs), default=0)
