@@ -41,7 +41,8 @@ from analysis.study import (
     with_available_data,
 )
 from dashboard import export
-from dashboard.figures import NORMAL, Theme
+from dashboard.figures import Theme, theme_for
+from dashboard.figures.items import FigureItem
 from dashboard.jobs import JobBoard, JobView
 from dashboard.results import Reader
 
@@ -448,26 +449,35 @@ def export_left_out(summary: dict) -> list[str]:
     return export.missing_parts(summary)
 
 
-@st.cache_data(show_spinner="Listing the figures...", max_entries=16)
-def _export_figures(
+@st.cache_data(show_spinner="Drawing the figures...", max_entries=16)
+def _export_items(
     study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, state: str,
-    labels: tuple[str, ...], barrier: str, grouped: bool,
-) -> list[tuple[str, str]]:  # fmt: skip
-    """(name, 'Section: title') of every figure the export can make of the runs ``labels``."""
+    labels: tuple[str, ...], barrier: str, grouped: bool, presentation: bool,
+) -> list[FigureItem]:  # fmt: skip
+    """Every figure the export can make of the runs ``labels`` (the deck's titles, captions)."""
     summary = _summary(study_path, mtime_ns, cache_dir, data_root, state)
     runs = tuple(r for r in summary["runs"] if r["label"] in labels)
     choice = export.Choice(runs=runs, barrier=barrier, grouped=grouped)
     reader = _reader(study_path, mtime_ns, cache_dir, data_root)
-    _, items, _ = export.chosen_items(summary, reader, NORMAL, choice)
-    return [(i.name, f"{i.section}: {i.title}") for i in items]
+    return export.chosen_items(summary, reader, theme_for(presentation), choice)[1]
+
+
+def export_items(
+    loaded: Loaded, runs: Sequence[dict], barrier: str, grouped: bool, presentation: bool = False
+) -> list[FigureItem]:
+    """The export's figures of ``runs`` (a copy: a page may resize them)."""
+    labels = tuple(r["label"] for r in runs)
+    key = (*_key(loaded), store_state(loaded))
+    return _export_items(*key, labels, barrier, grouped, presentation)
 
 
 def export_figures(
     loaded: Loaded, runs: Sequence[dict], barrier: str, grouped: bool
 ) -> list[tuple[str, str]]:
     """(name, 'Section: title') of every figure the export can make of ``runs``."""
-    labels = tuple(r["label"] for r in runs)
-    return _export_figures(*_key(loaded), store_state(loaded), labels, barrier, grouped)
+    return [
+        (i.name, f"{i.section}: {i.title}") for i in export_items(loaded, runs, barrier, grouped)
+    ]
 
 
 def build_export(

@@ -229,7 +229,7 @@ def test_landscape_cameras_turn_together(server, browser):
 #: Every page with presentation mode on, as a projector shows it.
 PROJECTED = [
     "/", "/representations", "/robustness", "/connectivity", "/landscape", "/compare",
-    "/sweeps", "/ranking", "/slide?section=Robustness", "/export",
+    "/sweeps", "/ranking", "/slide", "/export",
 ]  # fmt: skip
 
 #: Titles below which a chart's plot area starts, and 3-D scenes inside their chart

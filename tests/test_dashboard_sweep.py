@@ -129,11 +129,11 @@ def test_connectivity_is_grouped_by_method_and_the_choice_follows_every_page(app
 @pytest.mark.slow
 def test_the_slide_shows_one_figure_with_its_title_and_caption(app):
     app.query_params["present"] = "1"
-    app.query_params["section"] = "Connectivity"
+    app.query_params["figure"] = "connectivity-barriers-test"
     app.run()
     app.switch_page("app_pages/slide.py").run()
     assert not app.exception, [e.value for e in app.exception]
-    assert app.selectbox(key="select_section").value == "Connectivity"
+    assert app.selectbox(key="select_figure").value == "connectivity-barriers-test"
     assert app.selectbox(key="select_screen").value == "1280x720"
     (chart,) = app.get("plotly_chart")
     figure = json.loads(chart.proto.spec)
