@@ -11,6 +11,7 @@ from analysis import plan
 from analysis.store import Store
 from analysis.study import load_study
 from dashboard.figures import compare as fc
+from dashboard.figures.theme import INK, PALE
 from dashboard.figures.verdicts import Margin
 from tests.test_export import prefilled
 
@@ -214,9 +215,7 @@ def test_robustness_difference_bars_are_coloured_by_sign():
     diff = fig.data[-1]
     assert list(diff.x) == ["clean", "fog", "shear"]
     assert list(diff.y) == pytest.approx([-10.0, 20.0, -20.0])
-    assert list(diff.marker.color) == [
-        fc.OKABE_ITO["vermillion"], fc.OKABE_ITO["bluish green"], fc.OKABE_ITO["vermillion"],
-    ]  # fmt: skip
+    assert list(diff.marker.color) == [PALE, INK, PALE]  # neutral: colour means method
 
 
 def test_training_and_layer_figures_overlay_a_and_b():

@@ -140,4 +140,4 @@ def test_the_slide_shows_one_figure_with_its_title_and_caption(app):
     assert figure["layout"]["height"] == 500
     assert figure["layout"]["font"]["size"] == 20  # the presentation theme
     assert any(m.value.startswith("## ") for m in app.markdown)
-    assert app.caption and app.caption[-1].value.endswith(".")
+    assert any(c.value.endswith(".") and len(c.value) > 40 for c in app.main.caption)
