@@ -136,7 +136,8 @@ def add_band(
             legendgroup=name, showlegend=showlegend,
             line={"color": color, "width": theme.line_width, "dash": dash},
             marker={"symbol": symbol or method_symbol(key.method),
-                    "size": theme.marker_size * 0.8, "color": color},
+                    "size": theme.marker_size * 0.8, "color": color,
+                    "maxdisplayed": 8 if len(xs) > 12 else 0},  # long curves: a few markers
             customdata=np.stack([low, high], axis=-1),
             hovertemplate=f"<b>{name}</b> (n {len(values)})<br>%{{x}}: %{{y:.4g}} "
             "(95% %{customdata[0]:.4g} to %{customdata[1]:.4g})"

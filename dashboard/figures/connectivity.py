@@ -119,7 +119,10 @@ def path_curves(
                 for p in variant:
                     _pair_lines(fig, p, split, theme, row, col)
     style_key(fig, shown, theme)
-    return finish_path_grid(fig, theme, title, blocks, cols, "alpha (0 = A, 1 = B)")
+    finish_path_grid(fig, theme, title, blocks, cols, "alpha (0 = A, 1 = B)")
+    if grouped:  # room for the subtitle above the panels' titles
+        fig.update_layout(margin={"t": theme.title_size * 5})
+    return fig
 
 
 def _by_variant(pairs: Sequence[dict]) -> dict[str, list[dict]]:

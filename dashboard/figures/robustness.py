@@ -164,7 +164,8 @@ def corruption_heatmap(
     height = max(
         int(theme.height * 0.7), theme.row_height * len(shown) + 4 * theme.title_size + 140
     )
-    apply(fig, theme, title=CE_METRICS[metric] + _note(grouped, shown), height=height)
+    note = _note(grouped, shown).split(",")[0] + "</sup>" if grouped and shown else ""  # no band
+    apply(fig, theme, title=CE_METRICS[metric] + note, height=height)
     fig.update_xaxes(showgrid=False, ticks="", tickangle=-35)
     fig.update_yaxes(showgrid=False, ticks="", autorange="reversed")
     return fig
