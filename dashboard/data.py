@@ -40,7 +40,7 @@ from analysis.study import (
     parse_study,
     with_available_data,
 )
-from dashboard import export
+from dashboard import export, plotly_js
 from dashboard.figures import Theme
 from dashboard.jobs import JobBoard, JobView
 from dashboard.results import Reader
@@ -427,6 +427,26 @@ def _surface(
 def surface(loaded: Loaded, key: str) -> dict | None:
     """The grid arrays of the landscape entry with content key ``key``, or None."""
     return _surface(*_key(loaded), key, store_state(loaded))
+
+
+# -- served files ------------------------------------------------------------------
+
+
+@st.cache_resource
+def _served_plotly_js() -> bool:
+    """Whether plotly.js is in the served static folder (copied there once per process)."""
+    return plotly_js.ensure() is not None
+
+
+def plotly_js_src() -> str | None:
+    """The URL path of the served plotly.js for an iframe's ``<script src>``, or None.
+
+    None where static serving is off or the file cannot be placed: the caller
+    then inlines plotly.js (see :mod:`dashboard.plotly_js`).
+    """
+    if not st.get_option("server.enableStaticServing") or not _served_plotly_js():
+        return None
+    return plotly_js.url(st.get_option("server.baseUrlPath") or "")
 
 
 # -- export --------------------------------------------------------------------------

@@ -12,10 +12,15 @@ range and one colour axis. No streamlit here.
 """
 
 from dashboard.figures.landscape.camera import (
+    CAMERA_PARAM,
     LINK_JS,
     PLOTLY_INTERNALS,
+    URL_JS,
+    camera_from_url,
     camera_link_script,
+    camera_text,
     linked_html,
+    url_camera_script,
 )
 from dashboard.figures.landscape.catalogue import catalogue
 from dashboard.figures.landscape.contours import contours, slice_lines, slices
@@ -45,6 +50,7 @@ from dashboard.figures.landscape.surfaces import CAMERA, COLORSCALE, scene_names
 
 __all__ = [
     "CAMERA",
+    "CAMERA_PARAM",
     "COLORSCALE",
     "LINK_JS",
     "METRICS",
@@ -52,8 +58,11 @@ __all__ = [
     "PLANES",
     "PLOTLY_INTERNALS",
     "RANK_PATTERNS",
+    "URL_JS",
     "Panel",
+    "camera_from_url",
     "camera_link_script",
+    "camera_text",
     "catalogue",
     "contours",
     "convexity_map",
@@ -75,5 +84,6 @@ __all__ = [
     "surface_item",
     "surface_runs",
     "surfaces_3d",
+    "url_camera_script",
     "z_of",
 ]
