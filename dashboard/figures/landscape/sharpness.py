@@ -96,7 +96,7 @@ def _group_row(name: str, method: str, records: list[dict]) -> Row:
         [None if not np.isfinite(v) else float(v) for v in a] for a in interval(values)
     )
     return Row(name, method, mean[:ranks], low[:ranks], high[:ranks], mean[ranks],
-               low[ranks], high[ranks], f"n {len(records)}")  # fmt: skip
+               low[ranks], high[ranks], f"n = {len(records)}")  # fmt: skip
 
 
 def _errors(mean: list, low: list, high: list) -> dict:
@@ -141,7 +141,8 @@ def _rows(records: list[dict], runs: Sequence[dict] | None, by_method: bool) -> 
         _group_row(group_name(key, list(groups)), key.method, members)
         for key, members in groups.items()
     ]
-    return rows, subtitle(groups) if groups else ""
+    said = subtitle(groups).replace("band:", "error bars:") if groups else ""
+    return rows, said
 
 
 def sharpness(
@@ -178,7 +179,7 @@ def sharpness(
     apply(fig, theme, title=_title(records, said), height=height)
     fig.update_layout(
         barmode="group", legend={"y": -0.2 - 40 / height, "traceorder": "normal"},
-        margin={"t": theme.title_size * 7},
+        margin={"t": theme.title_size * (8 if said else 7)},
     )  # fmt: skip
     ends = [r.trace_high or r.trace or 0.0 for r in rows]
     if ends and max(ends) > 0:  # room right of the longest bar for its "±x% (n probes)" text

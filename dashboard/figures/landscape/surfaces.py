@@ -19,7 +19,8 @@ from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply
 #: Perceptually uniform and readable under colour-vision deficiencies.
 COLORSCALE = "Viridis"
 #: The camera every scene starts from (looking at the minimum from a corner, above).
-CAMERA = {"eye": {"x": 1.3, "y": -1.3, "z": 0.85}, "up": {"x": 0, "y": 0, "z": 1}}
+#: Far enough that the axis titles stay inside each scene when four stand side by side.
+CAMERA = {"eye": {"x": 1.45, "y": -1.45, "z": 0.95}, "up": {"x": 0, "y": 0, "z": 1}}
 
 
 def scene_names(n: int) -> list[str]:
@@ -94,7 +95,12 @@ def surfaces_3d(
         coloraxis=coloraxis(zrange, metric, theme),
         legend={"y": -0.02},
         # three title lines (title, subtitle, the loss note) above the panels' own titles
-        margin={"l": 0, "r": 0, "b": 0, "t": theme.title_size * (7 if "<br>" in title else 5)},
+        margin={
+            "l": theme.font_size,
+            "r": 0,
+            "b": 0,
+            "t": theme.title_size * (7 if "<br>" in title else 5),
+        },
     )
     fig.update_annotations(font={"size": theme.font_size + 1})
     return fig
