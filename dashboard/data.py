@@ -416,17 +416,33 @@ def corruption_sample(loaded: Loaded, position: int) -> dict | None:
     return _corruption_sample(*_key(loaded), position, store_state(loaded))
 
 
-@st.cache_data(show_spinner="Reading the surface...", max_entries=64)
+class _Absent(Exception):
+    """A read that found nothing: not cached, so it is looked for again on the next rerun."""
+
+
+@st.cache_data(show_spinner="Reading the surface...", max_entries=1024)
 def _surface(
-    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, key: str, state: str
-) -> dict | None:
-    """The arrays of one landscape or plane entry (x, y, loss, acc, coords)."""
-    return _reader(study_path, mtime_ns, cache_dir, data_root).surface(key)
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, key: str
+) -> dict:
+    """The arrays of one landscape or plane entry (x, y, loss, acc, coords).
+
+    Keyed by the entry's content key, not by the store's state: a content key
+    names its result, which never changes, so a page of 100 slices reads the
+    store's state once, not once per slice. (Raises :class:`_Absent`, which is
+    not cached, when the entry is not there yet.)
+    """
+    arrays = _reader(study_path, mtime_ns, cache_dir, data_root).surface(key)
+    if arrays is None:
+        raise _Absent(key)
+    return arrays
 
 
 def surface(loaded: Loaded, key: str) -> dict | None:
     """The grid arrays of the landscape entry with content key ``key``, or None."""
-    return _surface(*_key(loaded), key, store_state(loaded))
+    try:
+        return _surface(*_key(loaded), key)
+    except _Absent:
+        return None
 
 
 # -- served files ------------------------------------------------------------------
