@@ -84,7 +84,11 @@ RUN_DONE = "!document.querySelector('[data-testid=stStatusWidget]')"
 
 def pages() -> list[str]:
     """The page scripts, as ``st.navigation`` knows them (``app_pages/<name>.py``)."""
-    return sorted(p.relative_to(APP.parent).as_posix() for p in APP.parent.glob("app_pages/*.py"))
+    return sorted(
+        p.relative_to(APP.parent).as_posix()
+        for p in APP.parent.glob("app_pages/*.py")
+        if not p.name.startswith("_")  # the package's __init__.py is no page
+    )
 
 
 def url_path(page: str) -> str:
@@ -111,9 +115,11 @@ def server_side(repeats: int) -> dict:
     times: dict[str, list[float]] = {p: [] for p in pages()}
     times["baseline"] = []
     errors: dict[str, list[str]] = {}
+    charts: dict[str, int] = {}
     for page in pages():  # warm every page's caches
         at.switch_page(page).run()
         errors[page] = [e.value for e in at.exception] + [e.value for e in at.error]
+        charts[page] = len(at.get("plotly_chart")) + len(at.get("iframe"))
     for _ in range(repeats):
         for page in pages():
             t = time.perf_counter()
@@ -132,6 +138,7 @@ def server_side(repeats: int) -> dict:
                 "max_s": round(max(times[page]), 4),
                 "x_baseline": round(statistics.median(times[page]) / base, 1),
                 "errors": errors[page],
+                "charts": charts[page],  # plotly charts and iframes drawn
             }
             for page in pages()
         },
@@ -264,11 +271,13 @@ def demo_up(study: str, cache: str) -> dict:
     return {"serving_s": round(serving, 2), "first_chart_s": round(charted, 2)}
 
 
-def in_browser(study: str, cache: str, repeats: int) -> dict:
-    """Median time to first chart and megabytes received per page in headless Chromium."""
+def in_browser(study: str, cache: str, repeats: int, charted: dict[str, bool]) -> dict:
+    """Median time to first chart and megabytes received per page in headless Chromium.
+
+    ``charted``: whether a page draws a chart (else its title is timed), as AppTest saw it.
+    """
     from playwright.sync_api import sync_playwright
 
-    charted = {p: Path(p).stem not in {"compute", "export"} for p in pages()}
     keys = ("first", "done", "sent", "cold", "cold_sent")
     got: dict[str, dict[str, list[float]]] = {p: {k: [] for k in keys} for p in pages()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -383,7 +392,8 @@ def main() -> None:
     result["apptest"]["load_average_after"] = load_average()
     print(json.dumps(result["apptest"], indent=1), flush=True)
     if not args.no_browser:
-        result["browser"] = in_browser(study, cache, args.repeats)
+        charted = {p: r["charts"] > 0 for p, r in result["apptest"]["pages"].items()}
+        result["browser"] = in_browser(study, cache, args.repeats, charted)
         result["browser"]["load_average_after"] = load_average()
         print(json.dumps(result["browser"], indent=1), flush=True)
         if not args.sweep:
