@@ -205,10 +205,12 @@ def _slice_bands(
     if not groups:
         return groups
     x = np.asarray(lines[0][1]["x"], dtype=float)
+    levels = sorted({k.sparsity for k in groups})  # a method's sparsities told apart by dash
     for key, records in groups.items():
         values = np.stack([_on(x, arrays[r["label"]], metric) for r in records])
+        dash = SEED_DASHES[levels.index(key.sparsity) % len(SEED_DASHES)]
         add_band(fig, x, values, key=key, name=group_name(key, list(groups)), theme=theme,
-                 markers=False)  # fmt: skip
+                 dash=dash, markers=False)  # fmt: skip
     return groups
 
 

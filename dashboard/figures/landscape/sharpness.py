@@ -96,7 +96,7 @@ def _group_row(name: str, method: str, records: list[dict]) -> Row:
         [None if not np.isfinite(v) else float(v) for v in a] for a in interval(values)
     )
     return Row(name, method, mean[:ranks], low[:ranks], high[:ranks], mean[ranks],
-               low[ranks], high[ranks], f"n = {len(records)}")  # fmt: skip
+               low[ranks], high[ranks], "")  # n is in the subtitle  # fmt: skip
 
 
 def _errors(mean: list, low: list, high: list) -> dict:
