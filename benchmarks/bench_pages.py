@@ -5,26 +5,36 @@ Usage::
     uv run prunescope compute assets/studies/demo.toml        # once: fill ./cache
     uv run python benchmarks/bench_pages.py                   # the demo study, ./cache
     uv run python benchmarks/bench_pages.py --no-browser      # AppTest only
+    uv run python benchmarks/bench_pages.py --sweep --cache-dir DIR   # the 100-run sweep
 
 Server side: one ``AppTest`` of ``dashboard/app.py`` on the study; every page is
 opened once to warm streamlit's caches (the first script run of a process also
 pays the imports of torch and plotly), then opened ``--repeats`` times, round
 robin over the pages so a noisy neighbour hits every page alike. The baseline,
 timed in the same rounds, is a one-line streamlit script: AppTest's own cost of a
-script run. Target: every page under 1 s (median).
+script run. Target: every page under 0.5 s (median).
 
 Browser: ``prunescope dashboard`` on a free loopback port and Debian's headless
 Chromium through Playwright. For each page a first visit warms the server, then
 ``--repeats`` new tabs (round robin) time from navigation to the first drawn
 plotly chart (``.js-plotly-plot .main-svg``, also inside a component's iframe) and
-to the end of the script run: tabs of one browser context, its HTTP cache warm as
-for someone who has opened the dashboard before, and (``cold_browser_*``) tabs of
-a fresh context that must fetch streamlit's and plotly's JavaScript again. Pages with no chart (Compute, Export) time the
-title. Target: first chart under 3 s (median). Last, a second ``prunescope demo``
-(everything cached) is started as in a terminal and timed until it serves and until
-the Overview's first chart is drawn.
+to the end of the script run, and count the bytes the tab received (HTTP, as
+sent, and websocket frames; Chromium's DevTools protocol): tabs of one browser
+context, its HTTP cache warm as for someone who has opened the dashboard before,
+and (``cold_browser_*``) tabs of a fresh context that must fetch streamlit's and
+plotly's JavaScript again. Pages with no chart (Compute, Export) time the title.
+Targets: first chart under 2 s (median); the Landscape under 0.5 MB per visit
+after the first (plotly.js is served once, :mod:`dashboard.plotly_js`). Last, for
+the demo study, a second ``prunescope demo`` (everything cached) is started as in
+a terminal and timed until it serves and until the Overview's first chart is drawn.
 
-Writes ``benchmarks/results/pages.json``.
+``--sweep``: the 100-run sweep study (``benchmarks/sweep100.toml``: digits, 5 seeds
+x 2 widths x 10 methods and sparsities, with 1-D landscapes and sharpness of every
+run), its parts computed into ``--cache-dir`` first where missing (a few minutes
+on 2 cores).
+
+Writes ``benchmarks/results/pages.json``: one entry per study, with the machine's
+load average before and after (the machine is shared: a high load slows everything).
 """
 
 from __future__ import annotations
@@ -47,6 +57,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 RESULTS = ROOT / "benchmarks" / "results" / "pages.json"
+#: The 100-run sweep study (``--sweep``) and the parts computed for it.
+SWEEP = ROOT / "benchmarks" / "sweep100.toml"
+SWEEP_PARTS = ("runs", "landscape")
+#: Issue 15's targets: medians, warm store, warm browser (the Landscape's bytes: per visit
+#: after the first).
+TARGETS = {
+    "apptest_warm_render_s": 0.5,
+    "browser_first_chart_s": 2.0,
+    "landscape_sent_mb": 0.5,
+}
 sys.path.insert(0, str(ROOT))
 from tests._browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
@@ -64,7 +84,11 @@ RUN_DONE = "!document.querySelector('[data-testid=stStatusWidget]')"
 
 def pages() -> list[str]:
     """The page scripts, as ``st.navigation`` knows them (``app_pages/<name>.py``)."""
-    return sorted(p.relative_to(APP.parent).as_posix() for p in APP.parent.glob("app_pages/*.py"))
+    return sorted(
+        p.relative_to(APP.parent).as_posix()
+        for p in APP.parent.glob("app_pages/*.py")
+        if not p.name.startswith("_")  # the package's __init__.py is no page
+    )
 
 
 def url_path(page: str) -> str:
@@ -91,9 +115,11 @@ def server_side(repeats: int) -> dict:
     times: dict[str, list[float]] = {p: [] for p in pages()}
     times["baseline"] = []
     errors: dict[str, list[str]] = {}
+    charts: dict[str, int] = {}
     for page in pages():  # warm every page's caches
         at.switch_page(page).run()
         errors[page] = [e.value for e in at.exception] + [e.value for e in at.error]
+        charts[page] = len(at.get("plotly_chart")) + len(at.get("iframe"))
     for _ in range(repeats):
         for page in pages():
             t = time.perf_counter()
@@ -112,6 +138,7 @@ def server_side(repeats: int) -> dict:
                 "max_s": round(max(times[page]), 4),
                 "x_baseline": round(statistics.median(times[page]) / base, 1),
                 "errors": errors[page],
+                "charts": charts[page],  # plotly charts and iframes drawn
             }
             for page in pages()
         },
@@ -162,8 +189,43 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def visit(browser, url: str, charted: bool, context=None) -> tuple[float, float]:
-    """Seconds from navigation to the first chart (or title) and to the end of the run.
+class Transfer:
+    """Bytes a tab receives, from Chromium's DevTools protocol: HTTP bodies and headers as
+    sent (``encodedDataLength``: compressed, nothing for what the HTTP cache answered)
+    plus websocket frames (streamlit's deltas: the figures' JSON, the iframe's HTML)."""
+
+    def __init__(self, context, page) -> None:
+        self.http = self.ws = 0
+        self.urls: dict[str, int] = {}
+        self._names: dict[str, str] = {}
+        cdp = context.new_cdp_session(page)
+        cdp.on("Network.responseReceived", self._response)
+        cdp.on("Network.loadingFinished", self._finished)
+        cdp.on("Network.webSocketFrameReceived", self._frame)
+        cdp.send("Network.enable")
+
+    def _response(self, event: dict) -> None:
+        self._names[event["requestId"]] = event["response"]["url"]
+
+    def _finished(self, event: dict) -> None:
+        self.http += event["encodedDataLength"]
+        url = self._names.get(event["requestId"], "?")
+        self.urls[url] = self.urls.get(url, 0) + event["encodedDataLength"]
+
+    def _frame(self, event: dict) -> None:
+        frame = event["response"]
+        size = len(frame["payloadData"])  # binary frames arrive base64-encoded
+        self.ws += size * 3 // 4 if frame["opcode"] == 2 else size
+
+    @property
+    def mb(self) -> float:
+        """Megabytes received, HTTP and websocket together."""
+        return (self.http + self.ws) / 1e6
+
+
+def visit(browser, url: str, charted: bool, context=None) -> tuple[float, float, float]:
+    """Seconds from navigation to the first chart (or title) and to the end of the run,
+    and the megabytes the tab received until then.
 
     A new tab of ``context`` (the browser's HTTP cache warm, as for someone who has
     opened the dashboard before), or of a fresh context (nothing cached) if None.
@@ -171,6 +233,7 @@ def visit(browser, url: str, charted: bool, context=None) -> tuple[float, float]
     fresh = context is None
     context = context or browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
+    sent = Transfer(context, page)
     try:
         t = time.perf_counter()
         page.goto(url, wait_until="commit")
@@ -180,7 +243,9 @@ def visit(browser, url: str, charted: bool, context=None) -> tuple[float, float]
             page.wait_for_selector("h1", timeout=120_000)
         first = time.perf_counter() - t
         page.wait_for_function(RUN_DONE, timeout=120_000)
-        return first, time.perf_counter() - t
+        done = time.perf_counter() - t
+        page.wait_for_timeout(300)  # the iframes' own requests, if any, land
+        return first, done, sent.mb
     finally:
         page.close()
         if fresh:
@@ -206,11 +271,15 @@ def demo_up(study: str, cache: str) -> dict:
     return {"serving_s": round(serving, 2), "first_chart_s": round(charted, 2)}
 
 
-def in_browser(study: str, cache: str, repeats: int) -> dict:
-    """Median time to first chart per page in headless Chromium."""
+def in_browser(study: str, cache: str, repeats: int, charted: dict[str, bool]) -> dict:
+    """Median time to first chart and megabytes received per page in headless Chromium.
+
+    ``charted``: whether a page draws a chart (else its title is timed), as AppTest saw it.
+    """
     from playwright.sync_api import sync_playwright
 
-    charted = {p: Path(p).stem not in {"compute", "export"} for p in pages()}
+    keys = ("first", "done", "sent", "cold", "cold_sent")
+    got: dict[str, dict[str, list[float]]] = {p: {k: [] for k in keys} for p in pages()}
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = serve(study, cache, Path(tmp) / "dashboard.log")
         try:
@@ -219,41 +288,74 @@ def in_browser(study: str, cache: str, repeats: int) -> dict:
                 warm = browser.new_context(viewport={"width": 1440, "height": 1000})
                 for page in pages():  # warm the server's caches and the browser's
                     visit(browser, url + url_path(page), charted[page], warm)
-                first: dict[str, list[float]] = {p: [] for p in pages()}
-                done: dict[str, list[float]] = {p: [] for p in pages()}
-                cold: dict[str, list[float]] = {p: [] for p in pages()}
                 for _ in range(repeats):
                     for page in pages():
-                        a, b = visit(browser, url + url_path(page), charted[page], warm)
-                        first[page].append(a)
-                        done[page].append(b)
-                        cold[page].append(visit(browser, url + url_path(page), charted[page])[0])
+                        a, b, mb = visit(browser, url + url_path(page), charted[page], warm)
+                        c, _, cold_mb = visit(browser, url + url_path(page), charted[page])
+                        for key, value in zip(keys, (a, b, mb, c, cold_mb), strict=True):
+                            got[page][key].append(value)
                 browser.close()
         finally:
             stop(proc)
     return {
         page: {
-            "first_chart_median_s" if charted[page] else "title_median_s": median(first[page]),
-            "script_done_median_s": median(done[page]),
-            "cold_browser_first_median_s": median(cold[page]),
+            "first_chart_median_s" if charted[page] else "title_median_s": median(t["first"]),
+            "script_done_median_s": median(t["done"]),
+            "sent_median_mb": median(t["sent"]),
+            "cold_browser_first_median_s": median(t["cold"]),
+            "cold_browser_sent_median_mb": median(t["cold_sent"]),
         }
-        for page in pages()
+        for page, t in got.items()
     }
 
 
-def main() -> None:
+def load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages (what else was running)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def fill_sweep(study: str, cache: str) -> None:
+    """Compute the sweep study's runs and landscape into ``cache`` (cached ones are skipped)."""
+    exe = Path(sys.executable).with_name("prunescope")
+    for part in SWEEP_PARTS:
+        cmd = [str(exe), "compute", study, "--only", part, "--cache-dir", cache, "--quiet"]
+        print(f"computing the sweep's {part}: {' '.join(cmd[1:])}", flush=True)
+        subprocess.run(cmd, check=True)
+
+
+def read_results() -> dict:
+    """The results file: one entry per study (an older single-study file becomes one entry)."""
+    if not RESULTS.is_file():
+        return {}
+    old = json.loads(RESULTS.read_text())
+    return {old["study"]: old} if "study" in old else old
+
+
+def arguments() -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default=str(ROOT / "assets" / "studies" / "demo.toml"))
     parser.add_argument("--cache-dir", default=os.environ.get("PRUNESCOPE_CACHE", "cache"))
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help=f"the 100-run sweep ({SWEEP.relative_to(ROOT)}), its runs and landscape "
+        "computed into --cache-dir first where missing",
+    )
     parser.add_argument(
         "--only-demo",
         action="store_true",
         help="time only the second demo, updating that part of the results file",
     )
-    args = parser.parse_args()
-    study, cache = str(Path(args.study).resolve()), str(Path(args.cache_dir).resolve())
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
+    study = str(SWEEP if args.sweep else Path(args.study).resolve())
+    cache = str(Path(args.cache_dir).resolve())
     os.environ["PRUNESCOPE_STUDY"], os.environ["PRUNESCOPE_CACHE"] = study, cache
 
     sys.path.insert(0, str(ROOT))
@@ -261,14 +363,17 @@ def main() -> None:
     from analysis.store import Store
     from analysis.study import load_study, with_available_data
 
+    loaded, _ = with_available_data(load_study(study))
+    results = read_results()
     if args.only_demo:
-        result = json.loads(RESULTS.read_text())
+        result = results.setdefault(loaded.name, {})
         result["second_demo"] = demo_up(study, cache)
         result["second_demo"]["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         print(json.dumps(result["second_demo"], indent=1), flush=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         return
-    loaded, _ = with_available_data(load_study(study))
+    if args.sweep:
+        fill_sweep(study, cache)
     counts = summarize(loaded, Store(Path(cache)))["counts"]
     if counts["missing"]:
         print(f"warning: {counts['missing']} of {counts['runs']} runs are not computed", flush=True)
@@ -280,17 +385,23 @@ def main() -> None:
         "runs": counts["runs"],
         "repeats": args.repeats,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared, noisy)",
-        "targets": {"apptest_warm_render_s": 1.0, "browser_first_chart_s": 3.0},
+        "targets": TARGETS,
+        "load_average_before": load_average(),
         "apptest": server_side(args.repeats),
     }
+    result["apptest"]["load_average_after"] = load_average()
     print(json.dumps(result["apptest"], indent=1), flush=True)
     if not args.no_browser:
-        result["browser"] = in_browser(study, cache, args.repeats)
+        charted = {p: r["charts"] > 0 for p, r in result["apptest"]["pages"].items()}
+        result["browser"] = in_browser(study, cache, args.repeats, charted)
+        result["browser"]["load_average_after"] = load_average()
         print(json.dumps(result["browser"], indent=1), flush=True)
-        result["second_demo"] = demo_up(study, cache)
-        print(json.dumps(result["second_demo"], indent=1), flush=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+        if not args.sweep:
+            result["second_demo"] = demo_up(study, cache)
+            print(json.dumps(result["second_demo"], indent=1), flush=True)
+    results[loaded.name] = result
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)} ({loaded.name})")
 
 
 if __name__ == "__main__":

@@ -40,9 +40,7 @@ from analysis.study import (
     parse_study,
     with_available_data,
 )
-from dashboard import export
-from dashboard.figures import Theme, theme_for
-from dashboard.figures.items import FigureItem
+from dashboard import plotly_js
 from dashboard.jobs import JobBoard, JobView
 from dashboard.results import Reader
 
@@ -423,77 +421,53 @@ def corruption_sample(loaded: Loaded, position: int) -> dict | None:
     return _corruption_sample(*_key(loaded), position, store_state(loaded))
 
 
-@st.cache_data(show_spinner="Reading the surface...", max_entries=64)
+class _Absent(Exception):
+    """A read that found nothing: not cached, so it is looked for again on the next rerun."""
+
+
+@st.cache_data(show_spinner="Reading the surface...", max_entries=1024)
 def _surface(
-    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, key: str, state: str
-) -> dict | None:
-    """The arrays of one landscape or plane entry (x, y, loss, acc, coords)."""
-    return _reader(study_path, mtime_ns, cache_dir, data_root).surface(key)
+    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, key: str
+) -> dict:
+    """The arrays of one landscape or plane entry (x, y, loss, acc, coords).
+
+    Keyed by the entry's content key, not by the store's state: a content key
+    names its result, which never changes, so a page of 100 slices reads the
+    store's state once, not once per slice. (Raises :class:`_Absent`, which is
+    not cached, when the entry is not there yet.)
+    """
+    arrays = _reader(study_path, mtime_ns, cache_dir, data_root).surface(key)
+    if arrays is None:
+        raise _Absent(key)
+    return arrays
 
 
 def surface(loaded: Loaded, key: str) -> dict | None:
     """The grid arrays of the landscape entry with content key ``key``, or None."""
-    return _surface(*_key(loaded), key, store_state(loaded))
+    try:
+        return _surface(*_key(loaded), key)
+    except _Absent:
+        return None
+
+
+# -- served files ------------------------------------------------------------------
+
+
+@st.cache_resource
+def _served_plotly_js() -> bool:
+    """Whether plotly.js is in the served static folder (copied there once per process)."""
+    return plotly_js.ensure() is not None
+
+
+def plotly_js_src() -> str | None:
+    """The URL path of the served plotly.js for an iframe's ``<script src>``, or None.
+
+    None where static serving is off or the file cannot be placed: the caller
+    then inlines plotly.js (see :mod:`dashboard.plotly_js`).
+    """
+    if not st.get_option("server.enableStaticServing") or not _served_plotly_js():
+        return None
+    return plotly_js.url(st.get_option("server.baseUrlPath") or "")
 
 
 # -- export --------------------------------------------------------------------------
-
-
-def export_browser() -> tuple[str | None, str]:
-    """The browser static images are rendered with (None: none found) and how to get one."""
-    return export.find_browser(), export.no_browser_message()
-
-
-def export_left_out(summary: dict) -> list[str]:
-    """One line per part of the study the export leaves out (not computed, or failed)."""
-    return export.missing_parts(summary)
-
-
-@st.cache_data(show_spinner="Drawing the figures...", max_entries=16)
-def _export_items(
-    study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, state: str,
-    labels: tuple[str, ...], barrier: str, grouped: bool, presentation: bool,
-) -> list[FigureItem]:  # fmt: skip
-    """Every figure the export can make of the runs ``labels`` (the deck's titles, captions)."""
-    summary = _summary(study_path, mtime_ns, cache_dir, data_root, state)
-    runs = tuple(r for r in summary["runs"] if r["label"] in labels)
-    choice = export.Choice(runs=runs, barrier=barrier, grouped=grouped)
-    reader = _reader(study_path, mtime_ns, cache_dir, data_root)
-    return export.chosen_items(summary, reader, theme_for(presentation), choice)[1]
-
-
-def export_items(
-    loaded: Loaded, runs: Sequence[dict], barrier: str, grouped: bool, presentation: bool = False
-) -> list[FigureItem]:
-    """The export's figures of ``runs`` (a copy: a page may resize them)."""
-    labels = tuple(r["label"] for r in runs)
-    key = (*_key(loaded), store_state(loaded))
-    return _export_items(*key, labels, barrier, grouped, presentation)
-
-
-def export_figures(
-    loaded: Loaded, runs: Sequence[dict], barrier: str, grouped: bool
-) -> list[tuple[str, str]]:
-    """(name, 'Section: title') of every figure the export can make of ``runs``."""
-    return [
-        (i.name, f"{i.section}: {i.title}") for i in export_items(loaded, runs, barrier, grouped)
-    ]
-
-
-def build_export(
-    loaded: Loaded, summary: dict, formats: Sequence[str], *, theme: Theme, progress, **choice
-) -> export.Export:
-    """The export's files in memory (read-only: nothing is computed, nothing written).
-
-    ``choice``: the fields of :class:`dashboard.export.Choice` (runs, figures, barrier,
-    grouped). Never raises for what a user can cause: a format that could not be made is
-    in ``Export.failed`` with its one-line reason (all of them, when nothing could).
-    """
-    try:
-        return export.build_export(
-            summary, reader(loaded), formats, theme=theme, progress=progress,
-            choice=export.Choice(**choice),
-        )  # fmt: skip
-    except PrunescopeError as err:
-        reason = str(err).splitlines()[0]
-        return export.Export(failed=dict.fromkeys(formats, reason))

@@ -45,6 +45,7 @@ STREAMLIT_FLAGS = {
     "server.maxMessageSize": "50",
     "server.fileWatcherType": "none",
     "server.runOnSave": "false",
+    "server.enableStaticServing": "true",  # plotly.js for the iframes (dashboard.plotly_js)
     "browser.serverAddress": "127.0.0.1",
     "browser.gatherUsageStats": "false",
     "client.showErrorDetails": "none",

@@ -22,6 +22,7 @@ BEING_SPLIT: set[str] = set()
 PAGE_IMPORTS = (
     "streamlit",
     "dashboard.data",
+    "dashboard.exports",
     "dashboard.ui",
     "dashboard.live",
     "dashboard.figures",

@@ -137,7 +137,7 @@ panels = [p for _, p in fl.run_panels(summary["landscape"], [s for s in shown if
 if len(panels) == 2:
     fig = fl.surfaces_3d(panels, "loss", view.theme)
     png = {"toImageButtonOptions": {"format": "png", "scale": 3 if view.presentation else 2}}
-    st.iframe(fl.linked_html(fig, config=png), height=int(fig.layout.height) + 20,
+    st.iframe(fl.linked_html(fig, config=png, plotly_src=data.plotly_js_src()), height=int(fig.layout.height) + 20,
               alt="Loss surfaces of A and B")  # fmt: skip
     st.caption("Drag one surface: the other turns with it." + (
         " Each method's first seed." if mode == "methods" else ""))  # fmt: skip

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, exports, ui
 from dashboard.figures.connectivity import BARRIERS
 
 view = ui.view()
@@ -23,14 +23,14 @@ if not any(r["status"] == "cached" for r in view.runs):
     st.stop()
 st.caption(f"{len(view.runs)} of {len(view.summary['runs'])} runs, as filtered in the sidebar.")
 ui.missing_note(view.summary)
-left_out = data.export_left_out(view.summary)
+left_out = exports.export_left_out(view.summary)
 if left_out:
     with st.expander(f"Left out: {len(left_out)} part(s) not computed"):
         st.markdown("\n".join(f"- {line}" for line in left_out))
 
 grouped = ui.grouped(view)
 barrier = ui.choice("Barrier (every figure)", BARRIERS, name="barrier", default="barrier_entezari")
-figures = data.export_figures(view.loaded, view.runs, barrier, grouped)
+figures = exports.export_figures(view.loaded, view.runs, barrier, grouped)
 titles = dict(figures)
 if "export_figures" in st.session_state:  # the filters changed: keep the names still there
     st.session_state["export_figures"] = [n for n in st.session_state.export_figures if n in titles]
@@ -39,7 +39,7 @@ picked = st.multiselect(
     key="export_figures",
 )  # fmt: skip
 
-browser, no_browser = data.export_browser()
+browser, no_browser = exports.export_browser()
 if browser is None:
     st.warning(no_browser, icon=":material/warning:")
 labels = {"html": "HTML report", "png": "PNG images", "svg": "SVG images", "pptx": "PPTX deck"}
@@ -62,7 +62,7 @@ if st.button("Build the export", type="primary", icon=":material/build:", disabl
         """Move the bar as the export reports each step."""
         bar.progress(min(done / total, 1.0) if total else 0.0, text=task)
 
-    built = data.build_export(
+    built = exports.build_export(
         view.loaded, view.summary, formats, theme=view.theme, progress=progress, **choice
     )
     st.session_state["export_built"] = (signature, built)

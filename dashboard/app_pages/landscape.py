@@ -23,13 +23,9 @@ spectra = view.summary.get("spectrum") or {}
 shown = {p: fl.spectrum_runs(spectra, view.runs, p) for p in ("density", "layers", "convexity")}
 planes = {k: v for k, v in fl.PLANES.items() if fl.plane_records(land, view.runs, k)}
 runs2d = [r["label"] for r in fl.surface_runs(land, view.runs, dims=2)]
-if not (
-    runs2d
-    or planes
-    or fl.slice_lines(land, view.runs, load)
-    or fl.sharpness_runs(land, view.runs)
-    or any(shown.values())
-):
+lines = fl.slice_lines(land, view.runs, load)
+sharp = fl.sharpness_runs(land, view.runs)
+if not (runs2d or planes or lines or sharp or any(shown.values())):
     ui.missing_part("landscape analysis", "The loss landscape of the shown runs", failed=failed)
 
 left, right = st.columns(2)
@@ -42,11 +38,19 @@ picked = ui.pick("Runs (2-4, side by side)", runs2d, name="runs", default=runs2d
                  most=fl.MOST) if runs2d else []  # fmt: skip
 panels = [p for _, p in fl.run_panels(land, picked, load)]
 if panels and shape == "3d":
-    fig = fl.surfaces_3d(panels, metric, theme)
+    try:  # the view a copied link names (?camera=x,y,z, written when a drag ends)
+        camera = fl.camera_from_url(st.query_params.get(fl.CAMERA_PARAM))
+    except ValueError as err:
+        camera = None
+        st.warning(f"{err}; the default view is shown.", icon=":material/warning:")
+    fig = fl.surfaces_3d(panels, metric, theme, camera=camera)
     png = {"toImageButtonOptions": {"format": "png", "scale": 3 if view.presentation else 2}}
-    html = fl.linked_html(fig, config=png)
+    html = fl.linked_html(fig, config=png, plotly_src=data.plotly_js_src(), camera_in_url=True)
     st.iframe(html, height=int(fig.layout.height) + 20, alt="3-D loss surfaces")
-    st.caption("Drag one surface: the others turn with it (the toolbar's home button resets).")
+    st.caption(
+        "Drag one surface: the others turn with it, and the address bar keeps the view for a "
+        "copied link (the toolbar's home button resets)."
+    )
 elif panels:
     title = f"{fl.METRICS[metric]} around each trained network"
     ui.plot(fl.contours(panels, metric, theme, title=title), view, key="contours")
@@ -63,13 +67,15 @@ if planes:
                       title=f"{fl.PLANES[plane]}: {fl.METRICS[metric].lower()}")  # fmt: skip
     ui.plot(fig, view, key="planes")
 
+means = ui.grouped(view) if lines or sharp else False
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
-    if lines := fl.slice_lines(land, view.runs, load):
-        ui.plot(fl.slices(lines, metric, theme), view, key="slices")
+    if lines:
+        fig = fl.slices(lines, metric, theme, by_method=view.runs if means else None)
+        ui.plot(fig, view, key="slices")
 with right:
-    if fl.sharpness_runs(land, view.runs):
-        ui.plot(fl.sharpness(land, view.runs, theme), view, key="sharpness")
+    if sharp:
+        ui.plot(fl.sharpness(land, view.runs, theme, by_method=means), view, key="sharpness")
 
 if any(shown.values()):
     st.subheader("Hessian spectra")

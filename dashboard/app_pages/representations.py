@@ -65,7 +65,9 @@ with plot_col:
     if dims == "2":
         ui.plot(fig, view, key="embedding", select=True)
     else:
-        html = fr.linked_embedding_html(fig, presentation=view.presentation)
+        html = fr.linked_embedding_html(
+            fig, presentation=view.presentation, plotly_src=data.plotly_js_src()
+        )
         st.iframe(html, height=int(fig.layout.height) + 20, alt="3-D embeddings")
         st.caption("Drag one scene: the others turn with it (the toolbar's home button resets).")
 

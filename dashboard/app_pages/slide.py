@@ -7,7 +7,7 @@ in presentation mode, so at 1280x720 or 1920x1080 the figure fills the projector
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import exports, ui
 from dashboard.figures import connectivity as fc
 
 #: Figure height (pixels) per screen: the whole figure in view below its title and caption.
@@ -25,7 +25,7 @@ with middle:
     barrier = ui.select("Barrier", list(fc.BARRIERS), name="barrier", default="barrier_entezari")
 with right:
     screen = ui.select("Screen", list(SCREENS), name="screen", default="1280x720")
-items = data.export_items(view.loaded, view.runs, barrier, grouped, view.presentation)
+items = exports.export_items(view.loaded, view.runs, barrier, grouped, view.presentation)
 if not items:
     st.info("Nothing is computed for the shown runs.", icon=":material/hourglass_empty:")
     st.stop()

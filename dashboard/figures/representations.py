@@ -242,10 +242,15 @@ def clicked_index(state: Any) -> str | None:
     return str(int(data[1])) if data is not None and len(data) > 1 else None
 
 
-def linked_embedding_html(fig: go.Figure, *, presentation: bool = False) -> str:
-    """The 3-D embeddings as an HTML page whose scenes turn together (as the landscape's do)."""
+def linked_embedding_html(
+    fig: go.Figure, *, presentation: bool = False, plotly_src: str | None = None
+) -> str:
+    """The 3-D embeddings as an HTML page whose scenes turn together (as the landscape's do).
+
+    ``plotly_src``: the served plotly.js (``data.plotly_js_src()``); None inlines it.
+    """
     png = {"toImageButtonOptions": {"format": "png", "scale": 3 if presentation else 2}}
-    return linked_html(fig, config=png)
+    return linked_html(fig, config=png, plotly_src=plotly_src)
 
 
 def _symbol3d(symbol: str) -> str:

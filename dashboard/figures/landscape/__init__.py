@@ -12,10 +12,15 @@ range and one colour axis. No streamlit here.
 """
 
 from dashboard.figures.landscape.camera import (
+    CAMERA_PARAM,
     LINK_JS,
     PLOTLY_INTERNALS,
+    URL_JS,
+    camera_from_url,
     camera_link_script,
+    camera_text,
     linked_html,
+    url_camera_script,
 )
 from dashboard.figures.landscape.catalogue import catalogue
 from dashboard.figures.landscape.contours import contours, slice_lines, slices
@@ -25,6 +30,7 @@ from dashboard.figures.landscape.records import (
     PLANES,
     Panel,
     data_note,
+    group_records,
     panels_note,
     plane_panels,
     plane_records,
@@ -45,6 +51,7 @@ from dashboard.figures.landscape.surfaces import CAMERA, COLORSCALE, scene_names
 
 __all__ = [
     "CAMERA",
+    "CAMERA_PARAM",
     "COLORSCALE",
     "LINK_JS",
     "METRICS",
@@ -52,8 +59,11 @@ __all__ = [
     "PLANES",
     "PLOTLY_INTERNALS",
     "RANK_PATTERNS",
+    "URL_JS",
     "Panel",
+    "camera_from_url",
     "camera_link_script",
+    "camera_text",
     "catalogue",
     "contours",
     "convexity_map",
@@ -61,6 +71,7 @@ __all__ = [
     "spectral_density",
     "spectrum_runs",
     "data_note",
+    "group_records",
     "linked_html",
     "panels_note",
     "plane_panels",
@@ -75,5 +86,6 @@ __all__ = [
     "surface_item",
     "surface_runs",
     "surfaces_3d",
+    "url_camera_script",
     "z_of",
 ]

@@ -8,11 +8,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.figures.bands import add_band, group_name, subtitle
 from dashboard.figures.landscape.records import (
     METRICS,
     Load,
     Panel,
     data_note,
+    group_records,
     panels_note,
     shared_range,
     surface_item,
@@ -20,7 +22,16 @@ from dashboard.figures.landscape.records import (
     z_of,
 )
 from dashboard.figures.landscape.surfaces import coloraxis
-from dashboard.figures.theme import GREY, NORMAL, OKABE_ITO, SEED_DASHES, Theme, apply, method_color
+from dashboard.figures.theme import (
+    INK,
+    NORMAL,
+    PALE,
+    SEED_DASHES,
+    SLATE,
+    Theme,
+    apply,
+    method_color,
+)
 
 
 def with_note(title: str, note: str) -> str:
@@ -35,7 +46,11 @@ def with_note(title: str, note: str) -> str:
 def contours(
     panels: Sequence[Panel], metric: str = "loss", theme: Theme = NORMAL, *, title: str = ""
 ) -> go.Figure:
-    """Contour maps side by side on one colour axis, with the trained network, path or models."""
+    """Contour maps side by side on one colour axis, with the trained network, path or models.
+
+    Each panel has equal scales on its two axes (``scaleanchor``), as Li et al.
+    2018: square for a surface's ``[-span, span]^2`` grid.
+    """
     n = max(len(panels), 1)
     fig = make_subplots(
         rows=1, cols=n, subplot_titles=[p.title for p in panels] or None,
@@ -58,8 +73,12 @@ def contours(
             trace.showlegend = trace.name not in legend
             legend.add(trace.name)
             fig.add_trace(trace, row=1, col=k)
-        fig.update_xaxes(title_text=p.axes[0], row=1, col=k)
-        fig.update_yaxes(title_text=p.axes[1] if k == 1 else "", row=1, col=k)
+        fig.update_xaxes(title_text=p.axes[0], constrain="domain", row=1, col=k)
+        # equal scales on both axes, as Li et al. 2018 draw their contours: a unit step
+        # along either direction is as long on screen, and a [-1, 1]^2 grid is square
+        fig.update_yaxes(title_text=p.axes[1] if k == 1 else "", scaleratio=1,
+                         scaleanchor="x" if k == 1 else f"x{k}", constrain="domain",
+                         row=1, col=k)  # fmt: skip
     note = panels_note(panels)
     title = with_note(title or f"{METRICS[metric]}: contours", note)
     apply(fig, theme, title=title, height=int(theme.height * 1.1))
@@ -76,8 +95,8 @@ def _star(x: float, y: float, name: str, hover: str, size: float) -> go.Scatter:
     """A star marking a trained network."""
     return go.Scatter(
         x=[x], y=[y], mode="markers", name=name,
-        marker={"symbol": "star", "color": OKABE_ITO["vermillion"], "size": size * 1.6,
-                "line": {"color": "white", "width": 1.5}},
+        marker={"symbol": "star", "color": "white", "size": size * 1.6,
+                "line": {"color": INK, "width": 2}},  # neutral: colour means method
         hovertemplate=f"{hover}<extra></extra>",
     )  # fmt: skip
 
@@ -91,8 +110,7 @@ def _path_marks(panel: Panel, theme: Theme) -> list[go.Scatter]:
         go.Scatter(
             x=path[:, 0], y=path[:, 1], mode="lines+markers", name="training path",
             line={"color": "white", "width": theme.line_width},
-            marker={"color": OKABE_ITO["orange"], "size": size * 0.6,
-                    "line": {"color": "black", "width": 1}},
+            marker={"color": PALE, "size": size * 0.6, "line": {"color": INK, "width": 1}},
             customdata=np.arange(len(path)),
             hovertemplate="snapshot %{customdata}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
         ),
@@ -123,8 +141,8 @@ def _marks(panel: Panel, theme: Theme) -> list[go.Scatter]:
                 text=["A", "B", "C"][: len(xy)], textposition="top center",
                 textfont={"color": "white", "size": theme.font_size + 2},
                 marker={"symbol": ["star", "diamond", "square"][: len(xy)],
-                        "color": OKABE_ITO["vermillion"], "size": size * 1.4,
-                        "line": {"color": "white", "width": 1.5}},
+                        "color": "white", "size": size * 1.4,
+                        "line": {"color": INK, "width": 2}},
                 customdata=names[: len(xy)], hovertext=hover[: len(xy)],
                 hovertemplate="%{text}: %{hovertext}<extra></extra>",
             )
@@ -133,13 +151,43 @@ def _marks(panel: Panel, theme: Theme) -> list[go.Scatter]:
 
 
 def slices(
-    lines: Sequence[tuple[dict, dict]], metric: str = "loss", theme: Theme = NORMAL
+    lines: Sequence[tuple[dict, dict]],
+    metric: str = "loss",
+    theme: Theme = NORMAL,
+    *,
+    by_method: Sequence[dict] | None = None,
 ) -> go.Figure:
     """1-D slices: loss or accuracy against the step along one direction, a line per run.
 
-    ``lines``: (run record with label/method/seed, arrays with ``x`` and 1-D ``loss``/``acc``).
+    ``lines``: (run record with label/method/seed, arrays with ``x`` (X,) and 1-D
+    ``loss``/``acc`` (X,)). ``by_method``: the summary's run records; given, one
+    line per method over seeds instead (the pointwise mean and Student-t 95%
+    band of :mod:`dashboard.figures.bands`; slices on other steps are
+    interpolated onto the first run's).
     """
     fig = go.Figure()
+    if by_method is not None:
+        groups = _slice_bands(fig, lines, metric, theme, by_method)
+        said = f"; {subtitle(groups)}" if groups else ""
+    else:
+        _slice_runs(fig, lines, metric, theme)
+        said = ""
+    fig.add_vline(x=0, line={"color": SLATE, "dash": "dot", "width": 1})
+    notes = [data_note(surface_item(r, 1)) for r, _ in lines if surface_item(r, 1)]
+    title = with_note(
+        f"1-D slices: {METRICS[metric].lower()} along one direction"
+        f"<br><sup>filter-normalised random direction; 0 is the trained network{said}</sup>",
+        next((n for n in notes if n), ""),
+    )
+    apply(fig, theme, title=title)
+    fig.update_layout(margin={"t": theme.title_size * (5 if "<br>" in title else 3)})
+    fig.update_xaxes(title_text="Step along the direction")
+    fig.update_yaxes(title_text=METRICS[metric])
+    return fig
+
+
+def _slice_runs(fig: go.Figure, lines: Sequence[tuple[dict, dict]], metric: str, theme: Theme):
+    """One line per run: its method's colour, its seed's dash."""
     for record, arrays in lines:
         fig.add_trace(
             go.Scatter(
@@ -150,18 +198,36 @@ def slices(
                 f"<br>{METRICS[metric]} %{{y:.3f}}<extra></extra>",
             )
         )  # fmt: skip
-    fig.add_vline(x=0, line={"color": GREY, "dash": "dot", "width": 1})
-    notes = [data_note(surface_item(r, 1)) for r, _ in lines if surface_item(r, 1)]
-    title = with_note(
-        f"1-D slices: {METRICS[metric].lower()} along one direction"
-        "<br><sup>filter-normalised random direction; 0 is the trained network</sup>",
-        next((n for n in notes if n), ""),
-    )
-    apply(fig, theme, title=title)
-    fig.update_layout(margin={"t": theme.title_size * (5 if "<br>" in title else 3)})
-    fig.update_xaxes(title_text="Step along the direction")
-    fig.update_yaxes(title_text=METRICS[metric])
-    return fig
+
+
+def _slice_bands(
+    fig: go.Figure,
+    lines: Sequence[tuple[dict, dict]],
+    metric: str,
+    theme: Theme,
+    runs: Sequence[dict],
+) -> dict:
+    """One mean line and 95% band per method group; returns the groups drawn."""
+    arrays = {r["label"]: a for r, a in lines}
+    groups = group_records([r for r, _ in lines], runs)
+    if not groups:
+        return groups
+    x = np.asarray(lines[0][1]["x"], dtype=float)
+    levels = sorted({k.sparsity for k in groups})  # a method's sparsities told apart by dash
+    for key, records in groups.items():
+        values = np.stack([_on(x, arrays[r["label"]], metric) for r in records])
+        dash = SEED_DASHES[levels.index(key.sparsity) % len(SEED_DASHES)]
+        add_band(fig, x, values, key=key, name=group_name(key, list(groups)), theme=theme,
+                 dash=dash, markers=False)  # fmt: skip
+    return groups
+
+
+def _on(x: np.ndarray, arrays: dict, metric: str) -> np.ndarray:
+    """A slice's values at steps ``x`` (interpolated where its own steps differ)."""
+    own, z = np.asarray(arrays["x"], dtype=float), z_of(arrays, metric)
+    if own.shape == x.shape and np.allclose(own, x):
+        return z
+    return np.interp(x, own, z, left=np.nan, right=np.nan)
 
 
 def slice_lines(land: dict, runs: Sequence[dict] | None, load: Load) -> list[tuple[dict, dict]]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dashboard.figures.bands import GroupKey, key_of
+
 METRICS = {"loss": "Loss", "log": "log10 loss", "acc": "Accuracy (%)"}
 PLANES = {"trajectory": "Training trajectory (PCA plane)", "models": "Plane through two seeds"}
 #: Most surfaces shown side by side (beyond that a panel is too small to read).
@@ -78,6 +80,24 @@ def z_of(arrays: dict, metric: str) -> np.ndarray:
         return 100 * np.asarray(arrays["acc"], dtype=float)
     loss = np.asarray(arrays["loss"], dtype=float)
     return np.log10(np.maximum(loss, 1e-12)) if metric == "log" else loss
+
+
+def group_records(records: Sequence[dict], runs: Sequence[dict] | None) -> dict[GroupKey, list]:
+    """Landscape run records grouped by method over seeds (:func:`dashboard.figures.bands.key_of`).
+
+    ``runs``: the summary's run records (their setting and requested sparsity
+    place a landscape record, matched by label); a record not among them is
+    placed by its own method, sparsity and objective. Groups keep the records' order.
+    """
+    by_label = {r["label"]: r for r in runs or ()}
+    groups: dict[GroupKey, list] = {}
+    for record in records:
+        run = by_label.get(record["label"])
+        key = key_of(run) if run else GroupKey(
+            "", record["method"], record.get("sparsity", 0.0), record.get("objective", "")
+        )  # fmt: skip
+        groups.setdefault(key, []).append(record)
+    return groups
 
 
 def shared_range(panels: Sequence[Panel], metric: str) -> list[float]:

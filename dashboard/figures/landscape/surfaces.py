@@ -14,12 +14,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures.landscape.records import METRICS, Panel, panels_note, shared_range, z_of
-from dashboard.figures.theme import NORMAL, OKABE_ITO, Theme, apply
+from dashboard.figures.theme import INK, NORMAL, Theme, apply
 
 #: Perceptually uniform and readable under colour-vision deficiencies.
 COLORSCALE = "Viridis"
 #: The camera every scene starts from (looking at the minimum from a corner, above).
-CAMERA = {"eye": {"x": 1.3, "y": -1.3, "z": 0.85}, "up": {"x": 0, "y": 0, "z": 1}}
+#: Far enough that the axis titles stay inside each scene when four stand side by side.
+CAMERA = {"eye": {"x": 1.45, "y": -1.45, "z": 0.95}, "up": {"x": 0, "y": 0, "z": 1}}
 
 
 def scene_names(n: int) -> list[str]:
@@ -40,15 +41,24 @@ def _centre_mark(p: Panel, z: np.ndarray, lift: float, first: bool, metric: str,
     return go.Scatter3d(
         x=[cx], y=[cy], z=[cz + lift], mode="markers", name="trained network",
         legendgroup="centre", showlegend=first,
-        marker={"color": OKABE_ITO["vermillion"], "size": theme.marker_size * 0.6,
-                "symbol": "diamond", "line": {"color": "white", "width": 2}},
+        marker={"color": "white", "size": theme.marker_size * 0.6,
+                "symbol": "diamond", "line": {"color": INK, "width": 2}},  # neutral
         hovertemplate=f"<b>{p.title}</b><br>trained network"
         f"<br>{METRICS[metric]} {cz:.3f}<extra></extra>",
     )  # fmt: skip
 
 
-def surfaces_3d(panels: Sequence[Panel], metric: str = "loss", theme: Theme = NORMAL) -> go.Figure:
-    """2-4 surfaces side by side: one z range, one colour axis, the same starting camera."""
+def surfaces_3d(
+    panels: Sequence[Panel],
+    metric: str = "loss",
+    theme: Theme = NORMAL,
+    *,
+    camera: dict | None = None,
+) -> go.Figure:
+    """2-4 surfaces side by side: one z range, one colour axis, the same starting camera.
+
+    ``camera``: plotly's scene camera every scene starts from (default :data:`CAMERA`).
+    """
     n = max(len(panels), 1)
     fig = make_subplots(
         rows=1, cols=n, specs=[[{"type": "scene"}] * n],
@@ -72,19 +82,25 @@ def surfaces_3d(panels: Sequence[Panel], metric: str = "loss", theme: Theme = NO
             fig.add_trace(_centre_mark(p, z, lift, k == 1, metric, theme), row=1, col=k)
     title = surface_title(metric, panels_note(panels))
     apply(fig, theme, title=title, height=int(theme.height * 1.25))
-    axis = {"title": {"text": ""}, "backgroundcolor": "#F7F8FA", "gridcolor": theme.grid_color,
-            "showbackground": True}  # fmt: skip
+    axis = {"backgroundcolor": "#F7F8FA", "gridcolor": theme.grid_color, "showbackground": True,
+            "tickfont": {"size": theme.font_size - 2}}  # fmt: skip
+    font = {"size": theme.font_size + 1}  # short titles, large enough at the starting camera
     fig.update_scenes(
-        xaxis={**axis, "title": {"text": "d1"}},
-        yaxis={**axis, "title": {"text": "d2"}},
-        zaxis={**axis, "range": zrange},  # the colour bar names the height
-        aspectmode="manual", aspectratio={"x": 1, "y": 1, "z": 0.75}, camera=CAMERA,
+        xaxis={**axis, "title": {"text": "d1", "font": font}},
+        yaxis={**axis, "title": {"text": "d2", "font": font}},
+        zaxis={**axis, "range": zrange, "title": {"text": Z_TITLES[metric], "font": font}},
+        aspectmode="manual", aspectratio={"x": 1, "y": 1, "z": 0.75}, camera=camera or CAMERA,
     )  # fmt: skip
     fig.update_layout(
         coloraxis=coloraxis(zrange, metric, theme),
         legend={"y": -0.02},
         # three title lines (title, subtitle, the loss note) above the panels' own titles
-        margin={"l": 0, "r": 0, "b": 0, "t": theme.title_size * (7 if "<br>" in title else 5)},
+        margin={
+            "l": theme.font_size,
+            "r": 0,
+            "b": 0,
+            "t": theme.title_size * (7 if "<br>" in title else 5),
+        },
     )
     fig.update_annotations(font={"size": theme.font_size + 1})
     return fig
@@ -100,13 +116,25 @@ def surface_title(metric: str, note: str = "") -> str:
     )
 
 
+#: Axis titles of the 3-D scenes, short enough to read at the starting camera.
+Z_TITLES = {"loss": "loss", "log": "log10 loss", "acc": "acc. %"}
+#: What the colour bar of a reversed scale adds to its title.
+REVERSED_NOTE = "reversed scale"
+
+
 def coloraxis(zrange: list[float], metric: str, theme: Theme) -> dict:
-    """The one colour axis every surface and contour of a figure uses."""
+    """The one colour axis every surface and contour of a figure uses.
+
+    Accuracy reverses the scale (dark = bad for loss and accuracy alike); the
+    colour bar's title then says so.
+    """
+    reverse = metric == "acc"
+    title = METRICS[metric] + (f"<br><sup>{REVERSED_NOTE}: dark = high</sup>" if reverse else "")
     return {
         "colorscale": COLORSCALE,
-        "reversescale": metric == "acc",  # dark = bad for loss and accuracy alike
+        "reversescale": reverse,
         "cmin": zrange[0],
         "cmax": zrange[1],
-        "colorbar": {"title": {"text": METRICS[metric], "side": "right"}, "thickness": 14,
+        "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 14,
                      "len": 0.8, "tickfont": {"size": theme.font_size - 1}},
     }  # fmt: skip
