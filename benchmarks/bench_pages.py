@@ -378,7 +378,9 @@ def main() -> None:
     if counts["missing"]:
         print(f"warning: {counts['missing']} of {counts['runs']} runs are not computed", flush=True)
     result = {
-        "command": "uv run python benchmarks/bench_pages.py " + " ".join(sys.argv[1:]),
+        # Absolute paths are this machine's: the record keeps their last part only.
+        "command": "uv run python benchmarks/bench_pages.py "
+        + " ".join(Path(a).name if os.path.isabs(a) else a for a in sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "study": loaded.name,
         "dataset": loaded.data.name,
