@@ -52,7 +52,7 @@ from analysis.representation_metrics import (  # noqa: F401  (re-exported: tests
     per_class,
     procrustes_align,
 )
-from analysis.specs import SPEC, RunSpec, check_float, check_int, spec_key
+from analysis.specs import SPEC, RunSpec, check_float, check_int, setting_label, spec_key
 
 PENULTIMATE = "penultimate"
 
@@ -423,10 +423,14 @@ def _pies(runs: tuple[RunSpec, ...], preds: np.ndarray) -> dict[str, np.ndarray]
 
 
 def summarize_representations(study: Study, store: Any) -> list[dict]:
-    """The ``representations`` section of ``show --json`` (one entry per objective)."""
+    """The ``representations`` section of ``show --json`` (one entry per objective x setting)."""
     out = []
     for spec in representation_specs(study):
-        item: dict = {"objective": spec.runs[0].train.objective, **status_record(spec, store)}
+        item: dict = {
+            "objective": spec.runs[0].train.objective,
+            "setting_label": setting_label(spec.runs[0].setting),  # "" without axes
+            **status_record(spec, store),
+        }
         if item["status"] == "cached":
             doc = get_result(spec, store=store, compute=False).read("summary.json")
             keep = (

@@ -398,14 +398,15 @@ def _representations(
     data_root: str | None,
     objective: str,
     state: str,
+    setting: str = "",
 ) -> dict | None:
     """The arrays of a ``representations`` entry, with its summary under ``"summary"``."""
-    return _reader(study_path, mtime_ns, cache_dir, data_root).representations(objective)
+    return _reader(study_path, mtime_ns, cache_dir, data_root).representations(objective, setting)
 
 
-def representations(loaded: Loaded, objective: str) -> dict | None:
-    """The representations of one objective's runs, or None when not computed."""
-    return _representations(*_key(loaded), objective, store_state(loaded))
+def representations(loaded: Loaded, objective: str, setting: str = "") -> dict | None:
+    """The representations of one objective's runs (of one setting of a sweep), or None."""
+    return _representations(*_key(loaded), objective, store_state(loaded), setting)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

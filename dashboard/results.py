@@ -85,12 +85,19 @@ class Reader:
                 out[key] = h
         return out
 
-    def representations(self, objective: str) -> dict | None:
-        """The arrays of one objective's ``representations`` entry, summary under ``"summary"``."""
+    def representations(self, objective: str, setting: str = "") -> dict | None:
+        """The arrays of one objective's ``representations`` entry (of the setting labelled
+        ``setting`` in a sweep, e.g. ``"width 64"``), its summary under ``"summary"``."""
         from analysis.representations import representation_specs
+        from analysis.specs import setting_label
 
         spec = next(
-            (s for s in representation_specs(self.study) if s.runs[0].train.objective == objective),
+            (
+                s
+                for s in representation_specs(self.study)
+                if s.runs[0].train.objective == objective
+                and setting_label(s.runs[0].setting) == setting
+            ),
             None,
         )
         if spec is None:

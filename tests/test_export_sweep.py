@@ -54,7 +54,7 @@ def test_one_barrier_definition_throughout(loaded):
     items = _items(loaded, barrier="error_barrier")
     assert {"sweeps-barrier-width", "ranking-50", "connectivity-barriers-test"} <= set(items)
     bars = items["connectivity-barriers-test"].figure
-    drawn = sorted(x for t in bars.data for x in t.x)
+    drawn = sorted(x for t in bars.data for x in t.x if x is not None)  # not the legend keys
     pairs = [p for p in summary["connectivity"]["pairs"] if p["status"] == "cached"]
     assert drawn == pytest.approx(
         sorted(100 * p["barriers"]["test"]["error_barrier"] for p in pairs)
@@ -172,3 +172,21 @@ def test_the_deck_renders_in_libreoffice(sweep, compute_forbidden, tmp_path, cap
             ["pdftoppm", "-r", "40", "-png", str(pdf), str(tmp_path / "page")], check=True
         )
         assert len(list(tmp_path.glob("page-*.png"))) == len(deck.slides)
+
+
+@pytest.mark.slow
+def test_each_setting_has_its_own_representations(sweep):
+    """A sweep's representations are one entry per setting: each is read, named apart."""
+    study, cache = sweep
+    spec, store = load_study(study), Store(cache)
+    report = plan.compute_study(spec, store, only="representations")
+    assert not report.failed, report.failed
+    summary, reader = plan.summarize(spec, store), Reader(spec, store)
+    settings = [r["setting_label"] for r in summary["representations"]]
+    assert settings == ["width 8", "width 32"]
+    widths = {s: reader.representations("ce", s)["summary"] for s in settings}
+    assert all(run["label"].startswith(s) for s, doc in widths.items() for run in doc["runs"])
+    names = list(_items((summary, reader)))
+    assert len(names) == len(set(names))
+    assert any(n.startswith("representations-ce-width-8-") for n in names)
+    assert any(n.startswith("representations-ce-width-32-") for n in names)

@@ -18,7 +18,14 @@ objectives = {i["objective"]: i["objective"] for i in items}
 objective = next(iter(objectives))
 if len(objectives) > 1:
     objective = ui.choice("Objective", objectives, name="objective", default=objective)
-rep = data.representations(view.loaded, objective)
+shown_settings = {r.get("setting_label", "") for r in view.runs}
+settings = [
+    s for s in dict.fromkeys(i.get("setting_label", "") for i in items) if s in shown_settings
+]
+setting = settings[0] if settings else ""
+if len(settings) > 1:  # a sweep: one embedding per setting (its networks share a shape)
+    setting = ui.select("Setting", settings, name="rep_setting", default=setting)
+rep = data.representations(view.loaded, objective, setting)
 if rep is None:
     ui.missing_part("representations", "The representation analysis")
 

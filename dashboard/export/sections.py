@@ -227,17 +227,21 @@ def representations(summary: dict, reader: Reader, theme: Theme) -> list[FigureI
     shown = {r["label"] for r in summary["runs"]}
     records = [r for r in summary.get("representations", []) if r["status"] == "cached"]
     items: list[FigureItem] = []
+    several_settings = len({r.get("setting_label", "") for r in records}) > 1
     for record in records:
-        objective = record["objective"]
-        rep = reader.representations(objective)
+        objective, setting = record["objective"], record.get("setting_label", "")
+        rep = reader.representations(objective, setting)
         if rep is None:
             continue
         labels = frep.run_labels(rep)
         chosen = [i for i, label in enumerate(labels) if label in shown]
         if not chosen:
             continue
-        suffix = f" ({objective})" if len(records) > 1 else ""
+        where = ", ".join(([setting] if several_settings else []) + [objective])
+        suffix = f" ({where})" if len(records) > 1 else ""
         slug = f"representations-{objective}"
+        if several_settings:  # "width 64, noise 0.2" -> "width-64-noise-0-2"
+            slug += "-" + "-".join("".join(c if c.isalnum() else " " for c in setting).split())
         groups = _embedding_groups(rep, chosen)
         for g, panels in enumerate(groups, 1):
             part = f" ({g}/{len(groups)})" if len(groups) > 1 else ""

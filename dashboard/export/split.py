@@ -32,6 +32,11 @@ BAR_GROUPS = 6
 HEATMAP_RUNS = 14
 
 
+def _values(data) -> tuple:
+    """A trace's x or y as a tuple (plotly keeps lists as tuples, arrays as arrays)."""
+    return () if data is None else tuple(data)
+
+
 def chunks(n: int, most: int) -> list[range]:
     """``range(n)`` cut into the fewest parts of at most ``most``, as even as can be."""
     parts = max(1, math.ceil(n / most))
@@ -93,7 +98,7 @@ def _ranges(figures: Sequence[go.Figure]) -> dict[str, list[float]]:
     for fig in figures:
         for trace in fig.data:
             kind = _kind(trace)
-            ys = [y for y in (trace.y or ()) if y is not None and math.isfinite(y)]
+            ys = [y for y in _values(trace.y) if y is not None and math.isfinite(y)]
             if kind and ys:
                 low, high = found.get(kind, [math.inf, -math.inf])
                 found[kind] = [min(low, *ys), max(high, *ys)]
@@ -122,7 +127,7 @@ def same_ranges(figures: Sequence[go.Figure]) -> None:
 def same_bar_range(figures: Sequence[go.Figure]) -> None:
     """Put the horizontal bars of every part on one value axis, from 0 to the longest bar."""
     longest = max(
-        (x for fig in figures for t in fig.data for x in (t.x or ()) if x is not None), default=0
+        (x for fig in figures for t in fig.data for x in _values(t.x) if x is not None), default=0
     )
     for fig in figures:
         fig.update_xaxes(range=[0, 1.2 * longest or 1.0], autorange=False)

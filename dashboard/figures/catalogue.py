@@ -93,12 +93,18 @@ def representations(summary: dict, reader: Reader, theme: Theme = NORMAL) -> lis
     records = [r for r in summary.get("representations", []) if r["status"] == "cached"]
     several = len(records) > 1
     for record in records:
-        objective = record["objective"]
-        rep = reader.representations(objective)
+        objective, setting = record["objective"], record.get("setting_label", "")
+        rep = reader.representations(objective, setting)
         if rep is None:
             continue
-        suffix = f" ({objective})" if several else ""
-        slug = f"representations-{objective}"
+        suffix = f" ({', '.join(filter(None, [setting, objective]))})" if several else ""
+        slug = "-".join(
+            [
+                "representations",
+                objective,
+                *"".join(c if c.isalnum() else " " for c in setting).split(),
+            ]
+        )
         groups = embedding_groups(rep)
         labels = frep.run_labels(rep)
         for g, chosen in enumerate(groups, 1):
