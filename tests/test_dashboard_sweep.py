@@ -137,7 +137,7 @@ def test_the_slide_shows_one_figure_with_its_title_and_caption(app):
     assert app.selectbox(key="select_screen").value == "1280x720"
     (chart,) = app.get("plotly_chart")
     figure = json.loads(chart.proto.spec)
-    assert figure["layout"]["height"] == 500
+    assert figure["layout"]["height"] == 520
     assert figure["layout"]["font"]["size"] == 20  # the presentation theme
-    assert any(m.value.startswith("## ") for m in app.markdown)
+    assert app.title[0].value.startswith("Loss barrier")  # the figure's own title
     assert any(c.value.endswith(".") and len(c.value) > 40 for c in app.main.caption)
