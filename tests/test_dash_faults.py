@@ -17,6 +17,7 @@ import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from analysis import api, plan  # noqa: E402
+from analysis.live import LiveFile  # noqa: E402
 from dashboard import data  # noqa: E402
 from dashboard.jobs import JobBoard  # noqa: E402
 
@@ -109,16 +110,20 @@ def test_a_session_follows_the_job_another_session_started(study, monkeypatch):
 
     def compute(study, store, *, only=None, progress, log, executor=None):
         runs = study.runs()
-        progress("study", 0, len(runs))
-        progress(f"{runs[0].label}: train", 1, 4)
-        reached[0].set()
-        assert step[0].wait(60), "the test never let the job go on"
-        real_get(runs[0], store=store)  # one real result lands in the store
-        log(f"[1/{len(runs)}] run {runs[0].label}: done")
-        progress("study", 1, len(runs))
-        progress(f"{runs[1].label}: train", 0, 4)
-        reached[1].set()
-        assert step[1].wait(60), "the test never let the job end"
+        # The Compute page reads a pass's progress from its live file in the store.
+        with LiveFile(store.root, study=study.name, progress=progress, log=log) as live:
+            live("study", 0, len(runs))
+            live(f"{runs[0].label}: train", 1, 4)
+            live.flush(force=True)
+            reached[0].set()
+            assert step[0].wait(60), "the test never let the job go on"
+            real_get(runs[0], store=store)  # one real result lands in the store
+            live.log(f"[1/{len(runs)}] run {runs[0].label}: done")
+            live("study", 1, len(runs))
+            live(f"{runs[1].label}: train", 0, 4)
+            live.flush(force=True)
+            reached[1].set()
+            assert step[1].wait(60), "the test never let the job end"
         return plan.Report(done=1)
 
     monkeypatch.setattr(plan, "compute_study", compute)
@@ -133,8 +138,9 @@ def test_a_session_follows_the_job_another_session_started(study, monkeypatch):
         assert not b.exception, [e.value for e in b.exception]
         assert polls[-1] == 1.0  # B now polls every second
         texts = [m.value for m in b.markdown] + [c.value for c in b.caption]
-        assert any("Computing runs" in t and "0 of 2 results" in t for t in texts), texts
-        assert any("Now: dense s0: train" in t for t in texts), texts
+        assert any("0 of 2 results" in t for t in texts), texts
+        bars = [p.text for p in b.get("progress")]
+        assert any(t and t.startswith("dense s0: train: 1 of 4") for t in bars), bars
         assert any(t.startswith("0 of 2 cached") for t in texts), texts
         assert b.button(key="start_runs").disabled
         step[0].set()
@@ -143,7 +149,7 @@ def test_a_session_follows_the_job_another_session_started(study, monkeypatch):
         texts = [m.value for m in b.markdown] + [c.value for c in b.caption]
         assert any("1 of 2 results" in t for t in texts), texts
         assert any(t.startswith("1 of 2 cached") for t in texts), texts
-        assert any("train: 0 of 4" in p.text for p in b.get("progress"))
+        assert any("train: 0 of 4" in (p.text or "") for p in b.get("progress"))
     finally:
         step[0].set(), step[1].set()
         data.job_board().join(data._job_key(data.load()), timeout=60)

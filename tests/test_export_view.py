@@ -183,7 +183,7 @@ def test_a_grid_of_many_path_panels_is_split_on_one_loss_range():
     assert len(parts) == 4  # 16 panels, four per slide
     ranges = set()
     for part in parts:
-        loss_axes = {t.yaxis for t in part.figure.data if "loss %{y" in t.hovertemplate}
+        loss_axes = {t.yaxis for t in part.figure.data if "loss %{y" in (t.hovertemplate or "")}
         assert len(loss_axes) == split.PATH_PANELS  # a panel: loss above accuracy
         for axis in loss_axes:
             ranges.add(tuple(part.figure.layout["yaxis" + axis[1:]].range))
