@@ -355,7 +355,12 @@ def test_cli_compute_only_robustness_and_show_json(tiny, tmp_path, capsys):
             "noise",
         } <= set(item)
     (rep,) = doc["representations"]
-    assert rep["status"] == "missing" and set(rep) == {"objective", "setting_label", "status", "key"}
+    assert rep["status"] == "missing" and set(rep) == {
+        "objective",
+        "setting_label",
+        "status",
+        "key",
+    }
     # before any robustness result exists, every record says missing
     empty = str(tmp_path / "empty")
     assert main(["show", str(path), "--cache-dir", empty, "--json"]) == 0
