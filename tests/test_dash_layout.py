@@ -18,13 +18,14 @@ MAX_LINES = 500
 #: Files over MAX_LINES that their owner is splitting (issue #11); remove when done.
 BEING_SPLIT: set[str] = set()
 #: What a page may import: streamlit, and the dashboard's data, ui, live (the work under way
-#: in the store, drawn) and figures.
+#: in the store, drawn), memo (built figures remembered) and figures.
 PAGE_IMPORTS = (
     "streamlit",
     "dashboard.data",
     "dashboard.exports",
     "dashboard.ui",
     "dashboard.live",
+    "dashboard.memo",
     "dashboard.figures",
 )
 

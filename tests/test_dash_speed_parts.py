@@ -168,3 +168,19 @@ def test_a_bad_camera_in_the_url_is_one_warning_and_the_default_view(landscape):
     assert not landscape.exception
     assert any("camera" in w.value and "default view" in w.value for w in landscape.warning)
     assert eyes(srcdoc(landscape)) == [fl.CAMERA["eye"]] * 2
+
+
+def test_a_rerun_draws_the_figures_it_built_before(landscape):
+    from dashboard import memo
+
+    memo.clear()
+    landscape.switch_page("app_pages/landscape.py").run()
+    built = memo.stats()
+    assert built["misses"] >= 2 and built["hits"] == 0  # the surfaces and their page
+    first = srcdoc(landscape)
+    landscape.switch_page("app_pages/landscape.py").run()  # a rerun: nothing rebuilt
+    again = memo.stats()
+    assert again["misses"] == built["misses"] and again["hits"] >= built["misses"]
+    assert srcdoc(landscape) == first
+    landscape.radio(key="choice_z").set_value("log").run()  # another height: built anew
+    assert memo.stats()["misses"] > again["misses"] and srcdoc(landscape) != first

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, memo, ui
 from dashboard.figures import bands, verdicts
 from dashboard.figures import compare as fc
 from dashboard.figures import compare_methods as cm
@@ -90,11 +90,11 @@ cols = st.columns(2) if not view.presentation else (st.container(), st.container
 with cols[0]:
     curves = data.histories(view.loaded, [r["key"] for runs in pair_runs for r in runs])
     if mode == "methods":
-        ui.plot(cm.training_groups(sides, curves, view.theme), view, key="curves")
+        ui.plot(memo.figure(cm.training_groups, sides, curves, view.theme), view, key="curves")
     else:
-        ui.plot(fc.training_compare(a, b, curves, view.theme), view, key="curves")
+        ui.plot(memo.figure(fc.training_compare, a, b, curves, view.theme), view, key="curves")
 with cols[1]:
-    ui.plot(fc.layer_sparsity_compare(a, b, view.theme), view, key="layers")
+    ui.plot(memo.figure(fc.layer_sparsity_compare, a, b, view.theme), view, key="layers")
 
 st.subheader("Representations")
 if len(having("representations")) == 2:
@@ -106,28 +106,32 @@ if len(having("representations")) == 2:
         st.caption("A and B share no seed in the representation analysis.")
     else:
         color_by = ui.choice("Colour by", frep.COLOR_BY, name="color", default="class")
-        fig = frep.embedding_scatter(rep, list(pairs[0]), color_by, view.theme)
+        fig = memo.figure(frep.embedding_scatter, rep, list(pairs[0]), color_by, view.theme)
         ui.plot(fig, view, key="embedding")
         if mode == "methods":
-            ui.plot(cm.flip_bars_groups(rep, pairs, view.theme), view, key="flips")
+            ui.plot(memo.figure(cm.flip_bars_groups, rep, pairs, view.theme), view, key="flips")
         else:
-            ui.plot(fc.flip_bars(rep, *pairs[0], view.theme), view, key="flips")
+            ui.plot(memo.figure(fc.flip_bars, rep, *pairs[0], view.theme), view, key="flips")
 
 st.subheader("Robustness")
 if len(having("robustness")) == 2:
     if mode == "methods":
-        ui.plot(cm.robustness_groups(summary, sides, view.theme), view, key="robustness")
+        ui.plot(
+            memo.figure(cm.robustness_groups, summary, sides, view.theme), view, key="robustness"
+        )
     else:
         items = [fc.robustness_item(summary, r["label"]) for r in (a, b)]
-        fig = fc.robustness_compare(a, items[0], b, items[1], view.theme)
+        fig = memo.figure(fc.robustness_compare, a, items[0], b, items[1], view.theme)
         ui.plot(fig, view, key="robustness")
-        ui.plot(noise_curves([a, b], items, view.theme), view, key="noise")
+        ui.plot(memo.figure(noise_curves, [a, b], items, view.theme), view, key="noise")
 
 st.subheader("Connectivity")
 if mode == "methods":
     st.caption("The barriers over every pair of seeds are in the table above.")
 elif having("connectivity"):
-    ui.plot(fc.connectivity_compare(summary, a, b, view.theme), view, key="connectivity")
+    ui.plot(
+        memo.figure(fc.connectivity_compare, summary, a, b, view.theme), view, key="connectivity"
+    )
 
 st.subheader("Landscape")
 has_landscape = having("landscape")
@@ -135,13 +139,14 @@ shown = [cm.surface_label(summary, runs) for runs in pair_runs]
 panels = [p for _, p in fl.run_panels(summary["landscape"], [s for s in shown if s],
                                       lambda key: data.surface(view.loaded, key))]  # fmt: skip
 if len(panels) == 2:
-    fig = fl.surfaces_3d(panels, "loss", view.theme)
+    fig = memo.figure(fl.surfaces_3d, panels, "loss", view.theme)
     png = {"toImageButtonOptions": {"format": "png", "scale": 3 if view.presentation else 2}}
-    st.iframe(fl.linked_html(fig, config=png, plotly_src=data.plotly_js_src()), height=int(fig.layout.height) + 20,
+    html = memo.figure(fl.linked_html, fig, config=png, plotly_src=data.plotly_js_src())
+    st.iframe(html, height=int(fig.layout.height) + 20,
               alt="Loss surfaces of A and B")  # fmt: skip
     st.caption("Drag one surface: the other turns with it." + (
         " Each method's first seed." if mode == "methods" else ""))  # fmt: skip
 else:
     st.caption("No 2-D loss surface of both sides yet (the landscape covers the first seed).")
 if mode == "runs" and has_landscape:
-    ui.plot(fc.sharpness_compare(summary, a, b, view.theme), view, key="sharpness")
+    ui.plot(memo.figure(fc.sharpness_compare, summary, a, b, view.theme), view, key="sharpness")

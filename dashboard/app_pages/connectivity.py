@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import ui
+from dashboard import memo, ui
 from dashboard.figures import connectivity as fc
 from dashboard.figures import curves as fcv
 from dashboard.figures import ensembles as fe
@@ -31,21 +31,29 @@ full, conn = conn, fr.with_repair(conn, mode)
 grouped = ui.grouped(view)
 pairs_shown = bool(fc.shown_pairs(conn, view.runs))
 if pairs_shown:
-    ui.plot(fc.path_curves(conn, view.runs, split, view.theme, grouped=grouped), view, key="paths")
+    ui.plot(
+        memo.figure(fc.path_curves, conn, view.runs, split, view.theme, grouped=grouped),
+        view,
+        key="paths",
+    )
 else:
     st.info(fc.no_pairs_message(conn), icon=":material/link_off:")
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
     if pairs_shown:
         ui.plot(
-            fc.barrier_bars(conn, view.runs, barrier, split, view.theme, grouped=grouped),
+            memo.figure(
+                fc.barrier_bars, conn, view.runs, barrier, split, view.theme, grouped=grouped
+            ),
             view,
             key="barriers",
         )
 with right:
     if stable:
         ui.plot(
-            fc.instability_curve(conn, view.runs, barrier, split, view.theme, grouped=grouped),
+            memo.figure(
+                fc.instability_curve, conn, view.runs, barrier, split, view.theme, grouped=grouped
+            ),
             view,
             key="inst",
         )
@@ -56,21 +64,33 @@ with right:
     else:
         st.info("The instability test is not computed (or turned off) for this study.")
 if fe.ensemble_pairs(conn, view.runs):
-    ui.plot(fe.ensemble_vs_midpoint(conn, view.runs, split, view.theme), view, key="ensembles")
+    ui.plot(
+        memo.figure(fe.ensemble_vs_midpoint, conn, view.runs, split, view.theme),
+        view,
+        key="ensembles",
+    )
 if fcv.shown_curves(conn, view.runs):
-    ui.plot(fcv.curve_paths(conn, view.runs, split, view.theme), view, key="curves")
+    ui.plot(memo.figure(fcv.curve_paths, conn, view.runs, split, view.theme), view, key="curves")
     left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
     with left:
-        ui.plot(fcv.curve_barriers(conn, view.runs, split, view.theme), view, key="curve_bars")
+        ui.plot(
+            memo.figure(fcv.curve_barriers, conn, view.runs, split, view.theme),
+            view,
+            key="curve_bars",
+        )
     with right:
-        ui.plot(fcv.curve_history(conn, view.runs, view.theme), view, key="curve_history")
+        ui.plot(
+            memo.figure(fcv.curve_history, conn, view.runs, view.theme), view, key="curve_history"
+        )
 if fr.variance_pairs(full, view.runs):
     where = ui.choice("Variance measured at", fr.WHERE, name="where", default="post")
-    ui.plot(fr.variance_collapse(full, view.runs, where, view.theme), view, key="variance")
+    ui.plot(
+        memo.figure(fr.variance_collapse, full, view.runs, where, view.theme), view, key="variance"
+    )
     st.caption(
         "Variance collapse (Jordan et al. 2022): below 1, the midpoint's units vary less than "
         "the ends'; REPAIR renormalises every pre-activation to the ends' interpolated "
         "statistics, so its dashed lines sit at 1."
     )
 if fc.sparse_pairs(conn, view.runs):
-    ui.plot(fc.sparsity_paths(conn, view.runs, view.theme), view, key="sparsity")
+    ui.plot(memo.figure(fc.sparsity_paths, conn, view.runs, view.theme), view, key="sparsity")

@@ -3,7 +3,7 @@ Hessian spectra (density, per-layer sharpness, convexity maps)."""
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, memo, ui
 from dashboard.figures import landscape as fl
 
 view = ui.view()
@@ -43,9 +43,11 @@ if panels and shape == "3d":
     except ValueError as err:
         camera = None
         st.warning(f"{err}; the default view is shown.", icon=":material/warning:")
-    fig = fl.surfaces_3d(panels, metric, theme, camera=camera)
+    fig = memo.figure(fl.surfaces_3d, panels, metric, theme, camera=camera)
     png = {"toImageButtonOptions": {"format": "png", "scale": 3 if view.presentation else 2}}
-    html = fl.linked_html(fig, config=png, plotly_src=data.plotly_js_src(), camera_in_url=True)
+    html = memo.figure(
+        fl.linked_html, fig, config=png, plotly_src=data.plotly_js_src(), camera_in_url=True
+    )
     st.iframe(html, height=int(fig.layout.height) + 20, alt="3-D loss surfaces")
     st.caption(
         "Drag one surface: the others turn with it, and the address bar keeps the view for a "
@@ -53,7 +55,7 @@ if panels and shape == "3d":
     )
 elif panels:
     title = f"{fl.METRICS[metric]} around each trained network"
-    ui.plot(fl.contours(panels, metric, theme, title=title), view, key="contours")
+    ui.plot(memo.figure(fl.contours, panels, metric, theme, title=title), view, key="contours")
 elif runs2d:
     st.info("Pick at least one run.")
 
@@ -63,7 +65,7 @@ if planes:
     chosen = [r for r in view.runs if r["label"] in picked] or view.runs
     records = fl.plane_records(land, chosen, plane)[: fl.MOST]
     methods = {r["label"]: r["method"] for r in view.runs}
-    fig = fl.contours(fl.plane_panels(records, load, methods), metric, theme,
+    fig = memo.figure(fl.contours, fl.plane_panels(records, load, methods), metric, theme,
                       title=f"{fl.PLANES[plane]}: {fl.METRICS[metric].lower()}")  # fmt: skip
     ui.plot(fig, view, key="planes")
 
@@ -71,20 +73,24 @@ means = ui.grouped(view) if lines or sharp else False
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
     if lines:
-        fig = fl.slices(lines, metric, theme, by_method=view.runs if means else None)
+        fig = memo.figure(fl.slices, lines, metric, theme, by_method=view.runs if means else None)
         ui.plot(fig, view, key="slices")
 with right:
     if sharp:
-        ui.plot(fl.sharpness(land, view.runs, theme, by_method=means), view, key="sharpness")
+        ui.plot(
+            memo.figure(fl.sharpness, land, view.runs, theme, by_method=means),
+            view,
+            key="sharpness",
+        )
 
 if any(shown.values()):
     st.subheader("Hessian spectra")
     if shown["density"]:
-        ui.plot(fl.spectral_density(spectra, view.runs, theme), view, key="density")
+        ui.plot(memo.figure(fl.spectral_density, spectra, view.runs, theme), view, key="density")
     left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
     with left:
         if shown["layers"]:
-            ui.plot(fl.layer_sharpness(spectra, view.runs, theme), view, key="layers")
+            ui.plot(memo.figure(fl.layer_sharpness, spectra, view.runs, theme), view, key="layers")
     with right:
         if shown["convexity"]:
-            ui.plot(fl.convexity_map(spectra, view.runs, theme), view, key="convexity")
+            ui.plot(memo.figure(fl.convexity_map, spectra, view.runs, theme), view, key="convexity")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import ui
+from dashboard import memo, ui
 from dashboard.figures import sparsity_paths as fp
 
 view = ui.view()
@@ -16,7 +16,7 @@ if paths:
     labels = [i["label"] for i in paths]
     label = ui.select("DessiLBI run", labels, name="lbi", default=labels[0])
     item = next(i for i in paths if i["label"] == label)
-    ui.plot(fp.path_figure(item, view.theme), view, key="lbi_path")
+    ui.plot(memo.figure(fp.path_figure, item, view.theme), view, key="lbi_path")
     reached = "held" if item.get("support_reached") else "did not yet hold"
     st.caption(
         f"The subnet keeps {100 * (1 - item['requested_sparsity']):.0f}% of each layer's units, "
@@ -35,7 +35,7 @@ if items:
     labels = [i["label"] for i in items]
     label = ui.select("Run", labels, name="sens", default=labels[0])
     item = next(i for i in items if i["label"] == label)
-    ui.plot(fp.sensitivity_figure(item, view.theme), view, key="sensitivity")
+    ui.plot(memo.figure(fp.sensitivity_figure, item, view.theme), view, key="sensitivity")
 else:
     ui.missing_part("sensitivity analysis", "The per-layer sensitivity",
                     failed=ui.part_failures(view, "sensitivity"))  # fmt: skip

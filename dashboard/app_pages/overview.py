@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, memo, ui
 from dashboard.figures import (
     accuracy_vs_sparsity,
     layer_sparsity_heatmap,
@@ -36,7 +36,8 @@ grouped = ui.grouped(view)
 left, right = st.columns(2) if not view.presentation else (st.container(), st.container())
 with left:
     if grouped:
-        figure = sweeps.metric_vs_axis(
+        figure = memo.figure(
+            sweeps.metric_vs_axis,
             view.summary,
             ["test_acc"],
             "sparsity",
@@ -46,13 +47,13 @@ with left:
         )
         ui.plot(figure, view, key="accuracy")
     else:
-        ui.plot(accuracy_vs_sparsity(view.runs, view.theme), view, key="accuracy")
+        ui.plot(memo.figure(accuracy_vs_sparsity, view.runs, view.theme), view, key="accuracy")
 with right:
-    ui.plot(layer_sparsity_heatmap(view.runs, view.theme), view, key="layers")
+    ui.plot(memo.figure(layer_sparsity_heatmap, view.runs, view.theme), view, key="layers")
 
 metric = ui.choice(
     "Training curve", {"acc": "Test accuracy", "loss": "Test loss"}, name="curve", default="acc"
 )
 lineages = data.lineages(view.loaded, [r["key"] for r in done])
-figure = training_timeline(view.runs, lineages, metric, view.theme, grouped=grouped)
+figure = memo.figure(training_timeline, view.runs, lineages, metric, view.theme, grouped=grouped)
 ui.plot(figure, view, key="curves")

@@ -3,7 +3,7 @@ CKA, the numbers per run or per method, geometry per class, flipped samples."""
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, memo, ui
 from dashboard.figures import representation_numbers as rn
 from dashboard.figures import representations as fr
 
@@ -66,27 +66,36 @@ with sample_col:
     pos = fr.sample_position(rep, index)
     st.caption("Click a point in the 2-D plot: it is ringed in every panel.")
     if "images" in rep:
-        ui.plot(fr.sample_view(rep, pos, chosen, view.theme), view, key="sample_image")
+        ui.plot(memo.figure(fr.sample_view, rep, pos, chosen, view.theme), view, key="sample_image")
 with plot_col:
-    fig = fr.embedding_scatter(rep, chosen, color_by, view.theme, dims=int(dims), sample=pos)
+    fig = memo.figure(
+        fr.embedding_scatter, rep, chosen, color_by, view.theme, dims=int(dims), sample=pos
+    )
     if dims == "2":
         ui.plot(fig, view, key="embedding", select=True)
     else:
-        html = fr.linked_embedding_html(
-            fig, presentation=view.presentation, plotly_src=data.plotly_js_src()
+        html = memo.figure(
+            fr.linked_embedding_html,
+            fig,
+            presentation=view.presentation,
+            plotly_src=data.plotly_js_src(),
         )
         st.iframe(html, height=int(fig.layout.height) + 20, alt="3-D embeddings")
         st.caption("Drag one scene: the others turn with it (the toolbar's home button resets).")
 
-ui.plot(fr.cka_heatmap(rep, chosen if len(chosen) > 1 else None, view.theme), view, key="cka")
+ui.plot(
+    memo.figure(fr.cka_heatmap, rep, chosen if len(chosen) > 1 else None, view.theme),
+    view,
+    key="cka",
+)
 if ui.grouped(view):
     groups = rn.group_values(rep["summary"], view.runs)
-    ui.plot(rn.group_figure(groups, view.theme), view, key="numbers")
+    ui.plot(memo.figure(rn.group_figure, groups, view.theme), view, key="numbers")
     ui.table(rn.group_table(groups))
 else:
     ui.table(rn.run_table(rep["summary"], [lab for lab in labels if lab in shown]))
-ui.plot(fr.geometry_bars(rep, chosen, view.theme), view, key="geometry")
+ui.plot(memo.figure(fr.geometry_bars, rep, chosen, view.theme), view, key="geometry")
 pruned = [r for r in chosen if fr.reference_of(rep, r) != r]
 if pruned:
     which = st.selectbox("Flipped samples of", pruned, format_func=labels.__getitem__)
-    ui.plot(fr.flipped_samples(rep, which, view.theme), view, key="flips")
+    ui.plot(memo.figure(fr.flipped_samples, rep, which, view.theme), view, key="flips")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import ui
+from dashboard import memo, ui
 from dashboard.figures import sweeps as fs
 
 view = ui.view()
@@ -50,7 +50,11 @@ else:
 methods = sorted({g["method"] for g in summary["groups"]})
 with right:
     shown = st.multiselect("Methods", methods, default=methods, key="sweep_methods")
-ui.plot(fs.metric_vs_axis(summary, chosen, axis, view.theme, methods=shown), view, key="sweep")
+ui.plot(
+    memo.figure(fs.metric_vs_axis, summary, chosen, axis, view.theme, methods=shown),
+    view,
+    key="sweep",
+)
 st.caption(
     "Each point is the mean over seeds (barriers: over pairs of seeds); the band is its 95% "
     "confidence interval (Student t), drawn where there are 2 or more. Entezari et al. 2022 "
