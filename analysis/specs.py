@@ -10,6 +10,7 @@ field, defaults included, so a changed default can never return a stale result.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -85,11 +86,20 @@ def check_bool(owner: str, name: str, value: Any) -> None:
 
 def check_literals(spec: Any) -> None:
     """Check every ``Literal``-typed field of a spec against its allowed values."""
-    hints = typing.get_type_hints(type(spec))
-    for f in dataclasses.fields(spec):
-        hint = hints[f.name]
-        if get_origin(hint) is Literal:
-            check_option(type(spec).__name__, f.name, getattr(spec, f.name), get_args(hint))
+    for name, allowed in _literal_fields(type(spec)):
+        check_option(type(spec).__name__, name, getattr(spec, name), allowed)
+
+
+@functools.cache
+def _literal_fields(cls: type) -> tuple[tuple[str, tuple], ...]:
+    """``(field, allowed values)`` of each ``Literal``-typed field of a spec class (resolving
+    a class's type hints costs a millisecond; a study's summary builds thousands of specs)."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (f.name, get_args(hints[f.name]))
+        for f in dataclasses.fields(cls)
+        if get_origin(hints[f.name]) is Literal
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -146,13 +156,35 @@ def spec_versions(value: Any, found: dict | None = None) -> dict[str, int]:
             spec_versions(getattr(value, f.name), found)
     elif isinstance(value, tuple | list):
         for v in value:
-            spec_versions(v, found)
+            if not isinstance(v, _SCALARS):  # long tuples of numbers hold no specs
+                spec_versions(v, found)
     return dict(sorted(found.items()))
 
 
+_SCALARS = (bool, int, float, str, type(None))
+
+
 def spec_key(spec: Any) -> str:
-    """The content key of a spec: sha256 hex of its canonical JSON (never ``hash()``)."""
+    """The content key of a spec: sha256 hex of its canonical JSON (never ``hash()``).
+
+    Remembered per spec value (specs are frozen: equal specs have equal canonical
+    JSON, compared by ``==``, never by ``hash()`` alone); a spec holding something
+    unhashable is keyed afresh each time.
+    """
+    try:
+        return _remembered_key(spec)
+    except TypeError:  # an unhashable field
+        return _key(spec)
+
+
+def _key(spec: Any) -> str:
+    """sha256 hex of the canonical JSON."""
     return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+
+
+#: A study's summary asks for the key of each of its thousands of specs several times
+#: (entry, failure record, nested runs); each is a walk over every nested field.
+_remembered_key = functools.lru_cache(maxsize=1 << 16)(_key)
 
 
 def _coerce(owner: str, name: str, hint: Any, value: Any) -> Any:

@@ -117,6 +117,15 @@ def test_key_changes_with_every_field(field, value):
     assert spec_key(RunSpec(**{field: value})) != spec_key(RunSpec())
 
 
+@pytest.mark.parametrize(("field", "value"), FIELD_CHANGES)
+def test_a_remembered_key_is_the_computed_key(field, value):
+    import hashlib
+
+    spec = RunSpec(**{field: value})
+    fresh = hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+    assert spec_key(spec) == fresh and spec_key(dataclasses.replace(spec)) == fresh
+
+
 @given(st.floats(0.0, 0.99), st.integers(0, 2**31 - 1))
 def test_key_changes_with_sparsity_and_seed(sparsity, seed):
     base = RunSpec(sparsity=sparsity_spec("random", 0.5), seed=0)
