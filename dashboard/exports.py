@@ -27,23 +27,26 @@ def export_left_out(summary: dict) -> list[str]:
     return export.missing_parts(summary)
 
 
-@st.cache_data(show_spinner="Drawing the figures...", max_entries=16)
+# Shared, not copied (``st.cache_resource``): a cache_data hit unpickles every figure,
+# which validates it again (two seconds for the demo's forty figures on every rerun).
+@st.cache_resource(show_spinner="Drawing the figures...", max_entries=16)
 def _export_items(
     study_path: str, mtime_ns: int, cache_dir: str, data_root: str | None, state: str,
     labels: tuple[str, ...], barrier: str, grouped: bool, presentation: bool,
-) -> list[FigureItem]:  # fmt: skip
+) -> tuple[FigureItem, ...]:  # fmt: skip
     """Every figure the export can make of the runs ``labels`` (the deck's titles, captions)."""
     summary = _summary(study_path, mtime_ns, cache_dir, data_root, state)
     runs = tuple(r for r in summary["runs"] if r["label"] in labels)
     choice = export.Choice(runs=runs, barrier=barrier, grouped=grouped)
     reader = _reader(study_path, mtime_ns, cache_dir, data_root)
-    return export.chosen_items(summary, reader, theme_for(presentation), choice)[1]
+    return tuple(export.chosen_items(summary, reader, theme_for(presentation), choice)[1])
 
 
 def export_items(
     loaded: Loaded, runs: Sequence[dict], barrier: str, grouped: bool, presentation: bool = False
-) -> list[FigureItem]:
-    """The export's figures of ``runs`` (a copy: a page may resize them)."""
+) -> tuple[FigureItem, ...]:
+    """The export's figures of ``runs``, shared by every session: draw them, never change
+    them (``dashboard.figures.items.resized`` makes a copy of another height)."""
     labels = tuple(r["label"] for r in runs)
     key = (*_key(loaded), store_state(loaded))
     return _export_items(*key, labels, barrier, grouped, presentation)

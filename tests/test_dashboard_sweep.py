@@ -141,3 +141,6 @@ def test_the_slide_shows_one_figure_with_its_title_and_caption(app):
     assert figure["layout"]["font"]["size"] == 20  # the presentation theme
     assert app.title[0].value.startswith("Loss barrier")  # the figure's own title
     assert any(c.value.endswith(".") and len(c.value) > 40 for c in app.main.caption)
+    app.selectbox(key="select_screen").set_value("page").run()  # the export's own height:
+    (chart,) = app.get("plotly_chart")  # the shared figure was not resized by the slide
+    assert json.loads(chart.proto.spec)["layout"]["height"] != 520

@@ -121,17 +121,29 @@ def test_the_oldest_figure_goes_first(monkeypatch):
 
 
 def test_figures_are_born_with_the_white_template():
+    theme.apply(go.Figure(), NORMAL, title="t")
     assert pio.templates.default == theme.TEMPLATE == "plotly_white"
     fig = theme.apply(go.Figure(), NORMAL, title="t")
     assert fig.layout.template == pio.templates["plotly_white"]
 
 
-def test_a_figure_made_under_another_default_still_gets_the_white_template(monkeypatch):
-    monkeypatch.setattr(pio.templates, "default", "plotly")
+@pytest.mark.parametrize("other", ["plotly", "streamlit"])
+def test_a_figure_made_under_another_default_still_gets_the_white_template(other, monkeypatch):
+    import streamlit  # noqa: F401  (registers its template, and makes it the default)
+
+    monkeypatch.setattr(pio.templates, "default", other)
     fig = go.Figure()
     assert fig.layout.template != pio.templates["plotly_white"]
     theme.apply(fig, NORMAL, title="t")
     assert fig.layout.template == pio.templates["plotly_white"]
+    assert pio.templates.default == "plotly_white"  # made the default again
+    late = go.Figure()  # born after another default was set back: white at once
+    assert late.layout.template == pio.templates["plotly_white"]
+    pio.templates.default = other  # born under the other, applied after the default is back
+    early = go.Figure()
+    theme.apply(go.Figure(), NORMAL, title="t")
+    theme.apply(early, NORMAL, title="t")
+    assert early.layout.template == pio.templates["plotly_white"]
 
 
 def test_apply_merges_into_what_the_builder_set_on_every_axis():
@@ -149,3 +161,13 @@ def test_apply_merges_into_what_the_builder_set_on_every_axis():
     assert layout["legend"]["orientation"] == "h"
     assert layout["title"]["text"] == "Accuracy" and layout["height"] == 500
     assert layout["font"]["size"] == PRESENTATION.font_size
+
+
+def test_a_resized_copy_leaves_the_shared_figure_as_it_was():
+    from dashboard.figures.items import resized
+
+    shared = line([1.0, 2.0], NORMAL)
+    before = shared.layout.height
+    copy = memo.figure(resized, shared, 520)
+    assert copy.layout.height == 520 and shared.layout.height == before
+    assert memo.figure(resized, shared, 520) is copy

@@ -8,8 +8,9 @@ title, the figure and its caption fill the projector.
 
 import streamlit as st
 
-from dashboard import exports, ui
+from dashboard import exports, memo, ui
 from dashboard.figures import connectivity as fc
+from dashboard.figures.items import resized
 
 #: Figure height (pixels) per screen: below the slide's title, above its caption.
 SCREENS = {"1280x720": 520, "1920x1080": 860, "page": None}
@@ -35,8 +36,7 @@ if not items:
     st.stop()
 item = next(i for i in items if i.name == name)
 st.title(item.title)
-figure = item.figure
-if SCREENS[screen]:
-    figure.update_layout(height=SCREENS[screen])
+height = SCREENS[screen]
+figure = memo.figure(resized, item.figure, height) if height else item.figure
 ui.plot(figure, view, key="slide")
 st.caption(item.caption)

@@ -23,3 +23,10 @@ class FigureItem:
     caption: str
     figure: go.Figure
     post_script: str | None = None
+
+
+def resized(fig: go.Figure, height: int) -> go.Figure:
+    """A copy of ``fig``, ``height`` pixels tall (the original, shared, is left as it was)."""
+    copy = go.Figure(fig)
+    copy.update_layout(height=height)
+    return copy

@@ -18,8 +18,9 @@ import plotly.io as pio
 #: Every figure starts from plotly's white template. Made the default here, where
 #: every figure builder imports its theme, so a new figure is born with it: setting
 #: it per figure copies and validates the whole template again (about 50 ms a
-#: figure, most of a page's render). :func:`apply` still sets it on a figure made
-#: under another default (someone changed ``pio.templates.default`` later).
+#: figure). Streamlit makes its own template the default when its plotly element is
+#: imported, so :func:`apply` makes ours the default again, and gives ours to a
+#: figure born under another.
 TEMPLATE = "plotly_white"
 pio.templates.default = TEMPLATE
 
@@ -141,7 +142,9 @@ def apply(fig: go.Figure, theme: Theme, *, title: str, height: int | None = None
     update re-walks the layout for every key and costs about 40 ms a figure, the
     plain assignments about 5.
     """
-    if pio.templates.default != TEMPLATE:  # born under another template: set ours
+    if pio.templates.default != TEMPLATE:  # another library made its own the default
+        pio.templates.default = TEMPLATE
+    if not _born_white(fig):
         fig.layout.template = TEMPLATE
     _merge(
         fig.layout,
@@ -195,3 +198,13 @@ def _merge(obj: object, values: dict) -> None:
             _merge(getattr(obj, name), value)
         else:
             setattr(obj, name, value)
+
+
+def _born_white(fig: go.Figure) -> bool:
+    """Whether ``fig`` has plotly's white template (its background, grid and colours)."""
+    ours, white = fig.layout.template.layout, pio.templates[TEMPLATE].layout
+    return (
+        ours.plot_bgcolor == white.plot_bgcolor
+        and ours.colorway == white.colorway
+        and ours.xaxis.gridcolor == white.xaxis.gridcolor
+    )
