@@ -10,17 +10,16 @@ algorithms were on, so a number can be traced to the hardware that made it.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 
+from analysis.device_names import ENV_VAR as ENV_VAR  # re-exported: where users look
+from analysis.device_names import PATTERN as _PATTERN
+from analysis.device_names import requested
 from analysis.errors import PrunescopeError
-
-ENV_VAR = "PRUNESCOPE_DEVICE"
-_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 #: The device this process computes on (set by ``use``; CPU until a command picks one).
 _CURRENT: list[torch.device] = [torch.device("cpu")]
@@ -50,7 +49,7 @@ def resolve(name: str | None = None) -> torch.device:
         DeviceError: ``name`` is not a device name, or names one this machine
             does not have; the message lists the devices that exist.
     """
-    name = (name or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    name = requested(name)
     if not _PATTERN.match(name):
         raise DeviceError(
             f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps "
@@ -73,7 +72,7 @@ def spread(name: str | None = None) -> list[torch.device]:
         DeviceError: see :func:`resolve`.
     """
     first = resolve(name)
-    asked = (name or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    asked = requested(name)
     if first.type == "cuda" and asked in ("auto", "cuda"):
         return [torch.device(d) for d in available() if d.startswith("cuda")]
     return [first]

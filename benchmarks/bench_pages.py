@@ -23,6 +23,10 @@ sent, and websocket frames; Chromium's DevTools protocol): tabs of one browser
 context, its HTTP cache warm as for someone who has opened the dashboard before,
 and (``cold_browser_*``) tabs of a fresh context that must fetch streamlit's and
 plotly's JavaScript again. Pages with no chart (Compute, Export) time the title.
+The browser's baseline, timed in the same rounds, is a bare streamlit app with a
+title and one three-point plotly chart (``x_baseline_first_chart``: a page's first
+chart as a multiple of its): what streamlit and plotly.js cost on this machine
+before a page of ours does anything.
 Targets: first chart under 2 s (median); the Landscape under 0.5 MB per visit
 after the first (plotly.js is served once, :mod:`dashboard.plotly_js`). Last, for
 the demo study, a second ``prunescope demo`` (everything cached) is started as in
@@ -271,35 +275,83 @@ def demo_up(study: str, cache: str) -> dict:
     return {"serving_s": round(serving, 2), "first_chart_s": round(charted, 2)}
 
 
+#: The browser's baseline: a bare streamlit app with a title and one three-point plotly
+#: chart, served alike and timed in the same rounds. Its first chart is what streamlit and
+#: plotly.js cost on this machine before any page of ours does anything.
+BASELINE_APP = """
+import plotly.graph_objects as go
+import streamlit as st
+
+st.title("Baseline")
+st.plotly_chart(go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 0])), theme=None)
+"""
+BASELINE = "baseline"
+
+
+def serve_baseline(folder: Path) -> tuple[subprocess.Popen, str]:
+    """Start the baseline app with the dashboard's server flags; wait until it answers."""
+    from dashboard.server import STREAMLIT_FLAGS
+
+    app = folder / "baseline_app.py"
+    app.write_text(BASELINE_APP)
+    port = free_port()
+    flags = {**STREAMLIT_FLAGS, "server.port": str(port), "server.enableStaticServing": "false"}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app)]
+    cmd += [f"--{key}={value}" for key, value in flags.items()]
+    log = folder / "baseline.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    stop(proc)
+    raise SystemExit(f"the baseline app did not serve in 120 s:\n{log.read_text()}")
+
+
 def in_browser(study: str, cache: str, repeats: int, charted: dict[str, bool]) -> dict:
-    """Median time to first chart and megabytes received per page in headless Chromium.
+    """Median time to first chart and megabytes received per page in headless Chromium,
+    and each page's first chart as a multiple of the baseline app's (same rounds).
 
     ``charted``: whether a page draws a chart (else its title is timed), as AppTest saw it.
     """
     from playwright.sync_api import sync_playwright
 
     keys = ("first", "done", "sent", "cold", "cold_sent")
-    got: dict[str, dict[str, list[float]]] = {p: {k: [] for k in keys} for p in pages()}
+    got: dict[str, dict[str, list[float]]] = {
+        p: {k: [] for k in keys} for p in [BASELINE, *pages()]
+    }
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = serve(study, cache, Path(tmp) / "dashboard.log")
+        base_proc, base_url = serve_baseline(Path(tmp))
+        where = {BASELINE: base_url + "/", **{p: url + url_path(p) for p in pages()}}
+        charted = {BASELINE: True, **charted}
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 warm = browser.new_context(viewport={"width": 1440, "height": 1000})
-                for page in pages():  # warm the server's caches and the browser's
-                    visit(browser, url + url_path(page), charted[page], warm)
+                for page, address in where.items():  # warm the servers' caches and the browser's
+                    visit(browser, address, charted[page], warm)
                 for _ in range(repeats):
-                    for page in pages():
-                        a, b, mb = visit(browser, url + url_path(page), charted[page], warm)
-                        c, _, cold_mb = visit(browser, url + url_path(page), charted[page])
+                    for page, address in where.items():
+                        a, b, mb = visit(browser, address, charted[page], warm)
+                        c, _, cold_mb = visit(browser, address, charted[page])
                         for key, value in zip(keys, (a, b, mb, c, cold_mb), strict=True):
                             got[page][key].append(value)
                 browser.close()
         finally:
             stop(proc)
+            stop(base_proc)
+    base = statistics.median(got[BASELINE]["first"])
     return {
         page: {
             "first_chart_median_s" if charted[page] else "title_median_s": median(t["first"]),
+            "x_baseline_first_chart": round(statistics.median(t["first"]) / base, 2),
             "script_done_median_s": median(t["done"]),
             "sent_median_mb": median(t["sent"]),
             "cold_browser_first_median_s": median(t["cold"]),

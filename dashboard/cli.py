@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compute", help="train every run of a study (and its analyses), skipping what is cached"
     )
     p.add_argument("study", help="study TOML file")
-    p.add_argument("--only", choices=analysis_names(), help="compute only this part")
+    p.add_argument("--only", help="compute only this part (runs, landscape, ...: see `plan`)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     _executor_options(p)
     _common(p)
@@ -144,44 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def analysis_names() -> list[str]:
-    """The parts ``--only`` accepts."""
-    from analysis.plan import PARTS
-
-    return list(PARTS)
-
-
-class Bars:
-    """A progress callback drawing one tqdm bar per task (quiet: draws nothing)."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet or not sys.stderr.isatty() and os.environ.get("CI") == "true"
-        self.bars: dict = {}
-
-    def __call__(self, task: str, done: float, total: float) -> None:
-        """Update (or open, or close) the bar of ``task``."""
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        bar = self.bars.get(task)
-        if bar is None:
-            bar = self.bars[task] = tqdm(
-                total=total or None, desc=task[:48], leave=False, dynamic_ncols=True
-            )
-        bar.n = done
-        bar.refresh()
-        if total and done >= total:
-            bar.close()
-            del self.bars[task]
-
-    def close(self) -> None:
-        """Close every open bar."""
-        for bar in self.bars.values():
-            bar.close()
-        self.bars.clear()
-
-
 def _store(args: argparse.Namespace):
     """The store chosen by --cache-dir / $PRUNESCOPE_CACHE."""
     from analysis.store import Store, default_root
@@ -213,6 +175,7 @@ def cmd_compute(args: argparse.Namespace) -> int:
     from analysis.executor import RayExecutor, make_executor
     from analysis.plan import compute_study
 
+    cli_plan.check_only(args.only)
     workers = getattr(args, "workers", None)
     workers = 1 if workers is None else workers
     if workers < 1:
@@ -247,7 +210,7 @@ def cmd_compute(args: argparse.Namespace) -> int:
     if getattr(args, "dry_run", False):
         executor.close()
         return 0
-    bars = Bars(args.quiet)
+    bars = cli_run.Bars(args.quiet)
     try:
         report = compute_study(
             study, _store(args), only=args.only, progress=bars, log=print, executor=executor
@@ -357,22 +320,32 @@ def _start_server(args: argparse.Namespace):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Compute the demo study, print its summary, then open the dashboard on it."""
-    from analysis import device as devices
+    from analysis.device_names import EVERYWHERE, requested
 
     args.only = None
-    devices.resolve(getattr(args, "device", None))
-    if args.workers is None:  # independent runs side by side: one thread each beats threads
-        # that spin against each other (bench_threads.py); all cached: no pool to start
-        args.workers = (
-            1 if _all_cached(args) else demo_workers()
-        )  # a device that is not there: before anything
     opens = not (args.no_dashboard or os.environ.get("CI") == "true" or not sys.stdout.isatty())
     # The server starts first: its start-up (importing torch and the analyses) overlaps
-    # the compute pass, and pages show results as they land.
-    dashboard = _start_server(args) if opens else None
+    # this process's own imports and its check of the store, and pages show results as
+    # they land. A device that may not be there is checked before (nothing written).
+    early = opens and requested(getattr(args, "device", None)) in EVERYWHERE
+    dashboard = _start_server(args) if early else None
     try:
-        print(f"prunescope demo: computing {Path(args.study).name} (cached results are reused)")
-        status = cmd_compute(args)
+        from analysis import device as devices
+
+        devices.resolve(getattr(args, "device", None))
+        cached = _all_cached(args)
+        if args.workers is None:  # independent runs side by side: one thread each beats
+            # threads that spin against each other (bench_threads.py)
+            args.workers = demo_workers()
+        if opens and dashboard is None:
+            dashboard = _start_server(args)
+        name = Path(args.study).name
+        if cached:  # a second demo: no plan to print, no pass to make
+            print(f"prunescope demo: every result of {name} is in the store")
+            status = 0
+        else:
+            print(f"prunescope demo: computing {name} (cached results are reused)")
+            status = cmd_compute(args)
         args.json = False
         cmd_show(args)
     except BaseException:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from analysis.errors import PrunescopeError
+
 
 def add_parser(sub: argparse._SubParsersAction, common, device_option) -> None:
     """The ``plan`` subcommand's arguments."""
@@ -71,16 +73,11 @@ def cmd_plan(args: argparse.Namespace, study, store) -> int:
     """Print (or write as JSON) the plan of a study; computes nothing."""
     from analysis import device as devices
     from analysis.cost import plan_study
-    from analysis.errors import PrunescopeError
     from analysis.executor.schedule import cpu_threads
 
     if args.workers < 1:
         raise PrunescopeError(f"--workers must be at least 1, got {args.workers}")
-    if args.only is not None:
-        from analysis.parts import PARTS
-
-        if args.only not in PARTS:
-            raise PrunescopeError(f"--only must be one of {', '.join(PARTS)}, got {args.only!r}")
+    check_only(args.only)
     device = devices.resolve(args.device)
     threads = cpu_threads(args.workers)
     if args.json:
@@ -105,3 +102,17 @@ def cmd_plan(args: argparse.Namespace, study, store) -> int:
         refresh=args.recalibrate,
     )
     return 0
+
+
+def check_only(only: str | None) -> None:
+    """Refuse an ``--only`` that names no part (checked here, not by argparse: listing the
+    parts imports every analysis, and with it torch, before the command can start).
+
+    Raises:
+        PrunescopeError: naming the parts there are.
+    """
+    if only is not None:
+        from analysis.parts import PARTS
+
+        if only not in PARTS:
+            raise PrunescopeError(f"--only must be one of {', '.join(PARTS)}, got {only!r}")

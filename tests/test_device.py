@@ -197,7 +197,7 @@ def test_a_device_record_says_the_name_and_versions():
     assert devices.say(torch.device("cpu")).startswith("cpu")
 
 
-def test_the_demo_runs_one_job_per_core_and_compute_one_by_default(monkeypatch, tmp_path):
+def test_the_demo_runs_one_job_per_core_compute_one_and_a_second_demo_none(monkeypatch, tmp_path):
     from dashboard import cli
 
     seen = []
@@ -207,9 +207,9 @@ def test_the_demo_runs_one_job_per_core_and_compute_one_by_default(monkeypatch, 
     cache = ["--cache-dir", str(tmp_path / "cache")]
     assert cli.main(["demo", "--no-dashboard", *cache]) == 0  # nothing cached: a pool
     assert cli.main(["demo", "--no-dashboard", "--workers", "1", *cache]) == 0
-    monkeypatch.setattr(cli, "_all_cached", lambda args: True)  # a second demo: no pool
+    monkeypatch.setattr(cli, "_all_cached", lambda args: True)  # a second demo: no pass
     assert cli.main(["demo", "--no-dashboard", *cache]) == 0
-    assert seen == [2, 1, 1]
+    assert seen == [2, 1]
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)), raising=False)
     assert cli.demo_workers() == 4
     assert cli.build_parser().parse_args(["compute", "s.toml"]).workers is None
@@ -236,3 +236,57 @@ def test_all_cached_is_false_on_an_empty_store_and_true_once_computed(tmp_path, 
     assert not cli._all_cached(args)
     monkeypatch.setattr(api, "exists", lambda spec, store: True)
     assert cli._all_cached(args)
+
+
+class _Server:
+    """A started dashboard, as ``prunescope demo`` sees it."""
+
+    def __init__(self, order: list[str]):
+        self.order = order
+
+    def serve(self) -> int:
+        self.order.append("serve")
+        return 0
+
+    def stop(self) -> None:
+        self.order.append("stop")
+
+
+@pytest.mark.parametrize(
+    "device, order",
+    [
+        (None, ["server", "resolve", "show", "serve"]),  # auto: every machine has it
+        ("cpu", ["server", "resolve", "show", "serve"]),
+        ("cuda", ["resolve", "server", "show", "serve"]),  # may not be there: checked first
+    ],
+)
+def test_a_second_demo_starts_its_server_first_and_makes_no_pass(device, order, monkeypatch):
+    from dashboard import cli
+
+    seen: list[str] = []
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv(devices.ENV_VAR, raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    monkeypatch.setattr(cli, "_start_server", lambda args: seen.append("server") or _Server(seen))
+    monkeypatch.setattr(devices, "resolve", lambda name=None: seen.append("resolve"))
+    monkeypatch.setattr(cli, "_all_cached", lambda args: True)
+    monkeypatch.setattr(cli, "cmd_compute", lambda args: seen.append("compute") or 0)
+    monkeypatch.setattr(cli, "cmd_show", lambda args: seen.append("show") or 0)
+    argv = ["demo", *(["--device", device] if device else [])]
+    assert cli.main(argv) == 0
+    assert seen == order
+
+
+def test_a_demo_on_a_device_that_is_not_there_starts_no_server(monkeypatch, tmp_path, capsys):
+    from dashboard import cli
+
+    if "cuda:7" in HAVE:
+        pytest.skip("this machine has an eighth GPU")
+    started = []
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    monkeypatch.setattr(cli, "_start_server", lambda args: started.append(args))
+    cache = tmp_path / "cache"
+    assert cli.main(["demo", "--device", "cuda:7", "--cache-dir", str(cache)]) == 2
+    assert not started and not cache.exists()
+    assert "not available here" in capsys.readouterr().err
