@@ -108,6 +108,9 @@ def test_methods_are_compared_over_their_seeds_by_default(app, two_seeds):
     names = [t.get("name") for t in figures["curves"]["data"]]
     assert {"A: dense", "B: magnitude 50%"} <= set(names)
     assert "paired over 2 seeds" in figures["robustness"]["layout"]["title"]["text"]
+    noise = [t for t in figures["noise"]["data"] if t.get("showlegend") is not False]
+    assert {t["name"] for t in noise} == {"dense", "magnitude 50%"}  # a mean line per method
+    assert any(t.get("fill") == "toself" for t in figures["noise"]["data"])  # and its band
     (frame,) = app.get("iframe")  # the two loss surfaces side by side, cameras linked
     assert '["scene", "scene2"]' in frame.proto.srcdoc
     assert app.query_params.get("ma") == "dense"

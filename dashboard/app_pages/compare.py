@@ -119,6 +119,12 @@ if len(having("robustness")) == 2:
         ui.plot(
             memo.figure(cm.robustness_groups, summary, sides, view.theme), view, key="robustness"
         )
+        both = [*pair_runs[0], *pair_runs[1]]  # each method's mean over its seeds, with a band
+        ui.plot(
+            memo.figure(noise_curves, both, summary["robustness"], view.theme, grouped=True),
+            view,
+            key="noise",
+        )
     else:
         items = [fc.robustness_item(summary, r["label"]) for r in (a, b)]
         fig = memo.figure(fc.robustness_compare, a, items[0], b, items[1], view.theme)
@@ -127,7 +133,10 @@ if len(having("robustness")) == 2:
 
 st.subheader("Connectivity")
 if mode == "methods":
-    st.caption("The barriers over every pair of seeds are in the table above.")
+    st.caption(
+        "The barriers over every pair of seeds are in the table above; the paths, a mean "
+        "per method, are on the Connectivity page."
+    )
 elif having("connectivity"):
     ui.plot(
         memo.figure(fc.connectivity_compare, summary, a, b, view.theme), view, key="connectivity"
