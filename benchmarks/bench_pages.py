@@ -48,14 +48,11 @@ import datetime as dt
 import json
 import os
 import platform
-import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +69,14 @@ TARGETS = {
     "landscape_sent_mb": 0.5,
 }
 sys.path.insert(0, str(ROOT))
-from tests._browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from tests._browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    start,
+    stop,
+    wait_until_serving,
+)
 
 #: Drawn plotly chart in the page or in a same-origin component iframe.
 FIRST_CHART = """() => {
@@ -163,34 +167,12 @@ def serve(study: str, cache: str, log: Path, *, demo: bool = False) -> tuple[sub
     else:
         cmd = [str(exe), "dashboard", study, "--cache-dir", cache, "--port", port]
     env = {k: v for k, v in os.environ.items() if k != "CI"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
-        )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the dashboard exited:\n{log.read_text()}")
-        found = re.search(r"at (http://127\.0\.0\.1:\d+)", log.read_text())
-        if found:
-            try:
-                with urllib.request.urlopen(f"{found.group(1)}/_stcore/health", timeout=2) as r:
-                    if r.read().decode().strip() == "ok":
-                        return proc, found.group(1)
-            except OSError:
-                pass
-        time.sleep(0.5)
-    stop(proc)
-    raise SystemExit(f"the dashboard did not serve in 300 s:\n{log.read_text()}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop the CLI and the streamlit server it started (one process group)."""
+    proc = start(cmd, log, env=env)
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
+        return proc, wait_until_serving(proc, log, timeout=300)
+    except RuntimeError as err:
+        stop(proc)
+        raise SystemExit(str(err)) from None
 
 
 class Transfer:
@@ -299,19 +281,12 @@ def serve_baseline(folder: Path) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "streamlit", "run", str(app)]
     cmd += [f"--{key}={value}" for key, value in flags.items()]
     log = folder / "baseline.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    stop(proc)
-    raise SystemExit(f"the baseline app did not serve in 120 s:\n{log.read_text()}")
+    proc = start(cmd, log)
+    try:
+        return proc, wait_until_serving(proc, log, timeout=120, url=f"http://127.0.0.1:{port}")
+    except RuntimeError as err:
+        stop(proc)
+        raise SystemExit(str(err)) from None
 
 
 def in_browser(study: str, cache: str, repeats: int, charted: dict[str, bool]) -> dict:

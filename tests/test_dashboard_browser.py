@@ -8,19 +8,16 @@ is shown, and saves a screenshot per page to ``tests/artifacts/screenshots/``.
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests._browser import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests._browser import CHROMIUM, CHROMIUM_ARGS, free_port, serving, settle
 from tests.test_dashboard_app import prefill
 
+PRUNESCOPE = str(Path(sys.executable).with_name("prunescope"))
 SHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
 #: (screenshot name, URL path, plotly charts the page must draw)
 PAGES = [
@@ -46,48 +43,22 @@ pytestmark = [
 ]
 
 
-def wait_until_serving(log: Path, proc: subprocess.Popen, timeout: float = 180) -> str:
-    """The URL the CLI printed, once the server answers its health check."""
-    deadline = time.monotonic() + timeout
-    url = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"prunescope dashboard exited with {proc.returncode}:\n{log.read_text()}")
-        found = re.search(r"at (http://127\.0\.0\.1:\d+)", log.read_text())
-        url = found.group(1) if found else None
-        if url:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.read().decode().strip() == "ok":
-                        return url
-            except OSError:
-                pass
-        time.sleep(0.5)
-    pytest.fail(f"the dashboard did not serve within {timeout:.0f} s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`prunescope dashboard` on the pre-filled small study; stopped (with its server) after."""
     root = tmp_path_factory.mktemp("browser")
     study, cache = prefill(root)
-    log = root / "dashboard.log"
-    exe = Path(sys.executable).with_name("prunescope")
-    cmd = [str(exe), "dashboard", str(study), "--cache-dir", str(cache), "--port", str(free_port())]
-    with open(log, "wb") as out:
-        # A session of its own, so the CLI and the streamlit server it starts stop together.
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root
-        )
-    try:
-        yield wait_until_serving(log, proc), study
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    cmd = [
+        PRUNESCOPE,
+        "dashboard",
+        str(study),
+        "--cache-dir",
+        str(cache),
+        "--port",
+        str(free_port()),
+    ]
+    with serving(cmd, root / "dashboard.log") as url:
+        yield url, study
 
 
 @pytest.fixture(scope="module")
@@ -100,21 +71,6 @@ def browser():
             yield chromium
         finally:
             chromium.close()
-
-
-def settle(page, charts: int, timeout_ms: int = 120_000) -> None:
-    """Wait for the script run to finish and the page's charts to be drawn."""
-    page.wait_for_selector("[data-testid=stMain]", timeout=timeout_ms)
-    page.wait_for_selector("h1", timeout=timeout_ms)
-    if charts:
-        page.wait_for_function(
-            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
-            timeout=timeout_ms,
-        )
-    page.wait_for_function(
-        "!document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms
-    )
-    page.wait_for_timeout(1000)  # let plotly finish its transitions before the screenshot
 
 
 @pytest.mark.parametrize(("name", "path", "charts"), PAGES)

@@ -3,20 +3,15 @@ the 3-D camera kept in the URL (a dragged view reopens from a copied link)."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from dashboard import plotly_js
-from tests._browser import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests._browser import CHROMIUM, CHROMIUM_ARGS, free_port, serving, settle
 from tests.test_dash_speed_parts import prefill_mini
-from tests.test_dashboard_browser import settle, wait_until_serving
+from tests.test_dashboard_browser import PRUNESCOPE
 
 pytestmark = [
     pytest.mark.browser,
@@ -35,22 +30,17 @@ def server(tmp_path_factory):
     """`prunescope dashboard` on the minimal study; stopped (with its server) after."""
     root = tmp_path_factory.mktemp("landscape-browser")
     study, cache = prefill_mini(root)
-    log = root / "dashboard.log"
-    exe = Path(sys.executable).with_name("prunescope")
-    cmd = [str(exe), "dashboard", str(study), "--cache-dir", str(cache), "--port", str(free_port())]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root
-        )
-    try:
-        yield wait_until_serving(log, proc)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    cmd = [
+        PRUNESCOPE,
+        "dashboard",
+        str(study),
+        "--cache-dir",
+        str(cache),
+        "--port",
+        str(free_port()),
+    ]
+    with serving(cmd, root / "dashboard.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
