@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dashboard.figures import bands
+from dashboard.figures import bands, theme
 from dashboard.figures import robustness as fr
 
 
@@ -82,3 +82,39 @@ def test_grouped_robustness_draws_one_line_per_method_with_its_band(study):
     single = fr.noise_curves(runs[:1], items[:1])
     band = next(t for t in single.data if t.fill == "toself")
     assert max(band.y) == pytest.approx(100 * 0.90 + 1.0)  # ±1 std over draws
+
+
+def _luma(hex_color: str) -> float:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def test_a_sparsity_ladder_of_one_method_deepens_in_its_hue():
+    ladder = [bands.GroupKey("", "magnitude", s, "ce") for s in (0.5, 0.8, 0.9, 0.95)]
+    dense = bands.GroupKey("", "dense", 0.0, "ce")
+    keys = [dense, *ladder]
+    colors = [bands.group_color(k, keys) for k in ladder]
+    assert len(set(colors)) == 4
+    lumas = [_luma(c) for c in colors]
+    assert lumas == sorted(lumas, reverse=True)  # sparser: darker
+    assert lumas[0] - lumas[-1] > 60  # apart in greyscale too
+    blue = theme.method_color("magnitude")
+    assert bands.group_color(ladder[2], [dense, ladder[2]]) == blue  # one sparsity: its colour
+    assert bands.group_color(dense, keys) == theme.method_color("dense")
+    assert bands.shade("#0072B2", 0.0) == "#0072B2"
+    assert bands.shade("#0072B2", -1.0) == "#FFFFFF" and bands.shade("#0072B2", 1.0) == "#000000"
+
+
+def test_figures_tell_sparsities_of_one_method_apart_by_colour():
+    runs = [_run("magnitude", s, seed) for s in (0.5, 0.9) for seed in (0, 1)]
+    items = [_item(r, a) for r, a in zip(runs, (0.9, 0.91, 0.8, 0.82), strict=True)]
+    for grouped in (True, False):
+        for fig in (
+            fr.noise_curves(runs, items, grouped=grouped),
+            fr.corruption_curves(runs, items, grouped=grouped),
+        ):
+            lines = [t for t in fig.data if t.mode == "lines+markers" and t.showlegend is not False]
+            by_sparsity = {"50%" in t.name: t.line.color for t in lines}
+            assert len(set(by_sparsity.values())) == 2, fig.layout.title.text
+    bars = fr.mce_bars(runs, items, grouped=True).data[0]
+    assert len(set(bars.marker.color)) == 2

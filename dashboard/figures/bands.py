@@ -62,6 +62,35 @@ def group_name(key: GroupKey, keys: Sequence[GroupKey]) -> str:
     return name
 
 
+#: How far a method's colour moves towards white (lowest sparsity shown) and towards
+#: black (highest) when a figure shows several sparsities of one method.
+LIGHTEST, DARKEST = 0.55, 0.35
+
+
+def shade(hex_color: str, amount: float) -> str:
+    """``#RRGGBB`` mixed towards white (``amount`` < 0) or black (> 0) by ``|amount|``."""
+    h = hex_color.lstrip("#")
+    rgb = [int(h[i : i + 2], 16) for i in (0, 2, 4)]
+    target = 255 if amount < 0 else 0
+    mixed = [round(c + (target - c) * abs(amount)) for c in rgb]
+    return "#" + "".join(f"{c:02X}" for c in mixed)
+
+
+def group_color(key: GroupKey, keys: Iterable[GroupKey] = ()) -> str:
+    """The colour of ``key``'s lines among ``keys`` (everything the figure shows).
+
+    The method's colour (``theme.method_color``); when ``keys`` hold several sparsities
+    of that method, an ordered shade of it: lightest at the lowest sparsity, darkest at
+    the highest, so a ladder reads as one hue that deepens (also in greyscale).
+    """
+    base = method_color(key.method)
+    levels = sorted({k.sparsity for k in keys if k.method == key.method} | {key.sparsity})
+    if len(levels) < 2:
+        return base
+    t = levels.index(key.sparsity) / (len(levels) - 1)
+    return shade(base, -LIGHTEST + t * (LIGHTEST + DARKEST))
+
+
 def interval(values: np.ndarray | Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and Student-t 95% interval over axis 0 (the runs), NaNs left out per point.
 
@@ -104,6 +133,7 @@ def add_band(
     spread: tuple[np.ndarray, np.ndarray] | None = None,
     symbol: str | None = None,
     hover: str = "",
+    keys: Sequence[GroupKey] = (),
 ) -> None:
     """Add one group's mean line and (with 2+ runs) its 95% band to ``fig``.
 
@@ -111,6 +141,8 @@ def add_band(
         x: the ``(n_points,)`` x values.
         values: ``(n_runs, n_points)``; NaN where a run has no value.
         key: the group (its method gives colour and marker).
+        keys: every group the figure shows: several sparsities of ``key``'s method shade
+            its colour by sparsity (``group_color``).
         cell: ``(row, col)`` of a subplot grid, or None.
         spread: ``(low, high)``, each ``(n_points,)``: a band of another meaning (e.g. one
             run's ±1 std over noise draws) in place of the interval over runs.
@@ -118,7 +150,7 @@ def add_band(
     mean, low, high = interval(values)
     if spread is not None:
         low, high = (np.asarray(b, dtype=float) for b in spread)
-    color = method_color(key.method)
+    color = group_color(key, keys)
     where = {"row": cell[0], "col": cell[1]} if cell else {}
     xs = list(x)
     if (len(values) > 1 or spread is not None) and np.isfinite(low).any():

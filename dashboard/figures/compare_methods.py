@@ -313,7 +313,7 @@ def training_groups(
                         values[i, epochs.index(h["epoch"])] = scale * h[field]
             bands.add_band(fig, epochs, values, key=key, name=f"{side}: {name}", theme=theme,
                            dash="solid" if side == "A" else "dash", showlegend=col == 1,
-                           cell=(1, col))  # fmt: skip
+                           cell=(1, col), keys=[k for _, k, _ in sides])  # fmt: skip
     groups = {key: runs for _, key, runs in sides}
     title = f"Training curves, A (solid) and B (dashed)<br><sup>{bands.subtitle(groups)}</sup>"
     apply(fig, theme, title=title)

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.figures import bands
 from dashboard.figures.representations import image_grid
-from dashboard.figures.theme import NORMAL, SEED_DASHES, Theme, apply, method_color
+from dashboard.figures.theme import NORMAL, SEED_DASHES, Theme, apply
 
 CE_METRICS = {
     "accuracy": "Mean accuracy over severities (%)",
@@ -104,6 +104,7 @@ def corruption_curves(
             bands.add_band(
                 fig, range(values.shape[1]), values, key=row.key, name=row.name, theme=theme,
                 dash=row.dash, showlegend=k == 0, cell=(k // cols + 1, k % cols + 1),
+                keys=[r.key for r in shown],
             )  # fmt: skip
     apply(
         fig,
@@ -180,7 +181,7 @@ def mce_bars(
         r for r in rows(runs, items, grouped) if any(i.get("mce") is not None for i in r.items)
     ]
     labels = [r.name for r in shown]
-    colors = [method_color(r.key.method) for r in shown]
+    colors = [bands.group_color(r.key, [s.key for s in shown]) for r in shown]
     fig = go.Figure()
     for name, key, pattern in (("mCE", "mce", ""), ("relative mCE", "relative_mce", "/")):
         spread = [
@@ -216,7 +217,8 @@ def noise_curves(
     """Accuracy under multiplicative weight noise (w + w·σ·ε): per run the mean over draws with
     a ±1 std band over draws; ``grouped``, per method the mean over seeds with its 95% band."""
     fig = go.Figure()
-    for row in rows(runs, items, grouped):
+    shown = rows(runs, items, grouped)
+    for row in shown:
         curves = [sorted(i.get("noise") or [], key=lambda n: n["sigma"]) for i in row.items]
         curves = [c for c in curves if c]
         if not curves:
@@ -228,8 +230,9 @@ def noise_curves(
             std = np.array([100 * n["accuracy_std"] for n in curves[0]])
             spread = (values[0] - std, values[0] + std)
         bands.add_band(
-            fig, x, values, key=row.key, name=row.name, theme=theme, dash=row.dash, spread=spread
-        )
+            fig, x, values, key=row.key, name=row.name, theme=theme, dash=row.dash, spread=spread,
+            keys=[r.key for r in shown],
+        )  # fmt: skip
     band = "95% interval over seeds" if grouped else "±1 std over draws"
     apply(fig, theme, title=f"Accuracy under weight noise<br><sup>w + w·σ·ε; band: {band}</sup>")
     fig.update_xaxes(title_text="Relative noise σ")

@@ -28,6 +28,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures.bands import (
+    GroupKey,
     add_band,
     alpha,
     by_method,
@@ -165,12 +166,16 @@ def _group_values(seg: dict, metric: str) -> tuple[list[float], np.ndarray]:
     return xs, values
 
 
-def _draw_group(fig: go.Figure, seg: dict, metric: str, theme: Theme) -> None:
-    """A group's training: mean with a 95% band, or a faint mean when only an earlier phase."""
+def _draw_group(
+    fig: go.Figure, seg: dict, metric: str, theme: Theme, keys: Sequence[GroupKey]
+) -> None:
+    """A group's training: mean with a 95% band, or a faint mean when only an earlier phase
+    (``keys``: every group drawn, for ``bands.group_color``)."""
     xs, values = _group_values(seg, metric)
     if seg["final"]:
         phase = seg["entries"][0]["phase"]
-        add_band(fig, xs, values, key=seg["key"], name=seg["name"], theme=theme, hover=phase)
+        add_band(fig, xs, values, key=seg["key"], name=seg["name"], theme=theme, hover=phase,
+                 keys=keys)  # fmt: skip
         return
     mean, _, _ = interval(values)
     method = seg["entries"][0]["method"]
@@ -249,7 +254,7 @@ def training_timeline(
     order = sorted(segments.values(), key=lambda s: (s["final"], s["entries"][0]["x0"]))
     for seg in order:
         if grouped:
-            _draw_group(fig, seg, metric, theme)
+            _draw_group(fig, seg, metric, theme, [s["key"] for s in segments.values()])
         else:
             fig.add_trace(_run_trace(seg, metric, seeds, theme))
     for trace in fig.data:

@@ -218,7 +218,7 @@ def _slice_bands(
         values = np.stack([_on(x, arrays[r["label"]], metric) for r in records])
         dash = SEED_DASHES[levels.index(key.sparsity) % len(SEED_DASHES)]
         add_band(fig, x, values, key=key, name=group_name(key, list(groups)), theme=theme,
-                 dash=dash, markers=False)  # fmt: skip
+                 dash=dash, markers=False, keys=list(groups))  # fmt: skip
     return groups
 
 
