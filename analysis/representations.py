@@ -438,6 +438,7 @@ def summarize_representations(study: Study, store: Any) -> list[dict]:
                 "method",
                 "sparsity",
                 "seed",
+                "flips_vs",
                 "trustworthiness_2d",
                 "trustworthiness_3d",
                 "knn_acc",

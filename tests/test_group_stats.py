@@ -108,3 +108,19 @@ def test_every_cached_metric_has_statistics_and_more_seeds_narrow_the_interval(t
         widths.append(ci[1] - ci[0])
         assert math.isfinite(widths[-1])
     assert widths[1] < widths[0]
+
+
+@pytest.mark.slow  # trains four runs and embeds them with UMAP: about a minute
+def test_cka_to_dense_has_group_statistics(tmp_path):
+    """The summary's representation records name their dense run, so CKA to dense is grouped."""
+    study = tiny_study(seeds=(0, 1), epochs=1)
+    store = Store(tmp_path / "cache")
+    compute(study, store, "runs", "representations")
+    doc = summarize(study, store)
+    assert all(r["flips_vs"] == f"dense s{r['seed']}" for r in doc["representations"][0]["runs"])
+    by = {(g["method"], g["sparsity"]): g for g in doc["groups"]}
+    dense, pruned = by[("dense", 0.0)]["metrics"], by[("magnitude", 0.8)]["metrics"]
+    assert dense["cka_to_dense"]["n"] == 2 and dense["cka_to_dense"]["mean"] == pytest.approx(1.0)
+    record = pruned["cka_to_dense"]
+    assert record["n"] == 2 and 0.0 < record["mean"] <= 1.0 + 1e-6
+    assert record["vs_dense"]["n"] == 2 and record["vs_dense"]["mean"] <= 1e-6
