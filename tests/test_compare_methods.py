@@ -43,6 +43,14 @@ finetune_epochs = 1
 subset_size = 100
 sigmas = [0.0, 0.3]
 trials = 2
+[analyses.connectivity]
+alphas = 5
+train_subset = 100
+test_subset = 100
+alignments = ["naive", "weight"]
+repair = false
+instability = false
+matching_restarts = 1
 [analyses.landscape]
 grid = 5
 subset = 100
@@ -55,11 +63,12 @@ hutchinson_samples = 0
 
 @pytest.fixture(scope="module")
 def two_seeds(tmp_path_factory):
-    """(study, cache) of dense and magnitude 50%, seeds 0 and 1: runs, robustness, landscape."""
+    """(study, cache) of dense and magnitude 50%, seeds 0 and 1: runs, robustness, landscape
+    and connectivity."""
     root = tmp_path_factory.mktemp("two-seeds")
     study = root / "two.toml"
     study.write_text(TWO_SEEDS)
-    for part in ("runs", "robustness", "landscape"):
+    for part in ("runs", "robustness", "landscape", "connectivity"):
         report = plan.compute_study(load_study(study), Store(root / "cache"), only=part)
         assert not report.failed, report.failed
     return study, root / "cache"
@@ -111,6 +120,12 @@ def test_methods_are_compared_over_their_seeds_by_default(app, two_seeds):
     noise = [t for t in figures["noise"]["data"] if t.get("showlegend") is not False]
     assert {t["name"] for t in noise} == {"dense", "magnitude 50%"}  # a mean line per method
     assert any(t.get("fill") == "toself" for t in figures["noise"]["data"])  # and its band
+    paths = figures["connectivity"]  # a panel per method: mean over its pairs, with bands
+    titles = {a["text"] for a in paths["layout"]["annotations"]}
+    assert any("dense" in t for t in titles) and any("magnitude 50%" in t for t in titles)
+    assert "mean over the pairs of seeds" in paths["layout"]["title"]["text"]
+    means = [t for t in paths["data"] if len(t.get("x") or []) == 5 and not t.get("fill")]
+    assert len(means) == 2 * 2 * 2  # methods x alignments x (loss, accuracy), over 5 alphas
     (frame,) = app.get("iframe")  # the two loss surfaces side by side, cameras linked
     assert '["scene", "scene2"]' in frame.proto.srcdoc
     assert app.query_params.get("ma") == "dense"

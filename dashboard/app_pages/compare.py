@@ -6,6 +6,7 @@ from dashboard import data, memo, ui
 from dashboard.figures import bands, verdicts
 from dashboard.figures import compare as fc
 from dashboard.figures import compare_methods as cm
+from dashboard.figures import connectivity as fconn
 from dashboard.figures import landscape as fl
 from dashboard.figures import representations as frep
 from dashboard.figures.robustness import noise_curves
@@ -71,6 +72,7 @@ else:
 pair_runs = [groups.get(side[1], []) for side in sides] if mode == "methods" else [[a], [b]]
 first = [runs[0] for runs in pair_runs]  # the first seed of each side
 run_pairs = cm.seed_pairs(*pair_runs) if mode == "methods" else [(a, b)]  # same seed, A and B
+both = [*pair_runs[0], *pair_runs[1]]  # every run of A and of B
 
 
 def having(part: str) -> list[str]:
@@ -119,8 +121,7 @@ if len(having("robustness")) == 2:
         ui.plot(
             memo.figure(cm.robustness_groups, summary, sides, view.theme), view, key="robustness"
         )
-        both = [*pair_runs[0], *pair_runs[1]]  # each method's mean over its seeds, with a band
-        ui.plot(
+        ui.plot(  # each method's mean over its seeds, with a band
             memo.figure(noise_curves, both, summary["robustness"], view.theme, grouped=True),
             view,
             key="noise",
@@ -133,10 +134,13 @@ if len(having("robustness")) == 2:
 
 st.subheader("Connectivity")
 if mode == "methods":
-    st.caption(
-        "The barriers over every pair of seeds are in the table above; the paths, a mean "
-        "per method, are on the Connectivity page."
-    )
+    conn = summary["connectivity"]
+    if fconn.shown_pairs(conn, both):
+        fig = memo.figure(fconn.path_curves, conn, both, "test", view.theme, grouped=True)
+        ui.plot(fig, view, key="connectivity")
+        st.caption("A panel per method and kind of pair; the barriers are in the table above.")
+    else:
+        st.caption("No connectivity pairs of A or B yet (see the Compute page).")
 elif having("connectivity"):
     ui.plot(
         memo.figure(fc.connectivity_compare, summary, a, b, view.theme), view, key="connectivity"
