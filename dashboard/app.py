@@ -8,7 +8,14 @@ sidebar.)
 
 import streamlit as st
 
-from dashboard import ui
+from dashboard import warmup
+
+st.set_page_config(page_title="prunescope", page_icon=":material/content_cut:", layout="wide")
+if not warmup.ready():  # the server's warm-up: never import the backend beside it
+    with st.spinner("Starting: loading torch, the analyses and the study's results..."):
+        warmup.wait()
+
+from dashboard import ui  # noqa: E402
 
 st.set_page_config(
     page_title="prunescope",

@@ -329,11 +329,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # they land. A device that may not be there is checked before (nothing written).
     early = opens and requested(getattr(args, "device", None)) in EVERYWHERE
     dashboard = _start_server(args) if early else None
+    # Its address is printed as soon as it answers: the browser loads while this checks.
+    announced = dashboard.announce() if dashboard else None
     try:
         from analysis import device as devices
 
         devices.resolve(getattr(args, "device", None))
         cached = _all_cached(args)
+        if announced is not None:
+            announced()  # the address line comes before anything else is printed
         if args.workers is None:  # independent runs side by side: one thread each beats
             # threads that spin against each other (bench_threads.py)
             args.workers = demo_workers()

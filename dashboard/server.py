@@ -20,7 +20,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -193,6 +195,30 @@ class Dashboard:
                     f"{self._see_log()}"
                 )
             time.sleep(0.2)
+
+    def announce(self, note: str = "") -> Callable[[], None]:
+        """Print where the dashboard is as soon as it answers, from a thread, while the caller
+        works on; returns ``join``, which waits for that line or raises why it never came
+        (``wait_until_answering``'s errors). Join before printing anything else."""
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.wait_until_answering()
+            except BaseException as err:  # noqa: BLE001  (re-raised by join, in the caller)
+                failed.append(err)
+                return
+            print(f"prunescope dashboard: {self.study.name} at {self.url}{note}", flush=True)
+
+        thread = threading.Thread(target=run, name="prunescope-announce", daemon=True)
+        thread.start()
+
+        def join() -> None:
+            thread.join()
+            if failed:
+                raise failed[0]
+
+        return join
 
     def serve(self) -> int:
         """Wait until it answers, say where it is, and wait until Ctrl+C (or SIGTERM) stops it."""

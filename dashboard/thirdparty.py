@@ -51,6 +51,22 @@ def browser_process(browser: object) -> subprocess.Popen | None:
     return proc if isinstance(proc, subprocess.Popen) else None
 
 
+def streamlit_runtime_started() -> bool:
+    """Whether this process's streamlit server runtime exists yet (False when unknown).
+
+    ``streamlit.runtime.exists`` is not documented. ``st.cache_data`` called outside
+    a script run shares the runtime's cache only once the runtime exists (before, it
+    falls back to a throw-away in-memory cache), so a warm-up waits for it; without
+    the function the warm-up's summary is skipped, and the first visit reads it.
+    """
+    try:
+        from streamlit import runtime
+    except ImportError:
+        return False
+    exists = getattr(runtime, "exists", None)
+    return bool(exists()) if callable(exists) else False
+
+
 def streamlit_main() -> Callable[[], object]:
     """Streamlit's command line (``streamlit ...``) as a function of ``sys.argv``.
 

@@ -219,6 +219,9 @@ def test_demo_opens_the_dashboard_only_when_asked(monkeypatch, argv, ci, tty, op
             order.append("serve")
             return 0
 
+        def announce(self):
+            return lambda: order.append("address")
+
         def stop(self):
             order.append("stop")
 
@@ -237,8 +240,9 @@ def test_demo_opens_the_dashboard_only_when_asked(monkeypatch, argv, ci, tty, op
         monkeypatch.setenv("CI", ci)
     assert cli.main(["demo", *argv]) == 0
     assert bool(opened) is opens
-    # The server starts before the compute pass (their start-ups overlap), serves after it.
-    assert order == (["start", "compute", "serve"] if opens else ["compute"])
+    # The server starts before the compute pass (their start-ups overlap), its address is
+    # printed before anything else, and it serves after the pass.
+    assert order == (["start", "address", "compute", "serve"] if opens else ["compute"])
 
 
 def test_demo_stops_its_server_when_interrupted(monkeypatch):
@@ -250,6 +254,9 @@ def test_demo_stops_its_server_when_interrupted(monkeypatch):
         def serve(self):
             order.append("serve")
             return 0
+
+        def announce(self):
+            return lambda: None
 
         def stop(self):
             order.append("stop")
@@ -277,3 +284,24 @@ def test_sigterm_during_the_wait_stops_the_server(study, tmp_path, monkeypatch):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert gone(dash.server.pid)
+
+
+def test_announce_prints_the_address_once_the_server_answers(study, tmp_path, monkeypatch, capsys):
+    fake(monkeypatch, ANSWERING, "30")
+    dash = server.start_dashboard(study, port=8751, cache_dir=tmp_path / "c")
+    try:
+        join = dash.announce()
+        join()
+        out = capsys.readouterr().out
+        assert f"{study.name} at {dash.url}" in out and server.answers(dash.port)
+    finally:
+        dash.stop()
+
+
+def test_announce_hands_a_failed_start_to_the_caller(study, tmp_path, monkeypatch, capsys):
+    fake(monkeypatch, "import sys; sys.exit(3)")
+    dash = server.start_dashboard(study, port=8752, cache_dir=tmp_path / "c")
+    join = dash.announce()
+    with pytest.raises(PrunescopeError, match=r"exited \(status 3\) before it answered"):
+        join()
+    assert " at http" not in capsys.readouterr().out

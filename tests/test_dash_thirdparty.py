@@ -50,3 +50,10 @@ def test_streamlit_still_has_its_command_line_entry_point():
     from streamlit.web.cli import main
 
     assert thirdparty.streamlit_main() is main
+
+
+def test_streamlit_still_says_whether_its_runtime_exists():
+    from streamlit import runtime
+
+    assert callable(runtime.exists)
+    assert thirdparty.streamlit_runtime_started() is runtime.exists() is False  # no server here

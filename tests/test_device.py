@@ -248,6 +248,9 @@ class _Server:
         self.order.append("serve")
         return 0
 
+    def announce(self):
+        return lambda: self.order.append("address")
+
     def stop(self) -> None:
         self.order.append("stop")
 
@@ -255,8 +258,8 @@ class _Server:
 @pytest.mark.parametrize(
     "device, order",
     [
-        (None, ["server", "resolve", "show", "serve"]),  # auto: every machine has it
-        ("cpu", ["server", "resolve", "show", "serve"]),
+        (None, ["server", "resolve", "address", "show", "serve"]),  # auto: every machine has it
+        ("cpu", ["server", "resolve", "address", "show", "serve"]),
         ("cuda", ["resolve", "server", "show", "serve"]),  # may not be there: checked first
     ],
 )
