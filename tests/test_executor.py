@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
@@ -501,3 +502,36 @@ def test_an_entry_that_cannot_be_written_fails_alone(store, monkeypatch):
     assert result.of(specs[0]).status == "failed" and "renaming" in result.of(specs[0]).error
     assert result.of(specs[1]).status == "done"
     assert store.failure(specs[0]) is None  # not remembered: freeing the disk and rerunning works
+
+
+def test_an_interrupted_ray_pass_cancels_the_tasks_still_running(monkeypatch):
+    """Ray's back end keeps the refs it submitted until it sees them done; on an interrupt
+    each one still running is cancelled with force (its worker ends; nothing commits)."""
+    from analysis.executor import ray_backend
+
+    cancelled: list[tuple[str, bool]] = []
+
+    class Ray:
+        """What the back end asks of ``ray``: the first handle finishes, then cancels."""
+
+        exceptions = SimpleNamespace(RayError=RuntimeError)
+
+        def wait(self, handles, num_returns, timeout):
+            return handles[:1], handles[1:]
+
+        def get(self, ref):
+            return {"ref": ref}
+
+        def cancel(self, ref, force):
+            cancelled.append((ref, force))
+
+    refs = iter(["a", "b", "c"])
+    ex = object.__new__(ray_backend.RayExecutor)
+    ex._ray, ex._live, ex._queue, ex._device = Ray(), set(), None, "cpu"
+    monkeypatch.setattr(ray_backend.RayExecutor, "threads", 1)
+    ex._task = SimpleNamespace(remote=lambda payload, queue: next(refs))
+    monkeypatch.setattr(ray_backend, "job_payload", lambda *a, **k: {})
+    handles = [ex._submit(None, None) for _ in range(3)]
+    assert ex._wait(handles, timeout=0.1) == [("a", {"ref": "a"})]
+    ex._abandon()
+    assert sorted(cancelled) == [("b", True), ("c", True)] and not ex._live

@@ -112,17 +112,21 @@ class RayExecutor(Executor):
         self._ray = ray
         self._queue = Queue(actor_options={"num_cpus": 0})
         self._device, gpus = ray_device(device, ray.cluster_resources(), gpus_per_job)
+        self._live: set[Any] = set()  # refs of the tasks submitted and not yet seen done
         self._task = ray.remote(run_job).options(
             num_cpus=1, num_gpus=gpus, max_retries=retries, retry_exceptions=False
         )
 
     def _submit(self, job: Job, store: Store) -> Any:
         payload = job_payload(job, store, self.threads, device=self._device)
-        return self._task.remote(payload, self._queue)
+        ref = self._task.remote(payload, self._queue)
+        self._live.add(ref)
+        return ref
 
     def _wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict | Exception]]:
         done, _ = self._ray.wait(handles, num_returns=1, timeout=timeout)
         out: list[tuple[Any, dict | Exception]] = []
+        self._live.difference_update(done)
         for ref in done:
             try:
                 out.append((ref, self._ray.get(ref)))
@@ -130,6 +134,18 @@ class RayExecutor(Executor):
                 text = str(err).strip().splitlines()
                 out.append((ref, WorkerLost(f"{type(err).__name__}: {text[0] if text else ''}")))
         return out
+
+    def _abandon(self) -> None:
+        """Cancel the tasks still running after an interrupt (Ctrl+C, a cancel request).
+
+        ``ray.cancel(force=True)`` ends each task's worker process, on whichever node it
+        runs: a job commits its entry only when it has finished, so nothing half-done
+        lands in the store, and a cluster's workers do not go on computing for nobody.
+        """
+        live, self._live = list(self._live), set()
+        for ref in live:
+            with contextlib.suppress(Exception):  # already finished, or its node is gone
+                self._ray.cancel(ref, force=True)
 
     def _drain(self, progress: Progress) -> None:
         with contextlib.suppress(Exception):
