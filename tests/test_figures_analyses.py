@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -486,3 +487,18 @@ def test_presentation_theme_enlarges_every_figure(conn, runs, land, arrays):
         small, large = build(NORMAL), build(PRESENTATION)
         assert large.layout.font.size > small.layout.font.size
         assert large.layout.height > small.layout.height
+
+
+def test_four_surfaces_stand_two_by_two_and_keep_their_width(land, arrays):
+    from dashboard.figures.landscape.surfaces import scene_grid
+    from dashboard.figures.theme import PRESENTATION
+
+    assert [scene_grid(n) for n in (1, 2, 3, 4)] == [(1, 1), (1, 2), (1, 3), (2, 2)]
+    assert scene_grid(3, PRESENTATION) == (2, 2)  # a projector: two per row
+    panels = panels_of(land, arrays)
+    four = [*panels, *[dataclasses.replace(p, title=p.title + " b") for p in panels]]
+    fig = fl.surfaces_3d(four, "loss")
+    domains = [fig.layout[name].domain for name in fl.scene_names(4)]
+    assert len({tuple(d.y) for d in domains}) == 2 and len({tuple(d.x) for d in domains}) == 2
+    assert all(d.x[1] - d.x[0] > 0.45 for d in domains)  # each about half the width
+    assert fig.layout.height > fl.surfaces_3d(panels, "loss").layout.height

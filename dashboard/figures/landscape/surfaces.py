@@ -7,6 +7,7 @@ HTML export.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +22,16 @@ COLORSCALE = "Viridis"
 #: The camera every scene starts from (looking at the minimum from a corner, above).
 #: Far enough that the axis titles stay inside each scene when four stand side by side.
 CAMERA = {"eye": {"x": 1.45, "y": -1.45, "z": 0.95}, "up": {"x": 0, "y": 0, "z": 1}}
+
+
+def scene_grid(n: int, theme: Theme = NORMAL) -> tuple[int, int]:
+    """Rows and columns of ``n`` 3-D scenes: side by side up to three, four as 2 x 2.
+
+    A scene is drawn to fit its cell's height, so four in a row of a laptop-wide page
+    (about 200 px each) cut the surfaces off at their sides; 2 x 2 keeps each one wide.
+    """
+    cols = min(n, 3 if n == 3 else 2, theme.max_cols)
+    return math.ceil(n / cols), cols
 
 
 def scene_names(n: int) -> list[str]:
@@ -55,14 +66,17 @@ def surfaces_3d(
     *,
     camera: dict | None = None,
 ) -> go.Figure:
-    """2-4 surfaces side by side: one z range, one colour axis, the same starting camera.
+    """2-4 surfaces (side by side, four as 2 x 2): one z range, one colour axis, the same
+    starting camera.
 
     ``camera``: plotly's scene camera every scene starts from (default :data:`CAMERA`).
     """
     n = max(len(panels), 1)
+    rows, cols = scene_grid(n, theme)
     fig = make_subplots(
-        rows=1, cols=n, specs=[[{"type": "scene"}] * n],
+        rows=rows, cols=cols, specs=[[{"type": "scene"}] * cols] * rows,
         subplot_titles=[p.title for p in panels] or None, horizontal_spacing=0.01,
+        vertical_spacing=0.06,
     )  # fmt: skip
     zrange = shared_range(panels, metric)
     for k, p in enumerate(panels, 1):
@@ -75,13 +89,14 @@ def surfaces_3d(
                 hovertemplate=f"<b>{p.title}</b><br>(%{{x:.2f}}, %{{y:.2f}})"
                 f"<br>{METRICS[metric]} %{{z:.3f}}<extra></extra>",
             ),
-            row=1, col=k,
+            row=(k - 1) // cols + 1, col=(k - 1) % cols + 1,
         )  # fmt: skip
         if p.kind == "run":
             lift = 0.03 * (zrange[1] - zrange[0])
-            fig.add_trace(_centre_mark(p, z, lift, k == 1, metric, theme), row=1, col=k)
+            mark = _centre_mark(p, z, lift, k == 1, metric, theme)
+            fig.add_trace(mark, row=(k - 1) // cols + 1, col=(k - 1) % cols + 1)
     title = surface_title(metric, panels_note(panels))
-    apply(fig, theme, title=title, height=int(theme.height * 1.25))
+    apply(fig, theme, title=title, height=int(theme.height * (1.25 + 0.95 * (rows - 1))))
     axis = {"backgroundcolor": "#F7F8FA", "gridcolor": theme.grid_color, "showbackground": True,
             "tickfont": {"size": theme.font_size - 2}}  # fmt: skip
     font = {"size": theme.font_size + 1}  # short titles, large enough at the starting camera
