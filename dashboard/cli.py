@@ -389,11 +389,17 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="html,png,svg,pptx", help="html,png,svg,pptx (default: all)")
     p.add_argument("--presentation", action="store_true", help="large fonts in HTML, images too")
     for name in ("setting", "method", "sparsity", "seed", "objective"):
-        p.add_argument(f"--{name}", action="append", help=f"only these {name}s (a,b)")
+        plural = "sparsities" if name == "sparsity" else f"{name}s"
+        p.add_argument(f"--{name}", action="append", help=f"only these {plural} (a,b)")
     p.add_argument("--view", help="a dashboard link ('?method=a&seed=0'): export that view")
     p.add_argument("--figures", default="", help="names, sections or globs (see --list)")
     p.add_argument("--list", action="store_true", help="list the view's figures and stop")
-    p.add_argument("--barrier", default="barrier_entezari", help="barrier definition drawn")
+    p.add_argument(
+        "--barrier",
+        default="barrier_entezari",
+        help="barrier drawn: barrier_entezari (default), barrier_rebasin, accuracy_barrier, "
+        "error_barrier",
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -422,14 +428,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         filters=filters,
         figures=args.figures.split(","),
         barrier=args.barrier,
-        strict=args.view is None,  # a link keeps the dashboard's leniency with old values
     )
     for line in report.missing:
         print(f"not computed, left out: {line}", file=sys.stderr)
     if report.missing:
         print(f"compute them with: prunescope compute {args.study}", file=sys.stderr)
     seconds = f"{report.seconds:.1f} s"
-    print(f"{report.figures} figures, {len(report.written)} files written ({seconds}):")
+    files = f"{len(report.written)} file{'s' if len(report.written) != 1 else ''}"
+    print(f"{report.figures} figures, {files} written ({seconds}):")
     for path in report.written:
         print(f"  {path}")
     for fmt, reason in report.failed.items():

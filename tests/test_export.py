@@ -382,3 +382,32 @@ def test_html_report_draws_offline_in_chromium(loaded, items, tmp_path):
     ).stdout  # fmt: skip
     drawn = re.findall(r'<div id="fig-([^"]+)" class="plotly-graph-div[^"]*js-plotly-plot', dom)
     assert sorted(drawn) == sorted(i.name for i in items)
+
+
+@pytest.mark.parametrize(
+    ("link", "named"),
+    [
+        ("?method=nope", "'method'"),  # a value the study does not have
+        ("?methd=dense", "'method', not 'methd'"),  # a misspelt filter
+        ("garbage", "dashboard link"),  # no link at all
+    ],
+)
+def test_cli_export_of_a_view_it_cannot_read_writes_nothing(filled, tmp_path, capsys, link, named):
+    study, cache = filled
+    out = tmp_path / "o"
+    status, stdout, stderr = run_cli(
+        capsys, "export", str(study), "--out", str(out), "--format", "html",
+        "--cache-dir", str(cache), "--view", link,
+    )  # fmt: skip
+    assert status == 2 and named in stderr and "Traceback" not in stderr
+    assert not out.exists() and "written" not in stdout
+
+
+def test_export_help_lists_every_barrier(capsys):
+    from dashboard import cli
+    from dashboard.figures.connectivity import BARRIERS
+
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    text = capsys.readouterr().out
+    assert all(name in text for name in BARRIERS) and "sparsities" in text

@@ -263,3 +263,14 @@ def test_accuracy_against_sparsity_is_not_drawn_twice_when_grouped(summary):
     each = [i.name for i in sections.sweeps(summary, NORMAL, "barrier_entezari", grouped=False)]
     assert each == ["sweeps-accuracy-sparsity"]  # no pair computed: no barrier figure
     assert sections.sweeps(summary, NORMAL, "barrier_entezari", grouped=True) == []
+
+
+def test_a_link_is_read_strictly_where_it_can_only_be_a_mistake():
+    with pytest.raises(SpecError, match="dashboard link"):
+        view.from_query("garbage")
+    with pytest.raises(SpecError, match="'method', not 'methd'"):
+        view.from_query("?methd=lottery")
+    with pytest.raises(SpecError, match="'seeds', not 'seed_s'"):
+        view.from_query("?seed_s=each")
+    # the dashboard's own page parameters pass
+    assert view.from_query("?dims=3&color=flip&present=1&method=dense").method == ("dense",)

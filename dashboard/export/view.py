@@ -7,7 +7,8 @@ with ``repr`` (``0.9``) and a link naming only values the study no longer has
 means every value. ``?seeds=each`` turns the "Mean over seeds" grouping off.
 :func:`from_query` reads such a link, so ``prunescope export --view '?method=..'``
 exports the view a meeting saw; :func:`from_options` reads the command line's
-``--method``/``--sparsity``/... options, where an unknown value is an error.
+``--method``/``--sparsity``/... options. On the command line a value the study does
+not have is an error either way (the export would otherwise show every value).
 
 :func:`narrowed` gives the summary the export draws from: only the chosen runs,
 the pairs and per-run records of those runs, and the ``groups`` statistics
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
 from urllib.parse import parse_qs, urlsplit
 
 from analysis.errors import SpecError
@@ -87,14 +89,21 @@ def from_query(query: str) -> Filters:
     """The filters a dashboard link states (and its grouping: ``?seeds=each`` is off).
 
     ``query`` is a whole link or its query string (``?method=lottery&seed=0``).
-    Values are matched against the study later, by :func:`select`, with the
-    dashboard's leniency.
+    Values are matched against the study later, by :func:`select`. The dashboard's
+    other parameters (a page's choices) are passed over.
 
     Raises:
-        SpecError: a sparsity or seed that is not a number.
+        SpecError: text that is no link, a misspelt filter name (``methd``), or a
+            sparsity or seed that is not a number.
     """
     text = urlsplit(query).query if "://" in query else query.lstrip("?")
+    if text and "=" not in text:
+        raise SpecError("view", "a dashboard link ('?method=lottery&seed=0')", query, owner=_OWNER)
     params = parse_qs(text, keep_blank_values=True)
+    for key in params:  # the dashboard's other parameters pass; a misspelt filter does not
+        near = get_close_matches(key, [*FILTER_NAMES, "seeds"], n=1, cutoff=0.75)
+        if near and near[0] != key:
+            raise SpecError("view", f"'{near[0]}', not '{key}'", query, owner=_OWNER)
     found: dict = {}
     for name, _, read in FILTERS:
         if name in params:
