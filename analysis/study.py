@@ -164,6 +164,7 @@ def _methods(raw: Any) -> tuple[MethodEntry, ...]:
         method = table.pop("method")
         if not isinstance(method, str):
             raise SpecError(f"{where}.method", "a method name (string)", method, owner="study")
+        key = "sparsity" if "sparsity" in table and "sparsities" not in table else "sparsities"
         levels = table.pop("sparsities", None)
         if levels is None and "sparsity" in table:
             levels = [table.pop("sparsity")]
@@ -188,9 +189,8 @@ def _methods(raw: Any) -> tuple[MethodEntry, ...]:
         try:
             specs = entry.specs()
         except SpecError as err:
-            raise SpecError(
-                f"{where}.{err.param}", err.allowed, err.received, owner="study"
-            ) from None
+            param = key if err.param == "sparsity" else err.param  # the key the file has
+            raise SpecError(f"{where}.{param}", err.allowed, err.received, owner="study") from None
         if not specs:
             raise SpecError(
                 f"{where}.sparsities", "a non-empty list of floats in (0, 1)", levels, owner="study"

@@ -93,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         "compute", help="train every run of a study (and its analyses), skipping what is cached"
     )
     p.add_argument("study", help="study TOML file")
-    p.add_argument("--only", help="compute only this part (runs, landscape, ...: see `plan`)")
+    p.add_argument(
+        "--only",
+        help="compute only this part: runs, representations, robustness, connectivity, "
+        "landscape, spectrum, sensitivity, dessilbi, masks, compression, quantization",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     _executor_options(p)
     _common(p)

@@ -256,3 +256,16 @@ def test_a_command_resolves_the_dataset_once(monkeypatch, tmp_path):
     path = str(cli.STUDIES / "tiny.toml")
     first, second = cli._study(args, path), cli._study(args, path)
     assert first is second and len(calls) == 1
+
+
+def test_only_help_and_the_readme_name_every_part(capsys):
+    """``--only``'s choices are written out (listing them would import torch): kept in step."""
+    from analysis.parts import PARTS
+    from dashboard import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["compute", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    command = readme[readme.index("prunescope compute STUDY.toml [--only PART]") :][:600]
+    assert all(part in text and part in command for part in PARTS), list(PARTS)

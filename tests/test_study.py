@@ -65,7 +65,12 @@ def test_a_lottery_entry_does_not_rekey_the_other_runs():
         (GOOD.replace("[train]\nepochs = 1", "[train]\nepoch = 1"), "train.epoch", "epochs"),
         (GOOD.replace('name = "t"', 'name = "t"\nseed = [1]'), "seed", "seeds"),
         (GOOD.replace('method = "lottery"', 'method = "lotery"'), "methods[1].method", "'lottery'"),
-        (GOOD.replace("[0.5, 0.8]", "[0.5, 1.5]"), "methods[1].sparsity", "[0, 1)"),
+        (GOOD.replace("[0.5, 0.8]", "[0.5, 1.5]"), "methods[1].sparsities", "[0, 1)"),
+        (
+            GOOD.replace("sparsities = [0.5, 0.8]", "sparsity = 1.5"),
+            "methods[1].sparsity",
+            "[0, 1)",
+        ),
         (GOOD.replace("rounds = 2", "rounds = 0"), "methods[1].rounds", "[1, 50]"),
         (GOOD.replace("rounds = 2", "roundz = 2"), "methods[1].roundz", "'rounds'"),
         # digits, batch 128, 1 epoch: 1294 // 128 = 10 training steps
