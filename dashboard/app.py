@@ -6,11 +6,16 @@ old-style multipage app and may run a page without this file, i.e. without the
 sidebar.)
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import warmup
 
-st.set_page_config(page_title="prunescope", page_icon=":material/content_cut:", layout="wide")
+#: The tab's icon, served by the dashboard itself (a material icon would be fetched from
+#: Google's font servers, which a machine off the internet cannot reach).
+ICON = str(Path(__file__).resolve().parents[1] / "assets" / "icon.png")
+st.set_page_config(page_title="prunescope", page_icon=ICON, layout="wide")
 if not warmup.ready():  # the server's warm-up: never import the backend beside it
     with st.spinner("Starting: loading torch, the analyses and the study's results..."):
         warmup.wait()
@@ -19,7 +24,7 @@ from dashboard import ui  # noqa: E402
 
 st.set_page_config(
     page_title="prunescope",
-    page_icon=":material/content_cut:",
+    page_icon=ICON,
     layout="wide",
     # Presentation mode folds the sidebar away (its arrow brings it back).
     initial_sidebar_state="collapsed" if ui.presenting() else "auto",

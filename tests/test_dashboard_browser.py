@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -73,6 +74,12 @@ def browser():
             chromium.close()
 
 
+def on_loopback(url: str) -> bool:
+    """Whether a request stays on this machine (the server, or the page's own data)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname in ("127.0.0.1", "localhost")
+
+
 @pytest.mark.parametrize(("name", "path", "charts"), PAGES)
 def test_page_renders_in_chromium(server, browser, name, path, charts):
     url, _ = server
@@ -80,10 +87,13 @@ def test_page_renders_in_chromium(server, browser, name, path, charts):
     page = context.new_page()
     console_errors: list[str] = []
     page.on("pageerror", lambda err: console_errors.append(str(err)))
+    away: list[str] = []  # the dashboard works offline: nothing is fetched from elsewhere
+    page.on("request", lambda r: away.append(r.url) if not on_loopback(r.url) else None)
     try:
         page.goto(url + path, wait_until="domcontentloaded")
         settle(page, charts)
         assert page.locator(".js-plotly-plot").count() == charts
+        assert not away, away
         assert page.locator("[data-testid=stException]").count() == 0
         assert page.locator("[data-testid=stAlertContentError]").count() == 0
         assert not console_errors, console_errors
