@@ -15,7 +15,7 @@ from analysis.store import Store
 from analysis.study import load_study
 from dashboard import export
 from dashboard.figures import connectivity as fconn
-from dashboard.figures.sweeps import metric_name
+from dashboard.figures.sweeps import y_title
 from dashboard.figures.theme import NORMAL
 from dashboard.results import Reader
 from tests.test_dashboard_sweep import SWEEP
@@ -61,7 +61,7 @@ def test_one_barrier_definition_throughout(loaded):
     )
     sweep = items["sweeps-barrier-width"].figure
     assert "error barrier" in sweep.layout.title.text and "entezari" not in sweep.layout.title.text
-    assert metric_name("barrier.weight.test.error_barrier") in items["ranking-50"].header
+    assert y_title("barrier.weight.test.error_barrier") in items["ranking-50"].header
     others = [fconn.BARRIERS[b] for b in fconn.BARRIERS if b != "error_barrier"]
     for item in items.values():
         words = f"{item.title} {item.caption} {item.figure.layout.title.text or ''}"
@@ -88,8 +88,8 @@ def test_the_ranking_table_is_mean_interval_and_difference(loaded):
         if g["method"] == "magnitude" and g["setting_label"] == "width 8"
     )
     row = next(r for r in table.rows if r[:2] == ("width 8", "magnitude"))
-    accuracy = row[table.header.index("test accuracy")]
-    assert accuracy.startswith(f"{group['metrics']['test_acc']['mean']:.4g} [")
+    accuracy = row[table.header.index("test accuracy (%)")]
+    assert accuracy.startswith(f"{100 * group['metrics']['test_acc']['mean']:.4g} [")
     assert "\nvs dense " in accuracy
 
 

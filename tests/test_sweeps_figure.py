@@ -79,8 +79,9 @@ def test_a_lone_point_shows_its_interval_as_an_error_bar():
     groups.append(_group("magnitude", 0.5, None, 0.88))
     fig = fs.metric_vs_axis(summary(groups), ["test_acc"], "sparsity")
     dense = next(t for t in fig.data if t.name == "dense" and t.mode == "lines+markers")
-    assert dense.error_y.array[0] == pytest.approx(0.03)
-    assert dense.error_y.arrayminus[0] == pytest.approx(0.02)
+    assert dense.error_y.array[0] == pytest.approx(3.0)  # in percent, as every page
+    assert dense.error_y.arrayminus[0] == pytest.approx(2.0)
+    assert fig.layout.yaxis.title.text == "test accuracy (%)"
     pruned = next(t for t in fig.data if t.name == "magnitude" and t.mode == "lines+markers")
     assert pruned.error_y.visible is False  # no interval: one seed
 
@@ -92,7 +93,7 @@ def test_one_sparsity_draws_a_dot_per_method():
     assert "at 90% sparsity" in fig.layout.title.text
 
 
-def test_methods_at_one_sparsity_stand_apart_and_accuracy_stays_in_0_1():
+def test_methods_at_one_sparsity_stand_apart_and_accuracy_stays_in_0_100():
     groups = [_group("dense", 0.0, None, 0.98, [0.93, 1.04])]
     groups += [_group(m, s, None, 0.9, [0.85, 0.95]) for m in ("snip", "gmp") for s in (0.5, 0.8)]
     fig = fs.metric_vs_axis(summary(groups), ["test_acc"], "sparsity")
@@ -100,4 +101,4 @@ def test_methods_at_one_sparsity_stand_apart_and_accuracy_stays_in_0_1():
     assert lines["snip"].x[0] != lines["gmp"].x[0]  # dodged apart
     assert lines["snip"].x[0] == pytest.approx(0.5, rel=0.05)
     assert lines["dense"].line.dash == "dot"
-    assert lines["dense"].error_y.array[0] == pytest.approx(1.0 - 0.98)  # clipped at 1
+    assert lines["dense"].error_y.array[0] == pytest.approx(100 - 98)  # clipped at 100%

@@ -181,7 +181,7 @@ def ranking(summary: dict, theme: Theme, barrier: str) -> list[FigureItem]:
         if frame.empty:
             continue
         records = frame.to_dict("records")
-        names = [fsweep.metric_name(m) for m in metrics]
+        names = [fsweep.y_title(m) for m in metrics]
         lead = [c for c in ("Setting", "Method", "Seeds") if c in frame.columns]
         header = (*lead, *names)
         rows = [(*(str(r[c]) for c in lead), *(_cell(r, n) for n in names)) for r in records]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from dashboard.figures import numbers
-from dashboard.figures.sweeps import bounded, metric_name
+from dashboard.figures.sweeps import bounded, y_title
 
 #: Metrics shown by default, where the study has them.
 DEFAULT_METRICS = (
@@ -71,7 +71,7 @@ def ranking_table(
             row = {"Setting": g["setting_label"], **row}
         for metric in metrics:
             record = bounded(g["metrics"].get(metric) or {}, metric)
-            name = metric_name(metric)
+            name = y_title(metric)
             ci = record.get("ci95")
             row[name] = record.get("mean")
             row[f"{name}: 95%"] = f"{human(ci[0])} to {human(ci[1])}" if ci else "—"

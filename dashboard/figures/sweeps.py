@@ -136,7 +136,7 @@ def metric_vs_axis(
     apply(
         fig, theme, title=f"{title}<br><sup>mean over seeds, band: 95% interval (Student t)</sup>"
     )
-    fig.update_yaxes(title_text=metric_name(metrics[0]) if len(metrics) == 1 else "value")
+    fig.update_yaxes(title_text=y_title(metrics[0]) if len(metrics) == 1 else "value")
     _x_axis(fig, axis, [p[0] for pts in lines.values() for p in pts])
     if not lines:
         fig.add_annotation(text="No computed values of this metric yet.", showarrow=False)
@@ -152,6 +152,7 @@ def _per_method(groups: list[dict], metric: str, theme: Theme, levels: set) -> g
             continue
         name = g["method"] + (f" ({g['setting_label']})" if g["setting_label"] else "")
         color = method_color(g["method"])
+        record = bounded(record, metric)
         point = [(g["sparsity"], record, g)]
         fig.add_trace(
             go.Scatter(
@@ -178,7 +179,7 @@ def _per_method(groups: list[dict], metric: str, theme: Theme, levels: set) -> g
         "interval (Student t)</sup>",
     )
     fig.update_layout(showlegend=False)
-    fig.update_yaxes(title_text=metric_name(metric))
+    fig.update_yaxes(title_text=y_title(metric))
     return fig
 
 
@@ -196,12 +197,42 @@ def _short(metric: str) -> str:
     return metric.split(".")[1] if metric.startswith("barrier.") else metric_name(metric)
 
 
+#: Metrics the summary keeps as fractions and the figures draw in percent, as every other
+#: page does (accuracies, sparsity, mCE: 100 = the dense run's error).
+PERCENT = {"test_acc", "val_acc", "knn_acc", "clean_accuracy", "mean_corruption_accuracy",
+           "achieved_sparsity", "mce", "relative_mce", "accuracy_barrier", "error_barrier"}  # fmt: skip
+
+
+def in_percent(metric: str) -> bool:
+    """Whether ``metric`` (a summary ``groups`` name) is a fraction drawn in percent."""
+    return metric.startswith("noise_acc@") or metric.rsplit(".", 1)[-1] in PERCENT
+
+
 def bounded(record: dict, metric: str) -> dict:
-    """An accuracy's interval clipped to [0, 1] (with 2 seeds, t = 12.7 reaches past it)."""
+    """The record as drawn: in percent where :func:`in_percent`, and an accuracy's interval
+    clipped to [0, 100%] (with 2 seeds, t = 12.7 reaches past it)."""
     ci = record.get("ci95")
-    if ci is None or "acc" not in metric or metric.startswith("barrier."):
-        return record
-    return {**record, "ci95": [max(ci[0], 0.0), min(ci[1], 1.0)]}
+    if ci is not None and "acc" in metric and not metric.startswith("barrier."):
+        record = {**record, "ci95": [max(ci[0], 0.0), min(ci[1], 1.0)]}
+    return _percent(record) if in_percent(metric) and record.get("mean") is not None else record
+
+
+def _percent(record: dict) -> dict:
+    """A statistics record (and its ``vs_dense``) times 100."""
+    out = {**record}
+    for name in ("mean", "std"):
+        if out.get(name) is not None:
+            out[name] = 100 * out[name]
+    if out.get("ci95") is not None:
+        out["ci95"] = [100 * c for c in out["ci95"]]
+    if isinstance(out.get("vs_dense"), dict):
+        out["vs_dense"] = _percent(out["vs_dense"])
+    return out
+
+
+def y_title(metric: str) -> str:
+    """The y axis's title of ``metric``: its name, with (%) where it is drawn in percent."""
+    return metric_name(metric) + (" (%)" if in_percent(metric) else "")
 
 
 def _add_line(fig, method, rest, suffix, points, theme, style, axis) -> None:
