@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,13 @@ def read_checkpoint(path: str | Path, *, limit: int | None = None) -> dict[str, 
             ) from None
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # torch warns of any pickle protocol but 2 before it reads a byte; what it
+                # then refuses is said below in one line, and a file it accepts is fine
+                warnings.filterwarnings(
+                    "ignore", message="Detected pickle protocol", category=UserWarning
+                )
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
             # torch's message is a page of advice, including "retry with weights_only=False":
             # keep only what the file tried to import
