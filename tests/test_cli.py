@@ -191,18 +191,21 @@ def test_demo_in_a_terminal_ends_serving_the_dashboard(tmp_path):
     )
     os.close(slave)
     out, url = b"", None
+    served = b"(Ctrl+C stops it)"  # the last line demo prints, after its summary
     try:
         deadline = time.monotonic() + 600
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
+        while served not in out and time.monotonic() < deadline and proc.poll() is None:
             if select.select([master], [], [], 1)[0]:
                 try:
                     out += os.read(master, 65536)
                 except OSError:
                     break
-            found = re.search(rb"at (http://127\.0\.0\.1:\d+)", out)
-            url = found.group(1).decode() if found else None
-        assert url, out.decode(errors="replace")[-2000:]
-        assert b"dense" in out and b"magnitude 50%" in out  # the summary came first
+        found = re.search(rb"at (http://127\.0\.0\.1:\d+)", out)
+        url = found.group(1).decode() if found else None
+        assert url and served in out, out.decode(errors="replace")[-2000:]
+        # The address first (the server answers while demo computes), then the summary.
+        assert out.index(b"at http") < out.index(b"magnitude 50%") < out.index(served)
+        assert b"dense" in out
         # A clean terminal: the server's lines are in its log, torch's warning is filtered.
         assert b"server log: " in out and b"Uvicorn" not in out and b"Streamlit app" not in out
         assert b"FutureWarning" not in out and b"torch.jit.script" not in out
