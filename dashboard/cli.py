@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -332,6 +333,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # this process's own imports and its check of the store, and pages show results as
     # they land. A device that may not be there is checked before (nothing written).
     early = opens and requested(getattr(args, "device", None)) in EVERYWHERE
+    # A SIGTERM before serving stops the server too (it runs in a process group of its own).
+    previous = signal.signal(signal.SIGTERM, _terminated) if opens else None
     dashboard = _start_server(args) if early else None
     # Its address is printed as soon as it answers: the browser loads while this checks.
     announced = dashboard.announce() if dashboard else None
@@ -360,9 +363,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if dashboard is not None:
             dashboard.stop()
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if dashboard is None:
         return status
     return dashboard.serve() or status
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM handler of a demo that has started its server: stop as Ctrl+C does."""
+    raise KeyboardInterrupt
 
 
 def _all_cached(args: argparse.Namespace) -> bool:

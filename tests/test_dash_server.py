@@ -305,3 +305,38 @@ def test_announce_hands_a_failed_start_to_the_caller(study, tmp_path, monkeypatc
     with pytest.raises(PrunescopeError, match=r"exited \(status 3\) before it answered"):
         join()
     assert " at http" not in capsys.readouterr().out
+
+
+def test_demo_stops_its_server_when_terminated_before_serving(monkeypatch):
+    """SIGTERM while demo computes (before it serves) stops the server it started, which
+    runs in a process group of its own, and leaves the SIGTERM handler as it was."""
+    order = []
+
+    class Started:
+        """A started server that records being stopped."""
+
+        def serve(self):
+            order.append("serve")
+            return 0
+
+        def announce(self):
+            return lambda: None
+
+        def stop(self):
+            order.append("stop")
+
+    def terminated(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        order.append("not interrupted")
+        return 0
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(server, "start_dashboard", lambda study, **_: Started())
+    monkeypatch.setattr(cli, "_all_cached", lambda args: False)
+    monkeypatch.setattr(cli, "cmd_compute", terminated)
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: True)
+    monkeypatch.delenv("CI", raising=False)
+    assert cli.main(["demo"]) == 130
+    assert order == ["stop"]
+    assert signal.getsignal(signal.SIGTERM) is before
